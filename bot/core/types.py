@@ -1,0 +1,136 @@
+"""Plain data of a study: enums, participants, battles, limits, refusals. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class StudyState(StrEnum):
+    OPEN = "open"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+class ParticipantStatus(StrEnum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+    BLOCKED = "blocked"
+
+
+class BattleStatus(StrEnum):
+    QUEUED = "queued"  # waiting for one or both replies
+    ANSWERED = "answered"  # both replies in; can be voted
+    FAILED = "failed"  # a model failed; takes no vote
+    VOTED = "voted"
+
+
+class Winner(StrEnum):
+    """Vote values, as in the Chatbot Arena (FastChat) battle format."""
+
+    MODEL_A = "model_a"
+    MODEL_B = "model_b"
+    TIE = "tie"
+    BOTH_BAD = "tie (bothbad)"
+
+
+class Strategy(StrEnum):
+    UNIFORM = "uniform"  # every unordered pair of the roster equally likely
+    BALANCED = "balanced"  # least-battled pairs first, until each reaches the target
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily_quota: int = 20  # battles per participant per UTC day
+    min_seconds_between: float = 20.0  # between two battles of one participant
+    audio_max_seconds: float = 60.0
+    audio_max_bytes: int = 8_000_000
+    comment_max_chars: int = 1000
+    pair_target: int = 50  # battles per pair the balanced strategy aims for
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    state: StudyState
+    roster: tuple[str, ...]
+    strategy: Strategy
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Demographics:
+    age_band: str | None = None
+    gender: str | None = None
+    first_language: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Participant:
+    pseudonym: str
+    status: ParticipantStatus
+    consent_version: str | None
+    consented_at: float | None
+    demographics: Demographics
+    joined_at: float
+    withdrawn_at: float | None = None
+    blocked_reason: str | None = None
+
+    @property
+    def has_consented(self) -> bool:
+        return self.consent_version is not None
+
+
+@dataclass(frozen=True)
+class Reply:
+    side: str  # "a" | "b"
+    model_id: str
+    text: str | None
+    transcript: str | None
+    timings: dict[str, float]
+    error: str | None
+    received_at: float
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Battle:
+    battle_id: str  # random, opaque; never derived from model ids
+    participant: str  # pseudonym
+    model_a: str
+    model_b: str
+    status: BattleStatus
+    strategy: Strategy
+    created_at: float
+    audio_ref: str | None  # path relative to the data dir; None once withdrawn
+    audio_seconds: float
+    replies: dict[str, Reply] = field(default_factory=dict)  # keyed "a" / "b"
+    answered_at: float | None = None
+    winner: Winner | None = None
+    voted_at: float | None = None
+    revealed_at: float | None = None
+    vote_delay_s: float | None = None  # answered_at -> voted_at
+    comments: tuple[Comment, ...] = ()
+    flags: tuple[str, ...] = ()
+    # Opaque references the Discord layer keeps with the battle (channel id, message id, ...).
+    ui: dict[str, Any] = field(default_factory=dict)
+
+
+class Refused(Exception):
+    """A rule refused the request. `message` is polite and safe to show the user as is."""
+
+    def __init__(self, code: str, message: str, retry_at: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_at = retry_at  # unix time when trying again can succeed, where known
+
+
+class StorageNotDurable(RuntimeError):
+    """Redis would lose votes on a restart (no AOF, or appendfsync no)."""

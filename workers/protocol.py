@@ -1,0 +1,92 @@
+"""The contract between the bot and the workers: queue names, job payloads, result messages.
+
+Plain data only, no heavy imports: the bot imports this module without torch or transformers.
+
+Flow: the bot stores the participant's audio bytes under `audio_key(battle_id)` in Redis (so a
+worker on another host needs no shared disk), then enqueues `JOB_FUNCTION` with one `JobRequest`
+dict on the RQ queue `queue_name(model_id)`, once per side. A worker publishes each finished job as
+a `ResultMessage` on the stream `RESULTS_STREAM`, which the bot reads with the consumer group
+`RESULTS_GROUP` (at-least-once: the bot side is idempotent). While a reply is generated, partial
+text goes to `PARTIALS_STREAM` (fields battle_id, side, text = the whole text so far; best
+effort, trimmed; the bot may ignore it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+NAMESPACE = "parley"
+RESULTS_STREAM = f"{NAMESPACE}:results"
+RESULTS_GROUP = "bot"
+PARTIALS_STREAM = f"{NAMESPACE}:partials"
+PARTIALS_MAXLEN = 10_000
+AUDIO_TTL_S = 24 * 3600
+JOB_FUNCTION = "workers.jobs.answer"
+# Live workers announce themselves here (hash: worker name -> JSON with host, models, heartbeat).
+WORKERS_KEY = f"{NAMESPACE}:workers"
+
+Side = Literal["a", "b"]
+ErrorKind = Literal["transient", "permanent", "timeout", "bad_audio"]
+
+
+def queue_name(model_id: str) -> str:
+    return f"model:{model_id}"
+
+
+def audio_key(battle_id: str) -> str:
+    return f"{NAMESPACE}:audio:{battle_id}"
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    battle_id: str
+    side: Side
+    model_id: str
+    audio_key: str
+    audio_format: str  # file suffix the bot saw, e.g. "ogg"; decoding sniffs the bytes anyway
+    max_audio_seconds: float
+    # Earlier turns of the same conversation, [{"role": "user"|"assistant", "content": str}].
+    history: list[dict[str, str]] = field(default_factory=list)
+    enqueued_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ResultMessage:
+    battle_id: str
+    side: Side
+    model_id: str
+    reply: str | None
+    transcript: str | None
+    # Seconds: load, total, first_token where known, queue_wait, decode_audio, asr, generate.
+    timings: dict[str, float]
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    job_id: str | None = None
+    worker: str | None = None
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_fields(self) -> dict[str, str]:
+        """Flat string fields for XADD."""
+        return {"data": json.dumps(asdict(self), ensure_ascii=False)}
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> ResultMessage:
+        raw = fields.get("data", fields.get(b"data"))
+        if raw is None:
+            raise ValueError(f"result message without a 'data' field: {sorted(map(str, fields))}")
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        return cls(**json.loads(raw))
