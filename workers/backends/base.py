@@ -1,0 +1,55 @@
+"""The one small interface every model backend implements.
+
+A backend is built from its `ModelSpec`, loads once (`load`), is warmed up once (`warmup`), and then
+answers many clips (`answer`). Loading happens in the worker process at start, never per job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from workers.modelsfile import ModelSpec
+
+SAMPLE_RATE = 16_000
+
+# Called with the whole reply text so far, as it grows (where the backend can stream).
+PartialCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Answer:
+    reply: str
+    transcript: str | None = None
+    # Seconds. Keys: total, first_token (where known), asr, generate, tokens (count), ...
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class BackendError(Exception):
+    """A backend could not answer. `transient` errors (429, 5xx, timeouts) are worth a retry."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Backend(Protocol):
+    spec: ModelSpec
+
+    def load(self) -> None:
+        """Load weights / open sessions. Called once per worker process."""
+
+    def warmup(self) -> None:
+        """Run one short request so the first participant does not pay for compilation."""
+
+    def answer(
+        self,
+        audio: np.ndarray,
+        history: list[dict[str, str]],
+        on_partial: PartialCallback | None = None,
+    ) -> Answer:
+        """`audio`: 16 kHz mono float32 in [-1, 1]. `history`: earlier turns, oldest first."""
+        ...
