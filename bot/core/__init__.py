@@ -1,0 +1,39 @@
+"""The study core: plain Python over Redis that never imports discord (docs/ARCHITECTURE.md)."""
+
+from bot.core.study import Study, iter_battles, iter_participants
+from bot.core.types import (
+    Battle,
+    BattleStatus,
+    Comment,
+    Demographics,
+    Limits,
+    Participant,
+    ParticipantStatus,
+    Refused,
+    Reply,
+    StorageNotDurable,
+    Strategy,
+    StudyConfig,
+    StudyState,
+    Winner,
+)
+
+__all__ = [
+    "Battle",
+    "BattleStatus",
+    "Comment",
+    "Demographics",
+    "Limits",
+    "Participant",
+    "ParticipantStatus",
+    "Refused",
+    "Reply",
+    "StorageNotDurable",
+    "Strategy",
+    "Study",
+    "StudyConfig",
+    "StudyState",
+    "Winner",
+    "iter_battles",
+    "iter_participants",
+]

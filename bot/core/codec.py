@@ -1,0 +1,134 @@
+"""Between Redis hashes (bytes) and the plain types of bot.core.types."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.core.types import (
+    Battle,
+    BattleStatus,
+    Comment,
+    Demographics,
+    Limits,
+    Participant,
+    ParticipantStatus,
+    Reply,
+    Strategy,
+    StudyConfig,
+    StudyState,
+    Winner,
+)
+
+LIMIT_FIELDS = {f.name: f.type for f in dataclasses.fields(Limits)}
+
+
+def decode_hash(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> dict[str, str]:
+    """HGETALL as a dict, or the flat [field, value, ...] array a Lua script returns."""
+    items = raw.items() if isinstance(raw, Mapping) else zip(raw[0::2], raw[1::2], strict=True)
+    return {_text(k): _text(v) for k, v in items}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _float(value: str | None) -> float | None:
+    return None if value is None or value == "" else float(value)
+
+
+def fmt_time(value: float) -> str:
+    """Times are stored as text with microseconds; Lua compares them as doubles."""
+    return f"{value:.6f}"
+
+
+def battle_from_hash(h: Mapping[str, str]) -> Battle:
+    replies = {}
+    for side in ("a", "b"):
+        raw = h.get(f"reply_{side}")
+        if raw:
+            replies[side] = Reply(**json.loads(raw))
+    n_comments = int(h.get("n_comments", "0"))
+    comments = tuple(
+        Comment(**json.loads(h[f"comment:{i}"]))
+        for i in range(1, n_comments + 1)
+        if f"comment:{i}" in h
+    )
+    ui = {k[3:]: json.loads(v) for k, v in h.items() if k.startswith("ui.")}
+    flags = tuple(f for f in h.get("flags", "").split(",") if f)
+    winner = h.get("winner")
+    return Battle(
+        battle_id=h["battle_id"],
+        participant=h["participant"],
+        model_a=h["model_a"],
+        model_b=h["model_b"],
+        status=BattleStatus(h["status"]),
+        strategy=Strategy(h["strategy"]),
+        created_at=float(h["created_at"]),
+        audio_ref=h.get("audio_ref") or None,
+        audio_seconds=float(h["audio_seconds"]),
+        replies=replies,
+        answered_at=_float(h.get("answered_at")),
+        winner=Winner(winner) if winner else None,
+        voted_at=_float(h.get("voted_at")),
+        revealed_at=_float(h.get("revealed_at")),
+        vote_delay_s=_float(h.get("vote_delay_s")),
+        comments=comments,
+        flags=flags,
+        ui=ui,
+    )
+
+
+def reply_json(reply: Reply) -> str:
+    return json.dumps(dataclasses.asdict(reply), ensure_ascii=False)
+
+
+def participant_from_hash(h: Mapping[str, str]) -> Participant:
+    demographics = json.loads(h["demographics"]) if h.get("demographics") else {}
+    return Participant(
+        pseudonym=h["pseudonym"],
+        status=ParticipantStatus(h["status"]),
+        consent_version=h.get("consent_version") or None,
+        consented_at=_float(h.get("consented_at")),
+        demographics=Demographics(**demographics),
+        # A withdrawal record keeps no join time; the withdrawal time stands in.
+        joined_at=float(h.get("joined_at") or h.get("withdrawn_at") or 0.0),
+        withdrawn_at=_float(h.get("withdrawn_at")),
+        blocked_reason=h.get("blocked_reason") or None,
+    )
+
+
+def config_from_hash(h: Mapping[str, str], roster: Sequence[str]) -> StudyConfig:
+    limits: dict[str, Any] = {}
+    for name, kind in LIMIT_FIELDS.items():
+        key = f"limit.{name}"
+        if key in h:
+            limits[name] = int(h[key]) if kind in (int, "int") else float(h[key])
+    return StudyConfig(
+        state=StudyState(h["state"]),
+        roster=tuple(sorted(roster)),
+        strategy=Strategy(h["strategy"]),
+        limits=Limits(**limits),
+    )
+
+
+def limit_fields(limits: Limits) -> list[str]:
+    """Flat field/value pairs for HSET of the config hash."""
+    out: list[str] = []
+    for name in LIMIT_FIELDS:
+        out += [f"limit.{name}", repr(getattr(limits, name))]
+    return out
+
+
+def battle_json(battle: Battle) -> dict[str, Any]:
+    """A battle as JSON-able data (for my_data and the event stream)."""
+    data = dataclasses.asdict(battle)
+    data["comments"] = [dataclasses.asdict(c) for c in battle.comments]
+    data["flags"] = list(battle.flags)
+    return data
+
+
+def participant_json(participant: Participant) -> dict[str, Any]:
+    return dataclasses.asdict(participant)

@@ -1,0 +1,46 @@
+"""The polite messages of every refusal, by code. `Refused.message` is shown to users as is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.core.types import Refused
+
+_MESSAGES = {
+    "no_consent": "Please join the study first (use /join and agree to the consent form).",
+    "withdrawn": "You have withdrawn from this study, so you cannot take part again.",
+    "blocked": "You cannot start new battles in this study. Please contact a moderator.",
+    "paused": "The study is paused for now; please try again later.",
+    "closed": "The study is closed and takes no new battles. Thank you for taking part!",
+    "roster_too_small": "The study has fewer than two models right now; please try again later.",
+    "daily_quota": "You have reached today's limit of battles. Thank you! You can go on {when}.",
+    "rate_limited": "Please wait a little before the next battle: you can go on {when}.",
+    "audio_too_long": "That recording is too long: please keep it under {limit:g} seconds.",
+    "audio_too_large": "That recording is too large: please keep it under {limit} bytes.",
+    "no_such_battle": "That battle no longer exists.",
+    "not_your_battle": "Only the person who started this battle can vote on it.",
+    "already_voted": "You already voted on this battle; your first vote stands.",
+    "not_ready": "Please wait until both replies are in before voting.",
+    "failed": "One of the models failed on this battle, so it cannot take a vote. Sorry!",
+    "empty_comment": "The comment is empty.",
+    "comment_too_long": "Comments can be at most {limit} characters.",
+    "too_many_comments": "This battle already has the most comments it can take ({limit}).",
+    "unknown_model": "Unknown model id(s): {bad}. Known ids: {known}.",
+    "roster_invalid": "{detail}",
+    "invalid_limit": "{detail}",
+}
+
+
+def when(retry_at: float) -> str:
+    """A Discord timestamp tag (renders in the reader's time zone) plus UTC text for elsewhere."""
+    utc = datetime.fromtimestamp(retry_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"<t:{int(retry_at + 0.999)}:R> ({utc})"
+
+
+def refused(code: str, retry_at: float | None = None, **details: object) -> Refused:
+    template = _MESSAGES.get(code)
+    if template is None:
+        raise ValueError(f"no message for refusal code {code!r}")
+    if retry_at is not None:
+        details.setdefault("when", when(retry_at))
+    return Refused(code, template.format(**details), retry_at)
