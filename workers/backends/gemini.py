@@ -1,0 +1,207 @@
+"""Gemini `generateContent` with inline audio, over aiohttp.
+
+Request (POST {base_url}/models/{model}:generateContent, key in the `x-goog-api-key` header):
+`system_instruction`, the earlier turns as `contents` (roles "user" / "model"), then a user turn
+whose one part is `inline_data` {"mime_type": "audio/wav", "data": <base64 WAV>}; sampling goes in
+`generationConfig`. The answer's text is the concatenated `candidates[0].content.parts[].text`.
+With `stream = true` it calls `:streamGenerateContent?alt=sse`, whose SSE events are each a
+whole `GenerateContentResponse` carrying the next piece of text.
+
+Settings (all but `model` optional):
+    model            e.g. "gemini-2.5-flash"
+    api_key_env      default GEMINI_API_KEY
+    base_url         default https://generativelanguage.googleapis.com/v1beta
+    system_prompt, language, max_new_tokens, temperature
+    stream           default true
+    timeout_s (60), retries (2), backoff_s (0.5)
+    check_on_start   GET {base_url}/models/{model} at warmup (default true)
+    extra_generation_config  a table merged into generationConfig
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from workers.audio import encode_wav
+from workers.backends.base import Answer, BackendError, PartialCallback
+from workers.backends.http import ApiClient, RetryPolicy
+from workers.backends.openai_audio import system_text
+from workers.backends.spec_settings import SpecSettings
+from workers.modelsfile import ModelSpec
+
+SETTINGS = (
+    "model",
+    "api_key_env",
+    "base_url",
+    "system_prompt",
+    "language",
+    "max_new_tokens",
+    "temperature",
+    "stream",
+    "timeout_s",
+    "retries",
+    "backoff_s",
+    "check_on_start",
+    "extra_generation_config",
+)
+_ROLES = {"user": "user", "assistant": "model"}
+
+
+def candidate_text(response: dict[str, Any]) -> tuple[str, str | None]:
+    """(text, finishReason) of the first candidate; refuses a blocked prompt loudly."""
+    feedback = response.get("promptFeedback") or {}
+    if feedback.get("blockReason"):
+        raise BackendError(f"Gemini blocked the prompt: {feedback['blockReason']}")
+    candidates = response.get("candidates") or []
+    if not candidates:
+        return "", None
+    first = candidates[0]
+    parts = (first.get("content") or {}).get("parts") or []
+    # Thinking models may return thought parts ("thought": true); those are not the reply.
+    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
+    return text, first.get("finishReason")
+
+
+class GeminiBackend:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        s = SpecSettings(spec, SETTINGS)
+        self.model: str = s.text("model").removeprefix("models/")
+        self.api_key_env: str = s.text("api_key_env", "GEMINI_API_KEY")
+        base_url = s.text("base_url", "https://generativelanguage.googleapis.com/v1beta")
+        self.base_url: str = base_url.rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"model {spec.id!r}: setting 'base_url' must be an http(s) URL, got {base_url!r}"
+            )
+        self.system_prompt = system_text(s.text("system_prompt", None), s.text("language", None))
+        self.max_new_tokens: int = s.integer("max_new_tokens", 512, minimum=1)
+        self.temperature: float | None = s.number("temperature", None, maximum=2.0)
+        self.stream: bool = s.flag("stream", True)
+        self.timeout_s: float = s.number("timeout_s", 60.0, minimum=0.001)
+        self.policy = RetryPolicy(
+            retries=s.integer("retries", 2), backoff_s=s.number("backoff_s", 0.5)
+        )
+        self.check_on_start: bool = s.flag("check_on_start", True)
+        self.extra_generation_config: dict[str, Any] = dict(s.table("extra_generation_config", {}))
+        self._key: str | None = None
+        self._client: ApiClient | None = None
+
+    def __repr__(self) -> str:
+        return f"GeminiBackend(id={self.spec.id!r}, model={self.model!r})"
+
+    def load(self) -> None:
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise ValueError(
+                f"model {self.spec.id!r}: the API key variable {self.api_key_env} (setting "
+                "'api_key_env') is not set in the environment"
+            )
+        self._key = key
+        self._client = ApiClient(
+            name=f"gemini model {self.spec.id!r}",
+            timeout_s=self.timeout_s,
+            policy=self.policy,
+            secrets=(key,),
+        )
+
+    def warmup(self) -> None:
+        if self.check_on_start:
+            client = self._ready()
+            client.run(client.get_json(f"{self.base_url}/models/{self.model}", self._headers()))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _ready(self) -> ApiClient:
+        if self._client is None or self._key is None:
+            raise BackendError(f"model {self.spec.id!r} is not loaded (call load() first)")
+        return self._client
+
+    def _headers(self) -> dict[str, str]:
+        # The header, not the ?key= query parameter: URLs end up in logs, headers do not.
+        return {"Content-Type": "application/json", "x-goog-api-key": self._key or ""}
+
+    def payload(self, wav_b64: str, history: list[dict[str, str]]) -> dict[str, Any]:
+        contents: list[dict[str, Any]] = []
+        for turn in history:
+            role = _ROLES.get(turn.get("role", ""))
+            if role is None:
+                raise BackendError(
+                    f"history turn with role {turn.get('role')!r}; want user/assistant"
+                )
+            contents.append({"role": role, "parts": [{"text": str(turn.get("content", ""))}]})
+        contents.append(
+            {
+                "role": "user",
+                "parts": [{"inline_data": {"mime_type": "audio/wav", "data": wav_b64}}],
+            }
+        )
+        config: dict[str, Any] = {"maxOutputTokens": self.max_new_tokens}
+        if self.temperature is not None:
+            config["temperature"] = self.temperature
+        config.update(self.extra_generation_config)
+        body: dict[str, Any] = {"contents": contents, "generationConfig": config}
+        if self.system_prompt:
+            body["system_instruction"] = {"parts": [{"text": self.system_prompt}]}
+        return body
+
+    def answer(
+        self,
+        audio: np.ndarray,
+        history: list[dict[str, str]],
+        on_partial: PartialCallback | None = None,
+    ) -> Answer:
+        client = self._ready()
+        started = time.perf_counter()
+        wav_b64 = base64.b64encode(encode_wav(audio)).decode("ascii")
+        timings: dict[str, float] = {"encode_audio": time.perf_counter() - started}
+        body = self.payload(wav_b64, history)
+        pieces: list[str] = []
+        finish: list[str] = []
+        usage: dict[str, Any] = {}
+        if self.stream:
+            url = f"{self.base_url}/models/{self.model}:streamGenerateContent?alt=sse"
+
+            def on_event(event: dict[str, Any]) -> None:
+                usage.update(event.get("usageMetadata") or {})
+                text, reason = self._text(event)
+                if reason:
+                    finish.append(reason)
+                if text:
+                    if not pieces:
+                        timings["first_token"] = time.perf_counter() - started
+                    pieces.append(text)
+                    if on_partial is not None:
+                        on_partial("".join(pieces))
+
+            client.run(client.post_sse(url, body, self._headers(), on_event))
+        else:
+            url = f"{self.base_url}/models/{self.model}:generateContent"
+            data = client.run(client.post_json(url, body, self._headers()))
+            usage.update(data.get("usageMetadata") or {})
+            text, reason = self._text(data)
+            pieces.append(text)
+            if reason:
+                finish.append(reason)
+        reply = "".join(pieces).strip()
+        if not reply:
+            why = f" (finishReason {finish[-1]})" if finish else ""
+            raise BackendError(f"model {self.spec.id!r} returned an empty reply{why}")
+        timings["total"] = time.perf_counter() - started
+        if "candidatesTokenCount" in usage:
+            timings["tokens"] = float(usage["candidatesTokenCount"])
+        return Answer(reply=reply, transcript=None, timings=timings)
+
+    def _text(self, response: dict[str, Any]) -> tuple[str, str | None]:
+        try:
+            return candidate_text(response)
+        except BackendError as exc:
+            raise BackendError(f"model {self.spec.id!r}: {exc}") from None

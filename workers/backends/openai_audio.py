@@ -1,0 +1,241 @@
+"""OpenAI chat completions with audio input (gpt-4o-audio-preview and successors), over aiohttp.
+
+Request (POST {base_url}/chat/completions): the system prompt, the earlier turns as text, then a
+user message whose content is one `input_audio` part ({"data": <base64 WAV>, "format": "wav"}).
+With `stream = true` the reply arrives as Server-Sent Events of `chat.completion.chunk` objects
+(`choices[0].delta.content`), ended by `data: [DONE]`; partial text goes to `on_partial`.
+
+Settings (all but `model` optional):
+    model            the API model name, e.g. "gpt-4o-audio-preview"
+    api_key_env      environment variable holding the key (default OPENAI_API_KEY)
+    base_url         default https://api.openai.com/v1 (tests point it at a local server)
+    system_prompt, language, max_new_tokens, temperature
+    stream           default true
+    timeout_s        per request (default 60); retries (default 2); backoff_s (default 0.5)
+    check_on_start   GET {base_url}/models at warmup and look for `model` there, so a bad key
+                     or model name fails at start
+                     (default true)
+    extra_body       a table merged into the request (provider-specific parameters)
+
+`OpenAiCompatibleBackend` (openai_compatible.py) reuses all of this for any server that speaks
+the same API.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from workers.audio import encode_wav
+from workers.backends.base import Answer, BackendError, PartialCallback
+from workers.backends.http import ApiClient, RetryPolicy
+from workers.backends.spec_settings import SpecSettings
+from workers.modelsfile import ModelSpec
+
+COMMON_SETTINGS = (
+    "model",
+    "api_key_env",
+    "base_url",
+    "system_prompt",
+    "language",
+    "max_new_tokens",
+    "temperature",
+    "stream",
+    "timeout_s",
+    "retries",
+    "backoff_s",
+    "check_on_start",
+    "extra_body",
+)
+
+
+def system_text(system_prompt: str | None, language: str | None) -> str | None:
+    """The system prompt, with the reply language appended when the study fixes one."""
+    parts = [p for p in (system_prompt, f"Reply in {language}." if language else None) if p]
+    return " ".join(parts) or None
+
+
+class ChatCompletionsBackend:
+    """Shared by openai_audio and openai_compatible: the chat completions API with audio in."""
+
+    extra_settings: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
+    default_api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+    # OpenAI renamed max_tokens to max_completion_tokens; servers such as vLLM take either.
+    max_tokens_field: ClassVar[str] = "max_completion_tokens"
+    audio_parts: ClassVar[tuple[str, ...]] = ("input_audio",)
+    # Ask for token usage in the last stream chunk (OpenAI; not every compatible server has it).
+    stream_usage: ClassVar[bool] = True
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        s = SpecSettings(spec, COMMON_SETTINGS + self.extra_settings)
+        self.model: str = s.text("model")
+        self.api_key_env: str | None = s.text("api_key_env", self.default_api_key_env)
+        base_url = (
+            s.text("base_url")
+            if self.default_base_url is None
+            else s.text("base_url", self.default_base_url)
+        )
+        self.base_url: str = base_url.rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"model {spec.id!r}: setting 'base_url' must be an http(s) URL, got {base_url!r}"
+            )
+        self.system_prompt = system_text(s.text("system_prompt", None), s.text("language", None))
+        self.max_new_tokens: int = s.integer("max_new_tokens", 512, minimum=1)
+        self.temperature: float | None = s.number("temperature", None, maximum=2.0)
+        self.stream: bool = s.flag("stream", True)
+        self.timeout_s: float = s.number("timeout_s", 60.0, minimum=0.001)
+        self.policy = RetryPolicy(
+            retries=s.integer("retries", 2), backoff_s=s.number("backoff_s", 0.5)
+        )
+        self.check_on_start: bool = s.flag("check_on_start", True)
+        self.extra_body: dict[str, Any] = dict(s.table("extra_body", {}))
+        self.audio_part: str = (
+            s.choice("audio_part", self.audio_parts, self.audio_parts[0])
+            if "audio_part" in self.extra_settings
+            else self.audio_parts[0]
+        )
+        self._key: str | None = None
+        self._client: ApiClient | None = None
+
+    def __repr__(self) -> str:
+        # Never the key.
+        return f"{type(self).__name__}(id={self.spec.id!r}, model={self.model!r})"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        if self.api_key_env is not None:
+            key = os.environ.get(self.api_key_env, "").strip()
+            if not key:
+                raise ValueError(
+                    f"model {self.spec.id!r}: the API key variable {self.api_key_env} (setting "
+                    "'api_key_env') is not set in the environment"
+                )
+            self._key = key
+        self._client = ApiClient(
+            name=f"{self.spec.backend} model {self.spec.id!r}",
+            timeout_s=self.timeout_s,
+            policy=self.policy,
+            secrets=(self._key,) if self._key else (),
+        )
+
+    def warmup(self) -> None:
+        if self.check_on_start:
+            # Costs nothing and proves the key and the model name before the first participant.
+            client = self._ready()
+            listing = client.run(client.get_json(f"{self.base_url}/models", self._headers()))
+            served = [str(m.get("id")) for m in listing.get("data") or [] if isinstance(m, dict)]
+            if self.model not in served:
+                raise BackendError(
+                    f"model {self.spec.id!r}: {self.base_url} does not serve {self.model!r}; "
+                    f"it serves: {', '.join(served[:20]) or 'nothing'}"
+                )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _ready(self) -> ApiClient:
+        if self._client is None:
+            raise BackendError(f"model {self.spec.id!r} is not loaded (call load() first)")
+        return self._client
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return headers
+
+    # --- requests --------------------------------------------------------------------------
+
+    def audio_content(self, wav_b64: str) -> dict[str, Any]:
+        if self.audio_part == "audio_url":
+            return {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{wav_b64}"}}
+        return {"type": "input_audio", "input_audio": {"data": wav_b64, "format": "wav"}}
+
+    def payload(self, wav_b64: str, history: list[dict[str, str]]) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        for turn in history:
+            if turn.get("role") not in ("user", "assistant"):
+                raise BackendError(
+                    f"history turn with role {turn.get('role')!r}; want user/assistant"
+                )
+            messages.append({"role": turn["role"], "content": str(turn.get("content", ""))})
+        messages.append({"role": "user", "content": [self.audio_content(wav_b64)]})
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            self.max_tokens_field: self.max_new_tokens,
+        }
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        if self.stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        body.update(self.extra_body)
+        return body
+
+    def answer(
+        self,
+        audio: np.ndarray,
+        history: list[dict[str, str]],
+        on_partial: PartialCallback | None = None,
+    ) -> Answer:
+        client = self._ready()
+        started = time.perf_counter()
+        wav_b64 = base64.b64encode(encode_wav(audio)).decode("ascii")
+        timings: dict[str, float] = {"encode_audio": time.perf_counter() - started}
+        body = self.payload(wav_b64, history)
+        url = f"{self.base_url}/chat/completions"
+        pieces: list[str] = []
+        finish: list[str] = []
+        usage: dict[str, Any] = {}
+        if self.stream:
+
+            def on_event(event: dict[str, Any]) -> None:
+                usage.update(event.get("usage") or {})
+                for choice in event.get("choices") or []:
+                    delta = (choice.get("delta") or {}).get("content")
+                    if delta:
+                        if not pieces:
+                            timings["first_token"] = time.perf_counter() - started
+                        pieces.append(delta)
+                        if on_partial is not None:
+                            on_partial("".join(pieces))
+                    if choice.get("finish_reason"):
+                        finish.append(choice["finish_reason"])
+
+            client.run(client.post_sse(url, body, self._headers(), on_event))
+        else:
+            data = client.run(client.post_json(url, body, self._headers()))
+            usage.update(data.get("usage") or {})
+            choices = data.get("choices") or []
+            if not choices:
+                raise BackendError(f"model {self.spec.id!r}: answer has no choices")
+            message = choices[0].get("message") or {}
+            pieces.append(message.get("content") or "")
+            if choices[0].get("finish_reason"):
+                finish.append(choices[0]["finish_reason"])
+        reply = "".join(pieces).strip()
+        if not reply:
+            why = f" (finish_reason {finish[-1]})" if finish else ""
+            raise BackendError(f"model {self.spec.id!r} returned an empty reply{why}")
+        timings["total"] = time.perf_counter() - started
+        if "completion_tokens" in usage:
+            timings["tokens"] = float(usage["completion_tokens"])
+        return Answer(reply=reply, transcript=None, timings=timings)
+
+
+class OpenAiAudioBackend(ChatCompletionsBackend):
+    """OpenAI's own API."""

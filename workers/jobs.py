@@ -1,0 +1,229 @@
+"""The RQ job: answer one side of a battle, and tell the bot how it went.
+
+`answer(request)` runs in a worker process that has its models loaded (`workers.runtime`). It
+reads the clip from Redis, decodes it, calls the model with a partial-text callback, publishes a
+`ResultMessage` on `RESULTS_STREAM` and returns the same message as a dict.
+
+Failures. Every job is enqueued with `report_failure` as its RQ failure callback
+(`workers.enqueue.enqueue_answer`), so whatever ends a job — bad audio, the model raising, the job
+timeout (RQ raises `JobTimeoutException` inside the job), an unexpected bug — ends in a failure
+`ResultMessage` the bot can tell the participant about. Only transient backend errors (429, 5xx,
+network, after the backend's own backoff) are left to RQ's `Retry`; every other failure sets the
+job's remaining retries to 0 before it propagates, because running it again would fail again and
+keep the participant waiting. The callback publishes only once no retry is left, so the bot sees
+exactly one failure per job (at-least-once: the bot's side is idempotent anyway).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from types import TracebackType
+from typing import Any
+
+import redis
+from rq.job import Job, get_current_job
+from rq.timeouts import JobTimeoutException
+
+from workers import runtime
+from workers.audio import AudioError, load
+from workers.backends.base import BackendError
+from workers.protocol import (
+    PARTIALS_MAXLEN,
+    PARTIALS_STREAM,
+    RESULTS_STREAM,
+    ErrorKind,
+    JobRequest,
+    ResultMessage,
+)
+
+log = logging.getLogger(__name__)
+
+PARTIAL_MIN_INTERVAL_S = 0.5
+
+
+class PartialPublisher:
+    """`on_partial` for a backend: XADDs the text so far, at most every `min_interval_s`.
+
+    The first partial goes out at once (it is what makes the wait feel short); later ones are
+    dropped until the interval has passed. The final text comes with the result anyway.
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        request: JobRequest,
+        *,
+        min_interval_s: float = PARTIAL_MIN_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connection = connection
+        self.request = request
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self.first_at: float | None = None
+        self._last_sent: float | None = None
+        self.sent = 0
+
+    def __call__(self, text: str) -> None:
+        now = self.clock()
+        if self.first_at is None:
+            self.first_at = now
+        if self._last_sent is not None and now - self._last_sent < self.min_interval_s:
+            return
+        self._last_sent = now
+        self.sent += 1
+        self.connection.xadd(
+            PARTIALS_STREAM,
+            {"battle_id": self.request.battle_id, "side": self.request.side, "text": text},
+            maxlen=PARTIALS_MAXLEN,
+            approximate=True,
+        )
+
+
+def publish(connection: redis.Redis, message: ResultMessage) -> dict[str, Any]:
+    connection.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+    return asdict(message)
+
+
+def run(
+    request: JobRequest,
+    loaded: runtime.Runtime,
+    connection: redis.Redis,
+    *,
+    job_id: str | None = None,
+    worker: str | None = None,
+) -> ResultMessage:
+    """The job's work, given its dependencies; raises on failure (see the module docstring)."""
+    started_wall = time.time()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if request.enqueued_at:
+        timings["queue_wait"] = max(0.0, started_wall - request.enqueued_at)
+    model = loaded.get(request.model_id)
+    timings["load"] = model.load_s
+    data = connection.get(request.audio_key)
+    if data is None:
+        raise AudioError(
+            "empty", "The recording is no longer available. Please send your message again."
+        )
+    audio = load(data, request.max_audio_seconds)  # type: ignore[arg-type]
+    timings["decode_audio"] = time.perf_counter() - started
+    partials = PartialPublisher(connection, request)
+    model_started = time.perf_counter()
+    result = model.backend.answer(audio, list(request.history), partials)
+    done = time.perf_counter()
+    for key, value in result.timings.items():
+        if key == "total":
+            timings["model"] = value
+        elif key != "first_token":
+            timings[key] = value
+    if "first_token" in result.timings:
+        timings["first_token"] = model_started - started + result.timings["first_token"]
+    elif partials.first_at is not None:
+        timings["first_token"] = partials.first_at - started
+    timings["total"] = done - started
+    return ResultMessage(
+        battle_id=request.battle_id,
+        side=request.side,
+        model_id=request.model_id,
+        reply=result.reply,
+        transcript=result.transcript,
+        timings=timings,
+        job_id=job_id,
+        worker=worker,
+        finished_at=time.time(),
+    )
+
+
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    """RQ entry point (`workers.protocol.JOB_FUNCTION`)."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("workers.jobs.answer must run inside an RQ worker (no current job)")
+    parsed = JobRequest.from_dict(request)
+    try:
+        message = run(
+            parsed, runtime.current(), job.connection, job_id=job.id, worker=job.worker_name
+        )
+    except Exception as exc:
+        if not (isinstance(exc, BackendError) and exc.transient):
+            job.retries_left = 0  # permanent: a retry would fail the same way
+        raise
+    return publish(job.connection, message)
+
+
+def failure_kind(exc: BaseException | None) -> ErrorKind:
+    if isinstance(exc, JobTimeoutException):
+        return "timeout"
+    if isinstance(exc, AudioError):
+        return "bad_audio"
+    if isinstance(exc, BackendError) and exc.transient:
+        return "transient"
+    return "permanent"
+
+
+def failure_message(job: Job, exc: BaseException | None, *, worker: str | None) -> ResultMessage:
+    request = JobRequest.from_dict(job.args[0])
+    kind = failure_kind(exc)
+    if kind == "timeout":
+        error = f"model {request.model_id!r} took longer than the job timeout ({job.timeout} s)"
+    elif exc is None:
+        error = "the job failed"
+    else:
+        error = str(exc) or type(exc).__name__
+    timings: dict[str, float] = {}
+    now = time.time()
+    if job.started_at is not None:
+        started = job.started_at
+        if started.tzinfo is None:  # RQ stores UTC
+            started = started.replace(tzinfo=datetime.UTC)
+        timings["total"] = max(0.0, now - started.timestamp())
+        if request.enqueued_at:
+            timings["queue_wait"] = max(0.0, started.timestamp() - request.enqueued_at)
+    return ResultMessage(
+        battle_id=request.battle_id,
+        side=request.side,
+        model_id=request.model_id,
+        reply=None,
+        transcript=None,
+        timings=timings,
+        error=error,
+        error_kind=kind,
+        job_id=job.id,
+        worker=worker,
+        finished_at=now,
+    )
+
+
+def report_failure(
+    job: Job,
+    connection: redis.Redis,
+    exc_type: type[BaseException] | None,
+    exc_value: BaseException | None,
+    traceback: TracebackType | None,
+) -> None:
+    """RQ failure callback: publish a failure result unless RQ is about to retry the job."""
+    if job.retries_left:
+        log.warning(
+            "job %s (%s) failed, %d retr%s left: %s",
+            job.id,
+            job.args[0].get("model_id") if job.args else "?",
+            job.retries_left,
+            "y" if job.retries_left == 1 else "ies",
+            exc_value,
+        )
+        return
+    message = failure_message(job, exc_value, worker=job.worker_name)
+    log.error(
+        "job %s for battle %s side %s failed (%s): %s",
+        job.id,
+        message.battle_id,
+        message.side,
+        message.error_kind,
+        message.error,
+    )
+    publish(connection, message)
