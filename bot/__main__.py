@@ -1,0 +1,92 @@
+"""`python -m bot`: the Discord bot of a Parley study (settings from the environment / `.env`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+
+import numpy as np
+import redis
+import redis.asyncio as aioredis
+
+from bot.settings import Settings, SettingsError, load_settings
+from workers.modelsfile import ModelsFileError, load_models_file
+
+log = logging.getLogger("bot")
+
+
+async def run(settings: Settings) -> int:
+    from bot.core import Study
+    from bot.core.types import StorageNotDurable
+    from bot.discord_app.app import ParleyBot, load_consent, point_at
+
+    point_at(settings.discord_api_base, settings.discord_gateway_url)
+    models = load_models_file(settings.models_file)  # type: ignore[arg-type]
+    consent_text = load_consent(settings)
+    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    rq_conn = redis.Redis.from_url(settings.redis_url)
+    study = Study(
+        redis_client,
+        secret=settings.secret_bytes,
+        data_dir=settings.data_dir,
+        known_models=models,
+        # Pair draws and A/B sides must be unpredictable in a real study: seeded from the OS.
+        rng=np.random.default_rng(),
+        clock=time.time,
+    )
+    try:
+        await study.check_persistence(allow_volatile=settings.allow_volatile_redis)
+    except StorageNotDurable as exc:
+        log.error(
+            "refusing to start: %s. Turn on AOF in Redis (appendonly yes, appendfsync everysec "
+            "or always), or set PARLEY_ALLOW_VOLATILE_REDIS=1 for a throwaway run.",
+            exc,
+        )
+        return 2
+    except redis.RedisError as exc:
+        log.error("cannot reach Redis at %s: %s", settings.redis_url, exc)
+        return 2
+    bot = ParleyBot(
+        settings=settings,
+        study=study,
+        models=models,
+        redis_client=redis_client,
+        rq_conn=rq_conn,
+        consent_text=consent_text,
+    )
+    loop = asyncio.get_running_loop()
+    # SIGTERM (honcho, systemd, tests) closes the gateway cleanly instead of killing mid-edit.
+    loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(bot.close()))
+    try:
+        async with bot:
+            await bot.start(settings.discord_token.get_secret_value())  # type: ignore[union-attr]
+    finally:
+        await redis_client.aclose()
+        rq_conn.close()
+    return 0
+
+
+def main() -> int:
+    try:
+        settings = load_settings().for_bot()
+    except SettingsError as exc:
+        print(f"parley bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(run(settings))
+    except ModelsFileError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

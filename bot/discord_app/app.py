@@ -1,0 +1,182 @@
+"""The `commands.Bot` subclass: intents, dependencies, cogs, persistent buttons, command sync."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+import redis
+import redis.asyncio as aioredis
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord_app import checks, views
+from bot.discord_app.results import BattleEditor, ResultListener
+from bot.settings import Settings
+from workers.modelsfile import ModelsFile
+
+if TYPE_CHECKING:
+    from bot.core import Study
+    from bot.discord_app.participant import Participant
+
+log = logging.getLogger(__name__)
+
+# Where the bot remembers which command set it last synced to the guild (a hash of the payload).
+SYNCED_KEY = "parley:discord:commands_synced:{guild_id}"
+# Each participant's private thread in the study channel, by pseudonym.
+THREAD_KEY = "parley:discord:thread:{pseudonym}"
+
+
+def intents() -> discord.Intents:
+    """Only what the study needs. Message content is privileged: without it Discord sends guild
+    messages (in the participants' private threads) without their attachments."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.dm_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+def point_at(api_base: str, gateway_url: str) -> None:
+    """Send discord.py's REST calls and gateway connection to `api_base` / `gateway_url`.
+
+    discord.py reads these class attributes on every request / connect; the defaults are Discord's.
+    """
+    import yarl
+
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def load_consent(settings: Settings) -> str:
+    path = settings.consent_file or Path(__file__).resolve().parent.parent / "consent.md"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot read the consent text PARLEY_CONSENT_FILE={path}: {exc}"
+        ) from exc
+    # Drop HTML comments (notes for the study team) from what participants see.
+    lines = [line for line in text.splitlines() if not line.strip().startswith("<!--")]
+    text = "\n".join(lines).strip()
+    if not text:
+        raise RuntimeError(f"the consent text {path} is empty")
+    return text
+
+
+class ParleyBot(commands.Bot):
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        study: Study,
+        models: ModelsFile,
+        redis_client: aioredis.Redis,
+        rq_conn: redis.Redis,
+        consent_text: str,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+        )
+        self.settings = settings
+        self.study = study
+        self.models = models
+        self.redis = redis_client
+        self.rq_conn = rq_conn
+        self.consent_text = consent_text
+        self.editor = BattleEditor(self, study)
+        self.listener = ResultListener(redis_client, study, self.editor)
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def guild_object(self) -> discord.Object:
+        return discord.Object(id=int(self.settings.guild_id or 0))
+
+    @property
+    def flow(self) -> Participant:
+        cog = self.get_cog("Participant")
+        if cog is None:
+            raise RuntimeError("the Participant cog is not loaded")
+        return cog  # type: ignore[return-value]
+
+    def display_name(self, model_id: str) -> str:
+        spec = self.models.models.get(model_id)
+        return spec.display_name if spec is not None else model_id
+
+    async def setup_hook(self) -> None:
+        from bot.discord_app.moderator import Moderator
+        from bot.discord_app.participant import Participant
+
+        self.add_dynamic_items(*views.DYNAMIC_ITEMS)
+        await self.add_cog(Participant(self))
+        await self.add_cog(Moderator(self))
+        self.tree.on_error = self.on_app_command_error
+        # Commands live in the study's guild only: they show up at once (global commands take
+        # up to an hour) and nobody outside the study server sees them.
+        self.tree.copy_global_to(guild=self.guild_object)
+        await self.sync_commands(force=False)
+        await self.listener.ensure_group()
+        self._background = [
+            asyncio.create_task(self._results_after_ready(), name="parley-results"),
+            asyncio.create_task(self.listener.run_partials(), name="parley-partials"),
+        ]
+
+    async def _results_after_ready(self) -> None:
+        # Editing messages needs a live connection; results that arrived while the bot was
+        # down are pending in the group and get shown now, once.
+        await self.wait_until_ready()
+        await self.listener.catch_up()
+        await self.listener.run_results()
+
+    def commands_payload_hash(self) -> str:
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=self.guild_object)]
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    async def sync_commands(self, *, force: bool) -> bool:
+        """Sync slash commands to the guild unless this exact set was synced before."""
+        key = SYNCED_KEY.format(guild_id=self.guild_object.id)
+        digest = self.commands_payload_hash()
+        stored = await self.redis.get(key)
+        if not force and stored is not None and stored.decode() == digest:
+            log.info("slash commands already synced (version %s)", digest)
+            return False
+        synced = await self.tree.sync(guild=self.guild_object)
+        await self.redis.set(key, digest)
+        log.info("synced %d slash commands to guild %s", len(synced), self.guild_object.id)
+        return True
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error) or checks.REFUSAL
+            log.info("refused /%s for a non-moderator", getattr(interaction.command, "name", "?"))
+        else:
+            original = getattr(error, "original", error)
+            log.error(
+                "command /%s failed",
+                getattr(interaction.command, "qualified_name", "?"),
+                exc_info=original,
+            )
+            text = "Sorry, something went wrong on our side. The study team has been notified."
+        await views.tell(interaction, text)
+
+    async def on_ready(self) -> None:
+        log.info("connected as %s (id %s)", self.user, getattr(self.user, "id", "?"))
+
+    async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.editor.close()
+        await super().close()

@@ -1,0 +1,94 @@
+"""The two forms: a comment on a battle, and the optional demographics after consent."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.core.types import Demographics, Refused
+
+if TYPE_CHECKING:
+    from bot.discord_app.app import ParleyBot
+
+log = logging.getLogger(__name__)
+
+# Discord caps a text input at 4,000 characters; the study's own limit is usually lower.
+DISCORD_TEXT_INPUT_MAX = 4000
+
+
+class CommentModal(discord.ui.Modal, title="Add a comment"):
+    def __init__(self, battle_id: str, *, max_chars: int) -> None:
+        super().__init__(custom_id=f"parley:commentmodal:{battle_id}", timeout=15 * 60)
+        self.battle_id = battle_id
+        self.max_chars = max_chars
+        self.text: discord.ui.TextInput[CommentModal] = discord.ui.TextInput(
+            label="Why did you vote as you did?",
+            style=discord.TextStyle.paragraph,
+            placeholder="e.g. A understood my accent; B ignored half the question.",
+            required=True,
+            max_length=min(max_chars, DISCORD_TEXT_INPUT_MAX),
+        )
+        self.add_item(self.text)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot: ParleyBot = interaction.client  # type: ignore[assignment]
+        # The Discord client enforces these bounds; a raw interaction need not, so check again.
+        text = (self.text.value or "").strip()
+        if not text:
+            await interaction.response.send_message(
+                "Your comment was empty, so nothing was saved.", ephemeral=True
+            )
+            return
+        if len(text) > self.max_chars:
+            await interaction.response.send_message(
+                f"Your comment has {len(text):,} characters; the limit is {self.max_chars:,}. "
+                "Nothing was saved — please shorten it and try again.",
+                ephemeral=True,
+            )
+            return
+        try:
+            await bot.study.comment(interaction.user.id, self.battle_id, text)
+        except Refused as refused:
+            await interaction.response.send_message(refused.message, ephemeral=True)
+            return
+        await interaction.response.send_message("Thanks — your comment was saved.", ephemeral=True)
+
+
+class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
+    age_band: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
+        label="Age band", placeholder="e.g. 18-24, 25-34, 35-44 …", required=False, max_length=20
+    )
+    gender: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
+        label="Gender", required=False, max_length=40
+    )
+    first_language: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
+        label="First language", required=False, max_length=40
+    )
+    country: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
+        label="Country you live in", required=False, max_length=60
+    )
+
+    def __init__(self) -> None:
+        super().__init__(custom_id="parley:demographics", timeout=30 * 60)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        bot: ParleyBot = interaction.client  # type: ignore[assignment]
+
+        def value(field: discord.ui.TextInput[DemographicsModal]) -> str | None:
+            text = (field.value or "").strip()
+            return text[: field.max_length or 60] or None
+
+        demographics = Demographics(
+            age_band=value(self.age_band),
+            gender=value(self.gender),
+            first_language=value(self.first_language),
+            country=value(self.country),
+        )
+        try:
+            await bot.study.set_demographics(interaction.user.id, demographics)
+        except Refused as refused:
+            await interaction.response.send_message(refused.message, ephemeral=True)
+            return
+        await bot.flow.show_instructions(interaction, edit=False)

@@ -1,0 +1,321 @@
+"""The moderators' side: `/study ...` and `/participant ...`, all behind the moderator check."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import dispatch
+from bot.core.types import Refused, Strategy, StudyState
+from bot.discord_app import render, views
+from bot.discord_app.checks import moderator_only
+from bot.discord_app.participant import resolve_channel
+
+if TYPE_CHECKING:
+    from bot.discord_app.app import ParleyBot
+
+log = logging.getLogger(__name__)
+
+# Discord's upload limit for bots without boosts is 10 MiB; stay under it.
+ATTACH_MAX_BYTES = 8_000_000
+# Discord clients hide these commands from members without Manage Messages unless a server
+# admin allows the moderator role in Server Settings → Integrations; the real gate is the check.
+HIDDEN_FROM = discord.Permissions(manage_messages=True)
+EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+
+
+class Moderator(commands.Cog):
+    study = app_commands.Group(
+        name="study",
+        description="Run the study (moderators only).",
+        guild_only=True,
+        default_permissions=HIDDEN_FROM,
+    )
+    participant = app_commands.Group(
+        name="participant",
+        description="Look after one participant (moderators only).",
+        guild_only=True,
+        default_permissions=HIDDEN_FROM,
+    )
+
+    def __init__(self, bot: ParleyBot) -> None:
+        self.bot = bot
+
+    def by(self, interaction: discord.Interaction) -> str:
+        """The moderator's pseudonym, for the audit stream (no Discord id is stored)."""
+        return self.bot.study.pseudonym(interaction.user.id)
+
+    async def _answer(self, interaction: discord.Interaction, text: str) -> None:
+        await views.tell(interaction, text[: render.MESSAGE_LIMIT])
+
+    async def _answer_data(self, interaction: discord.Interaction, title: str, data: Any) -> None:
+        block = render.json_block(data, limit=render.MESSAGE_LIMIT - len(title) - 2)
+        if block is not None:
+            await self._answer(interaction, f"{title}\n{block}")
+            return
+        blob = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode()
+        await interaction.response.send_message(
+            title, file=discord.File(io.BytesIO(blob), filename="parley.json"), ephemeral=True
+        )
+
+    def _names(self) -> dict[str, str]:
+        return {model_id: spec.display_name for model_id, spec in self.bot.models.models.items()}
+
+    # --- state -------------------------------------------------------------------------------
+
+    async def _set_state(self, interaction: discord.Interaction, state: StudyState) -> None:
+        config = await self.bot.study.set_state(state, self.by(interaction))
+        await self._answer(interaction, f"The study is now **{config.state.value}**.")
+
+    @study.command(name="open", description="Open the study: participants can start rounds.")
+    @moderator_only()
+    async def open_(self, interaction: discord.Interaction) -> None:
+        await self._set_state(interaction, StudyState.OPEN)
+
+    @study.command(name="pause", description="Pause: no new rounds; open rounds still finish.")
+    @moderator_only()
+    async def pause(self, interaction: discord.Interaction) -> None:
+        await self._set_state(interaction, StudyState.PAUSED)
+
+    @study.command(name="close", description="Close the study for good: no new rounds.")
+    @moderator_only()
+    async def close(self, interaction: discord.Interaction) -> None:
+        await self._set_state(interaction, StudyState.CLOSED)
+
+    @study.command(name="status", description="Battles, votes, queues and workers.")
+    @moderator_only()
+    async def status(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        config = await self.bot.study.config()
+        summary = await self.bot.study.summary()
+        models = sorted(set(config.roster) | set(self.bot.models.models))
+        conn = self.bot.rq_conn
+        depths = await asyncio.to_thread(dispatch.queue_depths, conn, models)
+        workers = await asyncio.to_thread(dispatch.live_workers, conn)
+        oldest = await asyncio.to_thread(dispatch.oldest_waiting, conn, models)
+        lines = [render.config_text(config, self._names())]
+        lines.append(
+            "**Queues:** "
+            + (", ".join(f"`{m}` {n}" for m, n in depths.items() if n) or "all empty")
+        )
+        lines.append(
+            f"**Live workers ({len(workers)}):** "
+            + (
+                "; ".join(f"{w.name} on {w.host} ({', '.join(w.models)})" for w in workers)
+                or "none — no replies will come until a worker runs"
+            )
+        )
+        if oldest is not None:
+            waited = render.duration(oldest.waited_s)
+            lines.append(f"**Oldest waiting job:** `{oldest.model_id}` for {waited}")
+        text = "\n".join(lines)
+        block = render.json_block(summary, limit=render.MESSAGE_LIMIT - len(text) - 2)
+        if block is not None:
+            await interaction.followup.send(f"{text}\n{block}", ephemeral=True)
+        else:
+            blob = json.dumps(summary, indent=2, default=str).encode()
+            await interaction.followup.send(
+                text[: render.MESSAGE_LIMIT],
+                file=discord.File(io.BytesIO(blob), filename="summary.json"),
+                ephemeral=True,
+            )
+
+    # --- design ------------------------------------------------------------------------------
+
+    @study.command(name="models", description="Show the roster, or set it (comma-separated ids).")
+    @app_commands.describe(roster="Model ids from the models file, e.g. demo-a, demo-b")
+    @moderator_only()
+    async def models(self, interaction: discord.Interaction, roster: str | None = None) -> None:
+        if roster is not None:
+            ids = [part.strip() for part in roster.replace(" ", ",").split(",") if part.strip()]
+            try:
+                await self.bot.study.set_roster(ids, self.by(interaction))
+            except Refused as refused:
+                await self._answer(interaction, refused.message)
+                return
+        config = await self.bot.study.config()
+        known = ", ".join(f"`{m}`" for m in self.bot.models.models)
+        await self._answer(
+            interaction, f"{render.config_text(config, self._names())}\n**Known models:** {known}"
+        )
+
+    @study.command(name="strategy", description="Show or set how pairs are drawn.")
+    @moderator_only()
+    async def strategy(
+        self, interaction: discord.Interaction, strategy: Strategy | None = None
+    ) -> None:
+        if strategy is not None:
+            await self.bot.study.set_strategy(strategy, self.by(interaction))
+        config = await self.bot.study.config()
+        await self._answer(interaction, f"**Strategy:** {config.strategy.value}")
+
+    @study.command(name="limits", description="Show or change quotas and audio limits.")
+    @moderator_only()
+    async def limits(
+        self,
+        interaction: discord.Interaction,
+        daily_quota: app_commands.Range[int, 0, 10_000] | None = None,
+        min_seconds_between: app_commands.Range[float, 0, 86_400] | None = None,
+        audio_max_seconds: app_commands.Range[float, 1, 600] | None = None,
+        audio_max_bytes: app_commands.Range[int, 1_000, 100_000_000] | None = None,
+        comment_max_chars: app_commands.Range[int, 1, 4000] | None = None,
+        pair_target: app_commands.Range[int, 1, 1_000_000] | None = None,
+    ) -> None:
+        changes = {
+            name: value
+            for name, value in {
+                "daily_quota": daily_quota,
+                "min_seconds_between": min_seconds_between,
+                "audio_max_seconds": audio_max_seconds,
+                "audio_max_bytes": audio_max_bytes,
+                "comment_max_chars": comment_max_chars,
+                "pair_target": pair_target,
+            }.items()
+            if value is not None
+        }
+        if changes:
+            try:
+                await self.bot.study.set_limits(self.by(interaction), **changes)
+            except Refused as refused:
+                await self._answer(interaction, refused.message)
+                return
+        config = await self.bot.study.config()
+        await self._answer(interaction, render.config_text(config, self._names()))
+
+    # --- data and messages -------------------------------------------------------------------
+
+    @study.command(name="export", description="Export every battle (attached if small).")
+    @app_commands.describe(fmt="File format (csv by default)")
+    @app_commands.choices(fmt=[app_commands.Choice(name=s, value=s) for s in EXPORT_FORMATS])
+    @moderator_only()
+    async def export(
+        self,
+        interaction: discord.Interaction,
+        fmt: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        suffix = fmt.value if fmt is not None else "csv"
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        out = Path(self.bot.settings.data_dir) / "exports" / f"battles-{stamp}.{suffix}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows = await self._export(out)
+        size = out.stat().st_size
+        text = f"Exported {rows} battles to `{out}` ({render.megabytes(size)})."
+        if size <= ATTACH_MAX_BYTES:
+            await interaction.followup.send(text, file=discord.File(out), ephemeral=True)
+        else:
+            await interaction.followup.send(
+                text + " Too large to attach; fetch it from the bot's host.", ephemeral=True
+            )
+
+    async def _export(self, out: Path) -> int:
+        from bot.export import export_battles
+
+        return int(await export_battles(self.bot.study, out))
+
+    @study.command(name="post", description="Post the pinned study message with a Join button.")
+    @moderator_only()
+    async def post(self, interaction: discord.Interaction) -> None:
+        channel = self._channel(interaction)
+        if channel is None:
+            await self._answer(interaction, self._no_channel())
+            return
+        message = await channel.send(
+            "🎙️ **Help us compare voice assistants!** Send a short voice message, two anonymous "
+            "models answer, and you tell us which reply is better. Press the button to join.",
+            view=views.join_view(),
+        )
+        try:
+            await message.pin(reason="Parley study message")
+        except discord.HTTPException as exc:
+            await self._answer(
+                interaction, f"Posted in {channel.mention}, but pinning failed: {exc}"
+            )
+            return
+        await self._answer(interaction, f"Posted and pinned in {channel.mention}.")
+
+    @study.command(name="announce", description="Post an announcement in the study channel.")
+    @moderator_only()
+    async def announce(
+        self, interaction: discord.Interaction, text: app_commands.Range[str, 1, 1900]
+    ) -> None:
+        channel = self._channel(interaction)
+        if channel is None:
+            await self._answer(interaction, self._no_channel())
+            return
+        await channel.send(f"📣 {text}", allowed_mentions=discord.AllowedMentions.none())
+        await self._answer(interaction, f"Announced in {channel.mention}.")
+
+    @study.command(name="sync", description="Re-sync the slash commands to this server.")
+    @moderator_only()
+    async def sync(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.sync_commands(force=True)
+        await interaction.followup.send("Slash commands synced.", ephemeral=True)
+
+    def _channel(self, interaction: discord.Interaction) -> discord.TextChannel | None:
+        if interaction.guild is None:
+            return None
+        return resolve_channel(interaction.guild, self.bot.settings.study_channel)
+
+    def _no_channel(self) -> str:
+        return (
+            f"I can't find the study channel {self.bot.settings.study_channel!r} "
+            "(PARLEY_STUDY_CHANNEL: its id or name)."
+        )
+
+    # --- one participant ---------------------------------------------------------------------
+
+    @participant.command(name="info", description="What the study stores about a participant.")
+    @moderator_only()
+    async def info(self, interaction: discord.Interaction, member: discord.User) -> None:
+        data = await self.bot.study.my_data(member.id)
+        await self._answer_data(
+            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}`", data
+        )
+
+    @participant.command(name="withdraw", description="Withdraw a participant (deletes data).")
+    @moderator_only()
+    async def withdraw(self, interaction: discord.Interaction, member: discord.User) -> None:
+        await self.bot.study.withdraw(member.id)
+        await self._answer(
+            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` was withdrawn."
+        )
+
+    @participant.command(name="block", description="Stop a participant from starting rounds.")
+    @moderator_only()
+    async def block(
+        self,
+        interaction: discord.Interaction,
+        member: discord.User,
+        reason: app_commands.Range[str, 1, 300] = "no reason given",
+    ) -> None:
+        try:
+            await self.bot.study.block(member.id, reason, self.by(interaction))
+        except Refused as refused:
+            await self._answer(interaction, refused.message)
+            return
+        await self._answer(
+            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` is blocked."
+        )
+
+    @participant.command(name="unblock", description="Let a blocked participant take part again.")
+    @moderator_only()
+    async def unblock(self, interaction: discord.Interaction, member: discord.User) -> None:
+        try:
+            await self.bot.study.unblock(member.id, self.by(interaction))
+        except Refused as refused:
+            await self._answer(interaction, refused.message)
+            return
+        await self._answer(
+            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` is unblocked."
+        )

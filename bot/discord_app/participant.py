@@ -1,0 +1,282 @@
+"""The participants' side: /join, consent, demographics, voice messages in, /withdraw, /mydata."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from redis.exceptions import RedisError
+
+from bot import dispatch
+from bot.core.types import ParticipantStatus, Refused
+from bot.discord_app import render, views
+from bot.discord_app.app import THREAD_KEY
+from workers.audio import AudioError, probe
+
+if TYPE_CHECKING:
+    from bot.discord_app.app import ParleyBot
+
+log = logging.getLogger(__name__)
+
+
+def resolve_channel(guild: discord.Guild, wanted: str | None) -> discord.TextChannel | None:
+    """PARLEY_STUDY_CHANNEL is a channel id or name."""
+    if not wanted:
+        return None
+    wanted = wanted.strip().lstrip("#")
+    if wanted.isdigit():
+        channel = guild.get_channel(int(wanted))
+        return channel if isinstance(channel, discord.TextChannel) else None
+    return discord.utils.get(guild.text_channels, name=wanted)
+
+
+class Participant(commands.Cog):
+    """Everything a participant does. Rules live in the study core; this only translates."""
+
+    def __init__(self, bot: ParleyBot) -> None:
+        self.bot = bot
+
+    # --- joining ---------------------------------------------------------------------------
+
+    @app_commands.command(name="join", description="Join the study: read the consent form.")
+    async def join(self, interaction: discord.Interaction) -> None:
+        await self.start_join(interaction)
+
+    async def start_join(self, interaction: discord.Interaction) -> None:
+        version = self.bot.settings.consent_version
+        participant = await self.bot.study.participant(interaction.user.id)
+        if (
+            participant is not None
+            and participant.status is ParticipantStatus.ACTIVE
+            and participant.consent_version == version
+        ):
+            await self.show_instructions(interaction, edit=False)
+            return
+        embed = discord.Embed(
+            title=render.consent_title(version),
+            description=self.bot.consent_text[:4096],
+            colour=discord.Colour.blurple(),
+        )
+        await interaction.response.send_message(
+            embed=embed, view=views.consent_view(version), ephemeral=True
+        )
+
+    async def agree(self, interaction: discord.Interaction, version: str) -> None:
+        current = self.bot.settings.consent_version
+        if version != current:
+            await interaction.response.edit_message(
+                content="The consent form has changed since this was shown; please read the "
+                "new version (use `/join`).",
+                embed=None,
+                view=None,
+            )
+            return
+        try:
+            await self.bot.study.consent(interaction.user.id, version)
+        except Refused as refused:
+            await interaction.response.edit_message(content=refused.message, embed=None, view=None)
+            return
+        await interaction.response.edit_message(
+            content="Thank you for joining! If you like, tell us a little about yourself "
+            "(every field is optional) — or skip straight to the instructions.",
+            embed=None,
+            view=views.about_you_view(),
+        )
+
+    async def show_instructions(self, interaction: discord.Interaction, *, edit: bool) -> None:
+        limits = (await self.bot.study.config()).limits
+        thread: discord.Thread | None = None
+        if interaction.guild is not None:
+            try:
+                thread = await self.ensure_thread(interaction.guild, interaction.user)
+            except discord.HTTPException as exc:
+                log.warning("could not open a private thread: %s", exc)
+        text = render.instructions(limits, thread.mention if thread else None)
+        if edit:
+            await interaction.response.edit_message(content=text, embed=None, view=None)
+        else:
+            await views.tell(interaction, text)
+
+    async def ensure_thread(
+        self, guild: discord.Guild, user: discord.abc.User
+    ) -> discord.Thread | None:
+        """The participant's private thread in the study channel, opened on first use."""
+        channel = resolve_channel(guild, self.bot.settings.study_channel)
+        if channel is None:
+            return None
+        key = THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(user.id))
+        known = await self.bot.redis.get(key)
+        if known is not None:
+            thread = guild.get_thread(int(known))
+            if thread is not None and not thread.archived:
+                return thread
+        thread = await channel.create_thread(
+            name="Parley — your voice messages",
+            type=discord.ChannelType.private_thread,
+            invitable=False,
+            auto_archive_duration=10080,
+        )
+        await thread.add_user(user)
+        await self.bot.redis.set(key, str(thread.id))
+        await thread.send(
+            f"Hi {user.mention}! Send your voice messages here (only you and the study team "
+            "can see this thread)."
+        )
+        return thread
+
+    # --- leaving and looking -----------------------------------------------------------------
+
+    @app_commands.command(name="withdraw", description="Leave the study and delete your data.")
+    async def withdraw_command(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            "Withdrawing deletes your recordings, votes, comments and answers from the study "
+            "(only a note that you withdrew is kept). Are you sure?",
+            view=views.withdraw_view(interaction.user.id),
+            ephemeral=True,
+        )
+
+    async def withdraw(self, interaction: discord.Interaction) -> None:
+        await self.bot.study.withdraw(interaction.user.id)
+        await self.bot.redis.delete(
+            THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(interaction.user.id))
+        )
+        await interaction.response.edit_message(
+            content="Done — your data was deleted and you have left the study. Thank you for "
+            "your help!",
+            view=None,
+        )
+
+    @app_commands.command(name="mydata", description="See what the study stores about you.")
+    async def mydata(self, interaction: discord.Interaction) -> None:
+        data = await self.bot.study.my_data(interaction.user.id)
+        block = render.json_block(data)
+        if block is not None:
+            await interaction.response.send_message(block, ephemeral=True)
+            return
+        blob = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode()
+        await interaction.response.send_message(
+            "Everything the study stores about you is in the attached file.",
+            file=discord.File(io.BytesIO(blob), filename="parley-my-data.json"),
+            ephemeral=True,
+        )
+
+    # --- voice messages ----------------------------------------------------------------------
+
+    def _is_study_place(self, channel: discord.abc.Messageable) -> bool:
+        if isinstance(channel, discord.DMChannel):
+            return True
+        if isinstance(channel, discord.Thread) and channel.guild.id == self.bot.settings.guild_id:
+            parent = resolve_channel(channel.guild, self.bot.settings.study_channel)
+            return parent is not None and channel.parent_id == parent.id
+        return False
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not self._is_study_place(message.channel):
+            return
+        try:
+            await self.take_message(message)
+        except discord.HTTPException as exc:
+            log.warning("could not answer message %s: %s", message.id, exc)
+        except RedisError as exc:
+            log.error("Redis error while handling message %s: %s", message.id, exc)
+            await self._reply(
+                message, "Sorry, the study's storage is not reachable right now; please try later."
+            )
+
+    async def _reply(self, message: discord.Message, text: str) -> discord.Message | None:
+        try:
+            return await message.reply(text, mention_author=False)
+        except discord.HTTPException as exc:
+            log.warning("could not reply to message %s: %s", message.id, exc)
+            return None
+
+    async def take_message(self, message: discord.Message) -> None:
+        study = self.bot.study
+        user_id = message.author.id
+        if not message.attachments:
+            participant = await study.participant(user_id)
+            joined = participant is not None and participant.has_consented
+            await self._reply(message, render.TEXT_HINT if joined else render.NOT_JOINED)
+            return
+        attachment = next(
+            (
+                a
+                for a in message.attachments
+                if render.looks_like_audio(
+                    a.filename, a.content_type, voice_message=message.flags.voice
+                )
+            ),
+            None,
+        )
+        if attachment is None:
+            await self._reply(message, render.not_audio(message.attachments[0].filename))
+            return
+        try:
+            await study.check_eligibility(user_id)
+        except Refused as refused:
+            await self._reply(message, refused.message)
+            return
+        limits = (await study.config()).limits
+        # Refuse big files before downloading them.
+        if attachment.size > limits.audio_max_bytes:
+            await self._reply(message, render.too_big(attachment.size, limits.audio_max_bytes))
+            return
+        progress = await message.reply(render.progress_header(None), mention_author=False)
+        data = await attachment.read()
+        try:
+            info = await asyncio.to_thread(probe, data)
+        except AudioError as exc:
+            await progress.edit(content=str(exc))
+            return
+        seconds = info.duration_s
+        if seconds is None:
+            await progress.edit(content=render.unreadable_audio("its length is unknown"))
+            return
+        if seconds > limits.audio_max_seconds:
+            await progress.edit(content=render.too_long(seconds, limits.audio_max_seconds))
+            return
+        fmt = render.audio_suffix(attachment.filename, attachment.content_type)
+        try:
+            battle = await study.start_battle(
+                user_id,
+                data,
+                seconds,
+                fmt,
+                ui={"channel_id": str(progress.channel.id), "message_id": str(progress.id)},
+            )
+        except Refused as refused:
+            await progress.edit(content=refused.message)
+            return
+        requests = dispatch.battle_requests(
+            battle.battle_id,
+            {"a": battle.model_a, "b": battle.model_b},
+            audio_format=fmt,
+            max_audio_seconds=limits.audio_max_seconds,
+            now=time.time(),
+        )
+        try:
+            job_ids = await asyncio.to_thread(
+                dispatch.enqueue_battle,
+                self.bot.rq_conn,
+                requests,
+                timeout_s=self.bot.settings.job_timeout_s,
+            )
+        except RedisError as exc:
+            log.error("could not enqueue battle %s: %s", battle.battle_id, exc)
+            await progress.edit(
+                content="Sorry, I couldn't pass your message to the models right now. "
+                "Please try again in a little while."
+            )
+            return
+        await study.set_ui(battle.battle_id, jobs=job_ids)
+        position = await asyncio.to_thread(dispatch.queue_position, self.bot.rq_conn, job_ids)
+        if position:
+            self.bot.editor.progress(battle.battle_id, position)

@@ -1,0 +1,271 @@
+"""Every text a participant or moderator reads, built from plain data (no Discord calls here).
+
+Battle messages never name a model before the vote: sides are "Model A" / "Model B" only, and a
+model's error text (which may name it) is never shown, only that it failed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.types import Battle, BattleStatus, Limits, StudyConfig, Winner
+
+MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
+HEADER_BUDGET = 400  # room kept for the header / the reveal above the two replies
+SIDES = ("a", "b")
+LABELS = {"a": "Model A", "b": "Model B"}
+CHOICES: dict[str, Winner] = {
+    "a": Winner.MODEL_A,
+    "b": Winner.MODEL_B,
+    "tie": Winner.TIE,
+    "bothbad": Winner.BOTH_BAD,
+}
+CHOICE_LABELS = {
+    "a": "A is better",
+    "b": "B is better",
+    "tie": "Tie",
+    "bothbad": "Both are bad",
+}
+WINNER_WORDS = {
+    Winner.MODEL_A: "A is better",
+    Winner.MODEL_B: "B is better",
+    Winner.TIE: "a tie",
+    Winner.BOTH_BAD: "both are bad",
+}
+AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".m4a", ".aac", ".flac", ".webm")
+
+
+@dataclass(frozen=True)
+class RenderedBattle:
+    content: str
+    # Full texts of replies too long for the message, by side, to attach as files.
+    overflow: dict[str, str]
+
+
+def attachment_name(side: str) -> str:
+    return f"model-{side}.txt"
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+
+
+def _side_block(side: str, text: str | None, *, failed: bool, streaming: bool, budget: int) -> str:
+    label = f"**{LABELS[side]}**"
+    if failed:
+        return f"{label}\n> ⚠️ *This model could not answer this time.*"
+    if text is None or not text.strip():
+        return f"{label}\n> *listening…*" if streaming else f"{label}\n> *(empty reply)*"
+    suffix = " ▌" if streaming else ""
+    body = text.strip() + suffix
+    quoted = _quote(body)
+    if len(label) + 1 + len(quoted) <= budget:
+        return f"{label}\n{quoted}"
+    note = (
+        "\n> *…(still writing)*"
+        if streaming
+        else f"\n> *…(cut here; the whole reply is in {attachment_name(side)})*"
+    )
+    room = max(budget - len(label) - 1 - len(note), 0)
+    return f"{label}\n{quoted[:room].rstrip()}{note}"
+
+
+def battle_message(
+    header: str,
+    texts: dict[str, str | None],
+    *,
+    failed: frozenset[str] = frozenset(),
+    streaming: bool = False,
+) -> RenderedBattle:
+    """The battle message: a header, then Model A's and Model B's replies, within 2,000 chars."""
+    header = header[:HEADER_BUDGET]
+    budget = (MESSAGE_LIMIT - len(header) - 4) // 2
+    blocks = []
+    overflow: dict[str, str] = {}
+    for side in SIDES:
+        text = texts.get(side)
+        block = _side_block(side, text, failed=side in failed, streaming=streaming, budget=budget)
+        if not streaming and text and side not in failed and "(cut here;" in block:
+            overflow[side] = text
+        blocks.append(block)
+    content = header + "\n\n" + "\n\n".join(blocks)
+    return RenderedBattle(content=content[:MESSAGE_LIMIT], overflow=overflow)
+
+
+def reply_texts(battle: Battle) -> tuple[dict[str, str | None], frozenset[str]]:
+    texts = {side: (r.text if (r := battle.replies.get(side)) else None) for side in SIDES}
+    failed = frozenset(side for side, r in battle.replies.items() if r.error is not None)
+    return texts, failed
+
+
+def progress_header(position: int | None) -> str:
+    if position is None or position <= 0:
+        return "🎧 Got your message — two models are listening now."
+    ahead = "1 message is" if position == 1 else f"{position} messages are"
+    return f"🎧 Got your message — {ahead} ahead of yours in the queue. Replies will appear here."
+
+
+VOTE_HEADER = (
+    "🎧 Both models answered. Which reply is better? Vote with the buttons below "
+    "(you can also add a comment)."
+)
+
+
+def failed_header() -> str:
+    return (
+        "⚠️ Sorry — one of the models could not answer this time, so this round takes no vote. "
+        "Please send another voice message to try again."
+    )
+
+
+def reveal_header(battle: Battle, names: dict[str, str], remaining: int) -> str:
+    vote = WINNER_WORDS.get(battle.winner, "—") if battle.winner else "—"
+    left = (
+        "You have reached today's limit — thank you!"
+        if remaining <= 0
+        else f"You can do {remaining} more {'round' if remaining == 1 else 'rounds'} today."
+    )
+    return (
+        f"✅ Thanks for voting ({vote})! Model A was **{names['a']}** and Model B was "
+        f"**{names['b']}**. {left}"
+    )
+
+
+def render_battle(
+    battle: Battle, *, names: dict[str, str] | None = None, remaining: int | None = None
+) -> RenderedBattle:
+    """The final message for a battle in any state (names only used once it is voted)."""
+    texts, failed = reply_texts(battle)
+    if battle.status is BattleStatus.VOTED and names is not None:
+        header = reveal_header(battle, names, remaining if remaining is not None else 0)
+    elif battle.status is BattleStatus.FAILED:
+        header = failed_header()
+    elif battle.status is BattleStatus.ANSWERED:
+        header = VOTE_HEADER
+    else:
+        header = progress_header(None)
+    return battle_message(
+        header, texts, failed=failed, streaming=battle.status is BattleStatus.QUEUED
+    )
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Split on line breaks where possible so each piece fits in one message."""
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut])
+        rest = rest[cut:].lstrip("\n")
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def looks_like_audio(filename: str, content_type: str | None, *, voice_message: bool) -> bool:
+    if voice_message:
+        return True
+    if content_type and content_type.split(";")[0].strip().lower().startswith("audio/"):
+        return True
+    return filename.lower().endswith(AUDIO_SUFFIXES)
+
+
+def audio_suffix(filename: str, content_type: str | None) -> str:
+    lowered = filename.lower()
+    for suffix in AUDIO_SUFFIXES:
+        if lowered.endswith(suffix):
+            return suffix.lstrip(".")
+    if content_type and "/" in content_type:
+        return content_type.split("/", 1)[1].split(";")[0].strip().lower() or "ogg"
+    return "ogg"
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def too_big(size: int, limit: int) -> str:
+    return (
+        f"That file is {megabytes(size)}; the study takes audio up to {megabytes(limit)}. "
+        "Please send a shorter recording."
+    )
+
+
+def too_long(seconds: float, limit: float) -> str:
+    return (
+        f"That recording is {seconds:.0f} s long; the study takes up to {limit:.0f} s. "
+        "Please send a shorter one."
+    )
+
+
+def not_audio(filename: str) -> str:
+    return (
+        f"`{filename[:80]}` doesn't look like audio. Please send a voice message "
+        "(hold the microphone button on mobile) or attach an audio file (.ogg, .mp3, .wav, .m4a)."
+    )
+
+
+def unreadable_audio(reason: str) -> str:
+    return (
+        f"Sorry, I couldn't read that audio ({reason[:200]}). "
+        "Please record it again or try another file."
+    )
+
+
+TEXT_HINT = (
+    "I only take voice messages here. Send a voice message (mobile: hold the microphone button) "
+    "or attach an audio file, and two anonymous models will answer it."
+)
+
+NOT_JOINED = "You haven't joined the study yet — use `/join` first (it only takes a minute)."
+
+
+def instructions(limits: Limits, where: str | None) -> str:
+    place = f"here in our DMs or in your private thread {where}" if where else "here in our DMs"
+    return (
+        "**How it works**\n"
+        f"1. Send a voice message {place} — ask anything, or give the models a task "
+        f"(up to {limits.audio_max_seconds:.0f} s).\n"
+        "2. Two anonymous models, *Model A* and *Model B*, answer.\n"
+        "3. Vote for the better reply (or Tie / Both are bad) and, if you like, add a comment.\n"
+        "4. After your vote we reveal which models they were.\n"
+        f"You can do up to {limits.daily_quota} rounds a day. `/mydata` shows what we store; "
+        "`/withdraw` deletes it."
+    )
+
+
+def consent_title(version: str) -> str:
+    return f"Consent (version {version})"
+
+
+def json_block(data: Any, limit: int = MESSAGE_LIMIT - 20) -> str | None:
+    """A JSON code block, or None when it would not fit in one message."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    block = f"```json\n{text}\n```"
+    return block if len(block) <= limit else None
+
+
+def config_text(config: StudyConfig, names: dict[str, str]) -> str:
+    roster = ", ".join(f"`{m}` ({names.get(m, m)})" for m in config.roster) or "*(empty)*"
+    lim = config.limits
+    return (
+        f"**State:** {config.state.value}\n**Strategy:** {config.strategy.value}\n"
+        f"**Roster:** {roster}\n"
+        f"**Limits:** {lim.daily_quota}/day, {lim.min_seconds_between:g} s between rounds, "
+        f"audio ≤ {lim.audio_max_seconds:g} s and ≤ {megabytes(lim.audio_max_bytes)}, "
+        f"comments ≤ {lim.comment_max_chars} chars, pair target {lim.pair_target}"
+    )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,311 @@
+"""Replies coming back from the workers: the result-stream listener and the battle-message editor.
+
+Results are read with the consumer group `RESULTS_GROUP`: first this consumer's pending entries
+(id "0": results delivered before a crash but never acknowledged), then new ones (">"). An entry
+is acknowledged only after the battle message shows it, and `study.set_ui(rendered=True)` marks
+a battle whose replies are on screen, so a re-delivered result never posts twice.
+
+Partial texts (PARTIALS_STREAM) are best effort: read from "now", no group, never acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import discord
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from bot.core.types import Battle, BattleStatus, Refused
+from bot.discord_app import render, views
+from workers.protocol import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM, ResultMessage
+
+if TYPE_CHECKING:
+    from bot.core import Study
+
+log = logging.getLogger(__name__)
+
+# Discord allows about 5 edits per 5 s per channel; one edit per 1.5 s per message keeps a
+# streaming reply well inside that even with a few battles in one DM.
+EDIT_INTERVAL_S = 1.5
+CONSUMER = "bot"
+BLOCK_MS = 2000
+
+
+@dataclass
+class _Live:
+    """What the editor knows of one battle still on its way."""
+
+    partials: dict[str, str] = field(default_factory=dict)
+    position: int | None = None
+    last_edit: float = float("-inf")
+    scheduled: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class BattleEditor:
+    """Edits each battle's message: progress, streaming text, then the final two replies.
+
+    All edits of one battle go through one lock and are spaced `interval` apart; intermediate
+    states are coalesced (only the newest text is shown), the final one is never dropped.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        study: Study,
+        *,
+        interval: float = EDIT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.study = study
+        self.interval = interval
+        self.clock = clock
+        self._live: dict[str, _Live] = {}
+        self._done: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _state(self, battle_id: str) -> _Live:
+        return self._live.setdefault(battle_id, _Live())
+
+    def partial(self, battle_id: str, side: str, text: str) -> None:
+        if battle_id in self._done or side not in render.SIDES:
+            return
+        self._state(battle_id).partials[side] = text
+        self._schedule(battle_id)
+
+    def progress(self, battle_id: str, position: int | None) -> None:
+        if battle_id in self._done:
+            return
+        self._state(battle_id).position = position
+        self._schedule(battle_id)
+
+    def _schedule(self, battle_id: str) -> None:
+        state = self._state(battle_id)
+        if state.scheduled:
+            return
+        state.scheduled = True
+        task = asyncio.get_running_loop().create_task(self._flush(battle_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _wait_turn(self, state: _Live) -> None:
+        delay = state.last_edit + self.interval - self.clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _flush(self, battle_id: str) -> None:
+        state = self._state(battle_id)
+        async with state.lock:
+            await self._wait_turn(state)
+            state.scheduled = False
+            if battle_id in self._done:
+                return
+            try:
+                battle = await self.study.battle(battle_id)
+                if battle is None or battle.status is not BattleStatus.QUEUED:
+                    return
+                texts, failed = render.reply_texts(battle)
+                for side, text in state.partials.items():
+                    if texts.get(side) is None and side not in failed:
+                        texts[side] = text
+                streaming = any(texts.get(side) for side in render.SIDES)
+                rendered = render.battle_message(
+                    render.progress_header(state.position),
+                    texts,
+                    failed=failed,
+                    streaming=True,
+                )
+                if not streaming and not failed:
+                    # Nothing to show yet but the queue position.
+                    rendered = render.RenderedBattle(
+                        content=render.progress_header(state.position), overflow={}
+                    )
+                await self._message(battle).edit(content=rendered.content)
+            except (discord.HTTPException, RedisError) as exc:
+                # A progress edit is cosmetic: the final render will retry.
+                log.warning("could not update battle %s in progress: %s", battle_id, exc)
+            finally:
+                state.last_edit = self.clock()
+
+    def _message(self, battle: Battle) -> discord.PartialMessage:
+        channel_id = int(battle.ui["channel_id"])
+        message_id = int(battle.ui["message_id"])
+        return self.client.get_partial_messageable(channel_id).get_partial_message(message_id)
+
+    async def final(self, battle: Battle) -> None:
+        """Show both replies (and the vote buttons) or the failure; at most once per battle."""
+        state = self._state(battle.battle_id)
+        async with state.lock:
+            fresh = await self.study.battle(battle.battle_id)
+            if fresh is None or fresh.ui.get("rendered") or fresh.status is BattleStatus.VOTED:
+                self._finish(battle.battle_id)
+                return
+            if "message_id" not in fresh.ui:
+                log.warning("battle %s has no message to edit; skipped", battle.battle_id)
+                self._finish(battle.battle_id)
+                return
+            await self._wait_turn(state)
+            rendered = render.render_battle(fresh)
+            message = self._message(fresh)
+            if rendered.overflow:
+                files = [
+                    discord.File(io.BytesIO(text.encode()), filename=render.attachment_name(side))
+                    for side, text in sorted(rendered.overflow.items())
+                ]
+                await message.channel.send(
+                    "The whole replies, too long for one message:",
+                    files=files,
+                    reference=message.to_reference(fail_if_not_exists=False),
+                    mention_author=False,
+                )
+            view = (
+                views.battle_view(fresh.battle_id)
+                if fresh.status is BattleStatus.ANSWERED
+                else None
+            )
+            await message.edit(content=rendered.content, view=view)
+            state.last_edit = self.clock()
+            await self.study.set_ui(fresh.battle_id, rendered=True)
+            self._finish(fresh.battle_id)
+
+    def _finish(self, battle_id: str) -> None:
+        self._done.add(battle_id)
+        self._live.pop(battle_id, None)
+        # Keep the "done" set from growing for ever; old ids only matter for late partials.
+        if len(self._done) > 10_000:
+            self._done.clear()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class ResultListener:
+    """Reads RESULTS_STREAM (consumer group) and PARTIALS_STREAM and feeds the editor."""
+
+    def __init__(self, redis: aioredis.Redis, study: Study, editor: BattleEditor) -> None:
+        self.redis = redis
+        self.study = study
+        self.editor = editor
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(RESULTS_STREAM, RESULTS_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def catch_up(self) -> None:
+        """Render battles whose replies were recorded but never shown (a crash in between)."""
+        for battle in await self.study.open_battles():
+            if battle.status is BattleStatus.ANSWERED and not battle.ui.get("rendered"):
+                await self._final(battle)
+
+    async def run_results(self) -> None:
+        await self.ensure_group()
+        cursor = "0"  # pending entries of this consumer first, then ">" for new ones
+        while True:
+            try:
+                response = await self.redis.xreadgroup(
+                    RESULTS_GROUP,
+                    CONSUMER,
+                    {RESULTS_STREAM: cursor},
+                    count=20,
+                    block=None if cursor != ">" else BLOCK_MS,
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("reading %s failed (%s); retrying in 1 s", RESULTS_STREAM, exc)
+                await asyncio.sleep(1.0)
+                continue
+            entries = response[0][1] if response else []
+            if cursor != ">":
+                if not entries:
+                    cursor = ">"
+                    continue
+                last = entries[-1][0]
+                cursor = last.decode() if isinstance(last, bytes) else str(last)
+            retry = False
+            for entry_id, fields in entries:
+                if await self.handle(fields):
+                    await self.redis.xack(RESULTS_STREAM, RESULTS_GROUP, entry_id)
+                else:
+                    retry = True
+            if retry:
+                # Unacknowledged entries stay pending: read them again after a pause.
+                await asyncio.sleep(1.0)
+                cursor = "0"
+
+    async def handle(self, fields: dict[bytes, bytes]) -> bool:
+        """Record and show one result; True when it may be acknowledged."""
+        try:
+            result = ResultMessage.from_fields(fields)
+        except (ValueError, TypeError) as exc:
+            log.error("dropping a malformed result message: %s", exc)
+            return True
+        try:
+            battle, changed = await self.study.record_reply(result)
+        except Refused as refused:
+            # E.g. the participant withdrew meanwhile: nothing left to show.
+            log.info("result for battle %s not recorded: %s", result.battle_id, refused.code)
+            return True
+        except RedisError as exc:
+            log.warning("could not record result for %s (%s); will retry", result.battle_id, exc)
+            return False
+        if battle.status in (BattleStatus.ANSWERED, BattleStatus.FAILED):
+            return await self._final(battle)
+        if changed:
+            self.editor.progress(battle.battle_id, None)
+        return True
+
+    async def _final(self, battle: Battle) -> bool:
+        try:
+            await self.editor.final(battle)
+        except discord.NotFound:
+            # The message or channel is gone (deleted thread, closed DMs): nothing to retry.
+            log.info("battle %s: its message no longer exists", battle.battle_id)
+        except discord.Forbidden:
+            log.info("battle %s: no permission to edit its message", battle.battle_id)
+        except discord.HTTPException as exc:
+            log.warning(
+                "battle %s: Discord refused the edit (%s); will retry", battle.battle_id, exc
+            )
+            return False
+        except RedisError as exc:
+            log.warning("battle %s: Redis error while rendering (%s)", battle.battle_id, exc)
+            return False
+        return True
+
+    async def run_partials(self) -> None:
+        cursor = "$"
+        while True:
+            try:
+                response = await self.redis.xread(
+                    {PARTIALS_STREAM: cursor}, count=100, block=BLOCK_MS
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("reading %s failed (%s); retrying in 1 s", PARTIALS_STREAM, exc)
+                await asyncio.sleep(1.0)
+                continue
+            for entry_id, fields in response[0][1] if response else []:
+                cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                battle_id = _text(fields, "battle_id")
+                side = _text(fields, "side")
+                text = _text(fields, "text")
+                if battle_id and side and text is not None:
+                    self.editor.partial(battle_id, side, text)
+
+
+def _text(fields: dict[bytes, bytes], name: str) -> str | None:
+    raw = fields.get(name.encode(), fields.get(name))  # type: ignore[call-overload]
+    if raw is None:
+        return None
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)

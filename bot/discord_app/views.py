@@ -1,0 +1,286 @@
+"""Buttons that keep working after a restart: `DynamicItem`s whose custom_id carries the state.
+
+Every custom_id is namespaced `parley:<action>:...` and holds only opaque ids (a battle id, a
+consent version, a user's own id), never a model's name. The truth lives in Redis: a callback
+re-reads it through the study core, so a click on an old message after a restart, or a second
+click, meets the same rules as the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.core.types import Refused
+from bot.discord_app import modals, render
+
+if TYPE_CHECKING:
+    from bot.discord_app.app import ParleyBot
+
+log = logging.getLogger(__name__)
+
+_BATTLE = r"[A-Za-z0-9_-]{1,64}"
+
+
+def _bot(interaction: discord.Interaction) -> ParleyBot:
+    return interaction.client  # type: ignore[return-value]
+
+
+async def tell(interaction: discord.Interaction, text: str) -> None:
+    """An ephemeral answer, whether or not the interaction was already answered."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=rf"parley:vote:(?P<battle_id>{_BATTLE}):(?P<choice>a|b|tie|bothbad)",
+):
+    def __init__(self, battle_id: str, choice: str, *, disabled: bool = False) -> None:
+        style = (
+            discord.ButtonStyle.primary if choice in ("a", "b") else discord.ButtonStyle.secondary
+        )
+        super().__init__(
+            discord.ui.Button(
+                label=render.CHOICE_LABELS[choice],
+                style=style,
+                custom_id=f"parley:vote:{battle_id}:{choice}",
+                disabled=disabled,
+                row=0,
+            )
+        )
+        self.battle_id = battle_id
+        self.choice = choice
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> VoteButton:
+        return cls(match["battle_id"], match["choice"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+        try:
+            battle, remaining = await bot.study.vote(
+                interaction.user.id, self.battle_id, render.CHOICES[self.choice]
+            )
+        except Refused as refused:
+            await tell(interaction, refused.message)
+            return
+        names = {
+            side: bot.display_name(model)
+            for side, model in (("a", battle.model_a), ("b", battle.model_b))
+        }
+        rendered = render.render_battle(battle, names=names, remaining=remaining)
+        await interaction.response.edit_message(
+            content=rendered.content, view=battle_view(self.battle_id, disabled=True)
+        )
+
+
+class CommentButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=rf"parley:comment:(?P<battle_id>{_BATTLE})",
+):
+    def __init__(self, battle_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Add a comment",
+                emoji="💬",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"parley:comment:{battle_id}",
+                row=1,
+            )
+        )
+        self.battle_id = battle_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> CommentButton:
+        return cls(match["battle_id"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+        battle = await bot.study.battle(self.battle_id)
+        if battle is None:
+            await tell(interaction, "Sorry, I can't find that round any more.")
+            return
+        if battle.participant != bot.study.pseudonym(interaction.user.id):
+            await tell(interaction, "This is not your battle — you can only comment on your own.")
+            return
+        limits = (await bot.study.config()).limits
+        await interaction.response.send_modal(
+            modals.CommentModal(self.battle_id, max_chars=limits.comment_max_chars)
+        )
+
+
+def battle_view(battle_id: str, *, disabled: bool = False) -> discord.ui.View:
+    """Vote buttons plus "Add a comment" (which stays usable after the vote)."""
+    view = discord.ui.View(timeout=None)
+    for choice in ("a", "b", "tie", "bothbad"):
+        view.add_item(VoteButton(battle_id, choice, disabled=disabled))
+    view.add_item(CommentButton(battle_id))
+    return view
+
+
+class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=r"parley:join"):
+    """The button on the pinned study message (`/study post`); same as `/join`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Join the study", style=discord.ButtonStyle.success, custom_id="parley:join"
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> JoinButton:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _bot(interaction).flow.start_join(interaction)
+
+
+class ConsentButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"parley:consent:(?P<version>[A-Za-z0-9._-]{1,32}):(?P<answer>agree|decline)",
+):
+    def __init__(self, version: str, answer: str) -> None:
+        agree = answer == "agree"
+        super().__init__(
+            discord.ui.Button(
+                label="I agree" if agree else "No thanks",
+                style=discord.ButtonStyle.success if agree else discord.ButtonStyle.secondary,
+                custom_id=f"parley:consent:{version}:{answer}",
+            )
+        )
+        self.version = version
+        self.answer = answer
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> ConsentButton:
+        return cls(match["version"], match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        flow = _bot(interaction).flow
+        if self.answer == "agree":
+            await flow.agree(interaction, self.version)
+        else:
+            await interaction.response.edit_message(
+                content="No problem — nothing was stored. You can `/join` any time.",
+                embed=None,
+                view=None,
+            )
+
+
+def consent_view(version: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ConsentButton(version, "agree"))
+    view.add_item(ConsentButton(version, "decline"))
+    return view
+
+
+class AboutYouButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"parley:about:(?P<action>open|skip)"
+):
+    """After consent: the optional demographics form, or skip straight to the instructions."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Tell us about you (optional)" if action == "open" else "Skip",
+                style=discord.ButtonStyle.primary
+                if action == "open"
+                else discord.ButtonStyle.secondary,
+                custom_id=f"parley:about:{action}",
+            )
+        )
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> AboutYouButton:
+        return cls(match["action"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        flow = _bot(interaction).flow
+        if self.action == "open":
+            await interaction.response.send_modal(modals.DemographicsModal())
+        else:
+            await flow.show_instructions(interaction, edit=True)
+
+
+def about_you_view() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(AboutYouButton("open"))
+    view.add_item(AboutYouButton("skip"))
+    return view
+
+
+class WithdrawButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=r"parley:withdraw:(?P<user_id>[0-9]{1,20}):(?P<action>confirm|cancel)",
+):
+    """`/withdraw`'s confirmation. The user id in it only checks who clicked; it is theirs."""
+
+    def __init__(self, user_id: int, action: str) -> None:
+        confirm = action == "confirm"
+        super().__init__(
+            discord.ui.Button(
+                label="Yes, delete my data" if confirm else "Cancel",
+                style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
+                custom_id=f"parley:withdraw:{user_id}:{action}",
+            )
+        )
+        self.user_id = user_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> WithdrawButton:
+        return cls(int(match["user_id"]), match["action"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            await tell(interaction, "This button is someone else's — use `/withdraw` yourself.")
+            return
+        if self.action == "cancel":
+            await interaction.response.edit_message(
+                content="Nothing was deleted. Thanks for staying!", view=None
+            )
+            return
+        await _bot(interaction).flow.withdraw(interaction)
+
+
+def withdraw_view(user_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(WithdrawButton(user_id, "confirm"))
+    view.add_item(WithdrawButton(user_id, "cancel"))
+    return view
+
+
+def join_view() -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(JoinButton())
+    return view
+
+
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    VoteButton,
+    CommentButton,
+    JoinButton,
+    ConsentButton,
+    AboutYouButton,
+    WithdrawButton,
+)
