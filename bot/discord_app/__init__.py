@@ -1,0 +1,1 @@
+"""The Discord layer: a thin translation between Discord and the study core."""

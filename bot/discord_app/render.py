@@ -182,7 +182,10 @@ def audio_suffix(filename: str, content_type: str | None) -> str:
         if lowered.endswith(suffix):
             return suffix.lstrip(".")
     if content_type and "/" in content_type:
-        return content_type.split("/", 1)[1].split(";")[0].strip().lower() or "ogg"
+        # "audio/x-wav" -> "xwav": the study core takes 1-8 letters or digits.
+        subtype = content_type.split("/", 1)[1].split(";")[0].strip().lower()
+        cleaned = "".join(ch for ch in subtype if ch.isascii() and ch.isalnum())[:8]
+        return cleaned or "ogg"
     return "ogg"
 
 

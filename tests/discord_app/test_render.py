@@ -1,0 +1,140 @@
+"""Golden cases for the texts of the Discord layer (pure functions, no Discord)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.types import Battle, BattleStatus, Reply, Strategy, Winner
+from bot.discord_app import render
+
+
+def _battle(status: BattleStatus, a: str | None, b: str | None, **extra: object) -> Battle:
+    replies = {}
+    for side, text in (("a", a), ("b", b)):
+        if text is not None:
+            error = "boom from secret-model-x" if text == "ERROR" else None
+            replies[side] = Reply(
+                side=side,
+                model_id=f"secret-model-{side}",
+                text=None if error else text,
+                transcript=None,
+                timings={},
+                error=error,
+                received_at=1.0,
+            )
+    return Battle(
+        battle_id="0123456789abcdef",
+        participant="p" * 16,
+        model_a="secret-model-a",
+        model_b="secret-model-b",
+        status=status,
+        strategy=Strategy.UNIFORM,
+        created_at=0.0,
+        audio_ref=None,
+        audio_seconds=3.0,
+        replies=replies,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_answered_battle_shows_both_replies_without_names() -> None:
+    rendered = render.render_battle(_battle(BattleStatus.ANSWERED, "Hello there.", "Hi!"))
+    assert rendered.content == (
+        render.VOTE_HEADER + "\n\n**Model A**\n> Hello there.\n\n**Model B**\n> Hi!"
+    )
+    assert rendered.overflow == {}
+    assert "secret" not in rendered.content
+
+
+def test_failed_side_hides_the_error_text() -> None:
+    rendered = render.render_battle(_battle(BattleStatus.FAILED, "fine", "ERROR"))
+    assert "could not answer" in rendered.content
+    assert "secret" not in rendered.content
+    assert rendered.content.startswith(render.failed_header())
+
+
+def test_long_replies_fit_and_overflow_to_files() -> None:
+    long_a = "word " * 1000
+    rendered = render.render_battle(_battle(BattleStatus.ANSWERED, long_a, "short"))
+    assert len(rendered.content) <= render.MESSAGE_LIMIT
+    assert rendered.overflow == {"a": long_a}
+    assert "model-a.txt" in rendered.content
+    assert "> short" in rendered.content
+
+
+def test_streaming_text_is_marked_and_never_overflows() -> None:
+    rendered = render.battle_message("h", {"a": "x" * 5000, "b": None}, streaming=True)
+    assert len(rendered.content) <= render.MESSAGE_LIMIT
+    assert rendered.overflow == {}
+    assert "*listening…*" in rendered.content
+    assert "still writing" in rendered.content
+
+
+def test_reveal_names_the_models_and_the_rest_of_the_day() -> None:
+    battle = _battle(BattleStatus.VOTED, "a", "b", winner=Winner.TIE)
+    names = {"a": "Alpha", "b": "Beta"}
+    rendered = render.render_battle(battle, names=names, remaining=1)
+    assert rendered.content.startswith(
+        "✅ Thanks for voting (a tie)! Model A was **Alpha** and Model B was **Beta**. "
+        "You can do 1 more round today."
+    )
+    done = render.render_battle(battle, names=names, remaining=0)
+    assert "reached today's limit" in done.content
+
+
+@pytest.mark.parametrize(
+    ("position", "expected"),
+    [
+        (None, "🎧 Got your message — two models are listening now."),
+        (0, "🎧 Got your message — two models are listening now."),
+        (
+            1,
+            "🎧 Got your message — 1 message is ahead of yours in the queue. "
+            "Replies will appear here.",
+        ),
+        (
+            3,
+            "🎧 Got your message — 3 messages are ahead of yours in the queue. "
+            "Replies will appear here.",
+        ),
+    ],
+)
+def test_progress_header(position: int | None, expected: str) -> None:
+    assert render.progress_header(position) == expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "voice", "expected"),
+    [
+        ("voice-message.ogg", "audio/ogg", True, True),
+        ("clip.MP3", None, False, True),
+        ("notes.txt", "text/plain", False, False),
+        ("blob", "audio/x-wav", False, True),
+        ("image.png", "image/png", False, False),
+    ],
+)
+def test_looks_like_audio(
+    filename: str, content_type: str | None, voice: bool, expected: bool
+) -> None:
+    assert render.looks_like_audio(filename, content_type, voice_message=voice) is expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "expected"),
+    [("a.ogg", "audio/ogg", "ogg"), ("blob", "audio/x-wav", "xwav"), ("blob", None, "ogg")],
+)
+def test_audio_suffix(filename: str, content_type: str | None, expected: str) -> None:
+    assert render.audio_suffix(filename, content_type) == expected
+
+
+def test_split_text_prefers_line_breaks() -> None:
+    text = "a" * 10 + "\n" + "b" * 10
+    assert render.split_text(text, limit=15) == ["a" * 10, "b" * 10]
+    assert render.split_text("c" * 25, limit=10) == ["c" * 10, "c" * 10, "c" * 5]
+    with pytest.raises(ValueError, match="limit must be positive"):
+        render.split_text("x", limit=0)
+
+
+def test_json_block_refuses_what_does_not_fit() -> None:
+    assert render.json_block({"a": 1}) == '```json\n{\n  "a": 1\n}\n```'
+    assert render.json_block({"a": "x" * 3000}) is None
