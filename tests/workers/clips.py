@@ -1,0 +1,48 @@
+"""Real test clips: speech from espeak-ng, re-encoded with PyAV into what participants send."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+
+# container format, codec, sample rate (None: keep the source's)
+FORMATS: dict[str, tuple[str, str, int | None]] = {
+    "ogg": ("ogg", "libopus", 48_000),  # a Discord voice message
+    "mp3": ("mp3", "libmp3lame", None),
+    "m4a": ("ipod", "aac", None),
+    "webm": ("webm", "libopus", 48_000),
+}
+
+
+def speak(text: str, out: Path) -> bytes:
+    subprocess.run(["espeak-ng", "-w", str(out), text], check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def encode(source: bytes, container: str, codec: str, rate: int | None = None) -> bytes:
+    """Re-encode any audio file to `container`/`codec`, mono."""
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(source)) as src, av.open(buffer, "w", format=container) as out:
+        stream_in = src.streams.audio[0]
+        stream = out.add_stream(codec, rate=rate or stream_in.rate)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
+        for frame in src.decode(stream_in):
+            frame.pts = None
+            for converted in resampler.resample(frame):
+                out.mux(stream.encode(converted))
+        for converted in resampler.resample(None):
+            out.mux(stream.encode(converted))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+def pcm_wav(samples: np.ndarray, rate: int = 16_000) -> bytes:
+    """A WAV file from float samples (for silence and synthetic signals)."""
+    from workers.audio import encode_wav
+
+    return encode_wav(samples.astype(np.float32), rate)

@@ -1,0 +1,397 @@
+"""Local aiohttp servers that speak the OpenAI chat completions and Gemini generateContent APIs.
+
+They check requests the way the real services document them (auth header, audio part shape,
+base64 WAV) and answer in the documented formats, errors included. A test steers a server with a
+`script`: behaviours consumed one per generation request (an HTTP error with a JSON body and
+headers, or a delay), after which requests succeed again. Per-model behaviour
+(`slow_models`, `broken_models`) serves the worker round trip, where the test process cannot
+reach into the worker.
+
+The server runs on its own event loop in a thread, so the synchronous backends under test can
+call it from the test's thread (or from a worker subprocess).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import threading
+import wave
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.redis_servers import free_port
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def openai_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def gemini_error(code: int, message: str, status: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def wav_seconds(b64: str) -> float:
+    """Decode the base64 WAV a backend sent; fails the request if it is not one."""
+    with wave.open(io.BytesIO(base64.b64decode(b64, validate=True))) as clip:
+        if clip.getnchannels() != 1 or clip.getframerate() != 16_000:
+            raise ValueError(
+                f"want 16 kHz mono, got {clip.getnchannels()} ch {clip.getframerate()}"
+            )
+        return clip.getnframes() / clip.getframerate()
+
+
+class FakeApiServer:
+    """Both APIs on one port: OpenAI under /v1, Gemini under /v1beta."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "sk-test-secret-key-123",
+        models: tuple[str, ...] = ("gpt-4o-audio-preview", "gemini-2.5-flash"),
+        words_per_chunk: int = 1,
+        chunk_delay_s: float = 0.0,
+        answer_delay_s: float = 0.0,
+    ) -> None:
+        self.api_key = api_key
+        self.models = list(models)
+        self.words_per_chunk = words_per_chunk
+        self.chunk_delay_s = chunk_delay_s
+        self.answer_delay_s = answer_delay_s
+        self.script: list[Behaviour] = []
+        self.slow_models: dict[str, float] = {}
+        self.broken_models: set[str] = set()
+        self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def gemini_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1beta"
+
+    # --- life ---------------------------------------------------------------------------------
+
+    def start(self) -> FakeApiServer:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/v1/models", self._openai_models)
+        app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_get("/v1beta/models/{name}", self._gemini_model)
+        app.router.add_post("/v1beta/models/{name}", self._gemini_generate)
+        self._thread.start()
+        self._call(self._start(app))
+        return self
+
+    async def _start(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self._call(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def generation_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["json"] is not None]
+
+    async def _record(self, request: web.Request) -> dict[str, Any] | None:
+        body = await request.json() if request.can_read_body else None
+        self.requests.append(
+            {"path": request.path_qs, "headers": dict(request.headers), "json": body}
+        )
+        return body
+
+    async def _scripted(self, error: Any) -> web.Response | None:
+        if not self.script:
+            if self.answer_delay_s:
+                await asyncio.sleep(self.answer_delay_s)
+            return None
+        step = self.script.pop(0)
+        if step.delay_s:
+            await asyncio.sleep(step.delay_s)
+        if step.status == 200:
+            return None
+        return web.json_response(
+            step.body if step.body is not None else error(step.status),
+            status=step.status,
+            headers=step.headers,
+        )
+
+    async def _per_model(self, model: str, error: web.Response) -> web.Response | None:
+        if model in self.slow_models:
+            await asyncio.sleep(self.slow_models[model])
+        if model in self.broken_models:
+            return error
+        return None
+
+    @staticmethod
+    def reply_for(seconds: float, history_turns: int) -> str:
+        return f"I heard {seconds:.1f} seconds of audio after {history_turns} earlier turns."
+
+    def _chunks(self, text: str) -> list[str]:
+        words = text.split(" ")
+        n = self.words_per_chunk
+        return [
+            " ".join(words[i : i + n]) + (" " if i + n < len(words) else "")
+            for i in range(0, len(words), n)
+        ]
+
+    async def _sse(
+        self, request: web.Request, events: list[dict[str, Any]], done: bool
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            if self.chunk_delay_s:
+                await asyncio.sleep(self.chunk_delay_s)
+        if done:
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    # --- OpenAI -------------------------------------------------------------------------------
+
+    def _openai_auth(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None:
+            return None
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            given = request.headers.get("Authorization", "")[-4:]
+            return web.json_response(
+                openai_error(
+                    f"Incorrect API key provided: sk-...{given}.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+                status=401,
+            )
+        return None
+
+    async def _openai_models(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        if (denied := self._openai_auth(request)) is not None:
+            return denied
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": m, "object": "model", "owned_by": "test"} for m in self.models],
+            }
+        )
+
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if (denied := self._openai_auth(request)) is not None:
+            return denied
+        scripted = await self._scripted(
+            lambda status: openai_error(f"scripted error {status}", "server_error")
+        )
+        if scripted is not None:
+            return scripted
+        try:
+            model = body["model"]
+            messages = body["messages"]
+            audio_part = messages[-1]["content"][0]
+            if audio_part["type"] == "input_audio":
+                if audio_part["input_audio"]["format"] != "wav":
+                    raise ValueError("format must be wav")
+                seconds = wav_seconds(audio_part["input_audio"]["data"])
+            elif audio_part["type"] == "audio_url":
+                url = audio_part["audio_url"]["url"]
+                prefix = "data:audio/wav;base64,"
+                if not url.startswith(prefix):
+                    raise ValueError("audio_url must be a data URL")
+                seconds = wav_seconds(url.removeprefix(prefix))
+            else:
+                raise ValueError(f"unsupported content part {audio_part['type']!r}")
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            return web.json_response(
+                openai_error(f"Invalid request: {exc}", "invalid_request_error"), status=400
+            )
+        if model not in self.models:
+            return web.json_response(
+                openai_error(
+                    f"The model `{model}` does not exist",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+                status=404,
+            )
+        broken = await self._per_model(
+            model,
+            web.json_response(
+                openai_error("The model crashed.", "invalid_request_error"), status=400
+            ),
+        )
+        if broken is not None:
+            return broken
+        history = sum(1 for m in messages if m["role"] in ("user", "assistant")) - 1
+        text = self.reply_for(seconds, history)
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": 10,
+                        "completion_tokens": len(text.split()),
+                        "total_tokens": 20,
+                    },
+                }
+            )
+        events: list[dict[str, Any]] = [
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        ]
+        for piece in self._chunks(text):
+            events.append(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                }
+            )
+        events.append(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
+        )
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "model": model,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 10,
+                        "completion_tokens": len(text.split()),
+                        "total_tokens": 20,
+                    },
+                }
+            )
+        return await self._sse(request, events, done=True)
+
+    # --- Gemini -------------------------------------------------------------------------------
+
+    def _gemini_auth(self, request: web.Request) -> web.Response | None:
+        if self.api_key is not None and request.headers.get("x-goog-api-key") != self.api_key:
+            return web.json_response(
+                gemini_error(
+                    400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"
+                ),
+                status=400,
+            )
+        return None
+
+    async def _gemini_model(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        if (denied := self._gemini_auth(request)) is not None:
+            return denied
+        name = request.match_info["name"]
+        if name not in self.models:
+            return web.json_response(
+                gemini_error(404, f"models/{name} is not found", "NOT_FOUND"), status=404
+            )
+        return web.json_response({"name": f"models/{name}", "displayName": name})
+
+    async def _gemini_generate(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if (denied := self._gemini_auth(request)) is not None:
+            return denied
+        name, _, method = request.match_info["name"].partition(":")
+        if method not in ("generateContent", "streamGenerateContent"):
+            return web.json_response(
+                gemini_error(404, f"no method {method}", "NOT_FOUND"), status=404
+            )
+        if method == "streamGenerateContent" and request.query.get("alt") != "sse":
+            return web.json_response(
+                gemini_error(400, "this fake only streams alt=sse", "INVALID_ARGUMENT"), status=400
+            )
+        scripted = await self._scripted(
+            lambda status: gemini_error(status, f"scripted {status}", "UNAVAILABLE")
+        )
+        if scripted is not None:
+            return scripted
+        try:
+            contents = body["contents"]
+            inline = contents[-1]["parts"][0]["inline_data"]
+            if inline["mime_type"] != "audio/wav":
+                raise ValueError("mime_type must be audio/wav")
+            seconds = wav_seconds(inline["data"])
+            if contents[-1]["role"] != "user":
+                raise ValueError("last turn must be the user's")
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            return web.json_response(
+                gemini_error(400, f"Invalid JSON payload: {exc}", "INVALID_ARGUMENT"), status=400
+            )
+        if name == "blocked-model":
+            return web.json_response({"promptFeedback": {"blockReason": "SAFETY"}})
+        text = self.reply_for(seconds, len(contents) - 1)
+        usage = {
+            "promptTokenCount": 10,
+            "candidatesTokenCount": len(text.split()),
+            "totalTokenCount": 20,
+        }
+
+        def response(piece: str, finish: str | None) -> dict[str, Any]:
+            candidate: dict[str, Any] = {
+                "content": {"parts": [{"text": piece}], "role": "model"},
+                "index": 0,
+            }
+            if finish:
+                candidate["finishReason"] = finish
+            return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": name}
+
+        if method == "generateContent":
+            return web.json_response(response(text, "STOP"))
+        chunks = self._chunks(text)
+        events = [
+            response(p, "STOP" if i == len(chunks) - 1 else None) for i, p in enumerate(chunks)
+        ]
+        return await self._sse(request, events, done=False)
