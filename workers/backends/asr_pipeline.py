@@ -14,7 +14,7 @@ Settings (defaults in brackets):
     language           ISO code, or unset to detect [unset]
     vad                true | false [true]
     beam_size          [1]
-    asr_max_tokens     most tokens the transformers Whisper writes per 30 s window [224]
+    asr_max_tokens     most tokens Whisper writes per 30 s window [224]
     llm_model          the chat LLM: hub id / path / `local:` (required)
     and the generation settings of workers.backends.textgen (device, dtype, system_prompt,
     max_new_tokens, temperature, top_p, static_cache, compile, max_cache_len, trust_remote_code).
@@ -179,6 +179,7 @@ class AsrPipelineBackend:
                 beam_size=self.beam_size,
                 vad_filter=self.vad,
                 condition_on_previous_text=False,
+                max_new_tokens=self.asr_max_tokens,
             )
             return " ".join(segment.text.strip() for segment in segments).strip()
         return self._transcribe_transformers(audio)

@@ -293,7 +293,7 @@ class StreamingGenerator:
             try:
                 with torch.inference_mode():
                     self.model.generate(**kwargs)
-            except BaseException as exc:  # re-raised in the caller's thread below
+            except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller thread below
                 failure.append(exc)
                 streamer.end()
 
