@@ -1,0 +1,216 @@
+"""Export the battles (and participants) of a study: Parquet, CSV or JSONL by suffix.
+
+    python -m bot.export --out battles.parquet [--participants participants.csv]
+
+One row per battle, core columns named as in the Chatbot Arena (FastChat) battle format
+(battle_id, tstamp, participant, model_a, model_b, winner) plus what a researcher needs.
+Rows hold pseudonyms only: never Discord ids, usernames, Discord message refs or audio paths.
+Withdrawn participants' battles are gone from the store, so they are in no export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import redis.asyncio as aioredis
+
+from bot.core import Battle, Participant, Study, iter_battles, iter_participants
+from bot.settings import SettingsError, load_settings
+
+BATTLE_COLUMNS = [
+    "battle_id",
+    "tstamp",  # UTC: when the vote was cast, or when the battle started if unvoted
+    "participant",
+    "model_a",
+    "model_b",
+    "winner",  # model_a | model_b | tie | tie (bothbad) | null (unvoted)
+    "status",
+    "strategy",
+    "turn",
+    "created_at",
+    "answered_at",
+    "voted_at",
+    "vote_delay_s",
+    "audio_seconds",
+    "transcript",
+    "transcript_a",
+    "transcript_b",
+    "reply_a",
+    "reply_b",
+    "latency_a",
+    "latency_b",
+    "first_token_a",
+    "first_token_b",
+    "error_a",
+    "error_b",
+    "comment",
+    "n_comments",
+    "flags",
+]
+PARTICIPANT_COLUMNS = [
+    "participant",
+    "status",
+    "consent_version",
+    "consented_at",
+    "joined_at",
+    "withdrawn_at",
+    "age_band",
+    "gender",
+    "first_language",
+    "country",
+]
+_TIME_COLUMNS = ("tstamp", "created_at", "answered_at", "voted_at", "consented_at", "joined_at")
+SUFFIXES = (".parquet", ".csv", ".jsonl")
+
+
+def battle_row(battle: Battle) -> dict[str, Any]:
+    a, b = battle.replies.get("a"), battle.replies.get("b")
+    # The query transcript: both sides hear the same audio; take whichever side has ASR text.
+    transcript = next((r.transcript for r in (a, b) if r is not None and r.transcript), None)
+    return {
+        "battle_id": battle.battle_id,
+        "tstamp": battle.voted_at if battle.voted_at is not None else battle.created_at,
+        "participant": battle.participant,
+        "model_a": battle.model_a,
+        "model_b": battle.model_b,
+        "winner": battle.winner.value if battle.winner is not None else None,
+        "status": battle.status.value,
+        "strategy": battle.strategy.value,
+        # Battles are single-turn: one question, two replies, one vote.
+        "turn": 1,
+        "created_at": battle.created_at,
+        "answered_at": battle.answered_at,
+        "voted_at": battle.voted_at,
+        "vote_delay_s": battle.vote_delay_s,
+        "audio_seconds": battle.audio_seconds,
+        "transcript": transcript,
+        "transcript_a": a.transcript if a else None,
+        "transcript_b": b.transcript if b else None,
+        "reply_a": a.text if a else None,
+        "reply_b": b.text if b else None,
+        "latency_a": a.timings.get("total") if a else None,
+        "latency_b": b.timings.get("total") if b else None,
+        "first_token_a": a.timings.get("first_token") if a else None,
+        "first_token_b": b.timings.get("first_token") if b else None,
+        "error_a": a.error if a else None,
+        "error_b": b.error if b else None,
+        "comment": "\n\n".join(c.text for c in battle.comments) or None,
+        "n_comments": len(battle.comments),
+        "flags": ",".join(battle.flags),
+    }
+
+
+def participant_row(participant: Participant) -> dict[str, Any]:
+    d = participant.demographics
+    return {
+        "participant": participant.pseudonym,
+        "status": participant.status.value,
+        "consent_version": participant.consent_version,
+        "consented_at": participant.consented_at,
+        "joined_at": participant.joined_at,
+        "withdrawn_at": participant.withdrawn_at,
+        "age_band": d.age_band,
+        "gender": d.gender,
+        "first_language": d.first_language,
+        "country": d.country,
+    }
+
+
+def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    for name in columns:
+        if name in _TIME_COLUMNS or name == "withdrawn_at":
+            frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
+    return frame
+
+
+def _redis_of(source: Study | aioredis.Redis) -> aioredis.Redis:
+    return source.redis if isinstance(source, Study) else source
+
+
+async def battles_frame(source: Study | aioredis.Redis) -> pd.DataFrame:
+    rows = [battle_row(b) async for b in iter_battles(_redis_of(source))]
+    return _frame(rows, BATTLE_COLUMNS)
+
+
+async def participants_frame(source: Study | aioredis.Redis) -> pd.DataFrame:
+    rows = [participant_row(p) async for p in iter_participants(_redis_of(source))]
+    rows.sort(key=lambda r: r["participant"])
+    return _frame(rows, PARTICIPANT_COLUMNS)
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> Path:
+    """Write by suffix to a temp file, then rename: a reader never sees half an export."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ValueError(f"export file must end in {', '.join(SUFFIXES)}; got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if suffix == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    elif suffix == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_json(tmp, orient="records", lines=True, date_format="iso", force_ascii=False)
+    os.replace(tmp, path)
+    return path
+
+
+async def export_battles(source: Study | aioredis.Redis, path: Path | str) -> int:
+    """Write one row per battle to `path`; returns the number of rows."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"export file must end in {', '.join(SUFFIXES)}; got {str(path)!r}")
+    frame = await battles_frame(source)
+    await asyncio.to_thread(write_frame, frame, path)
+    return len(frame)
+
+
+async def export_participants(source: Study | aioredis.Redis, path: Path | str) -> int:
+    frame = await participants_frame(source)
+    await asyncio.to_thread(write_frame, frame, Path(path))
+    return len(frame)
+
+
+async def _run(redis_url: str, out: Path, participants: Path | None) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=False)
+    try:
+        n = await export_battles(client, out)
+        print(f"wrote {n} battles to {out}")
+        if participants is not None:
+            n = await export_participants(client, participants)
+            print(f"wrote {n} participants to {participants}")
+    finally:
+        await client.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.export",
+        description="Export a study's battles (one row per battle) from Redis (REDIS_URL).",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="FILE.parquet, .csv or .jsonl")
+    parser.add_argument("--participants", type=Path, help="also write the participants table here")
+    args = parser.parse_args(argv)
+    for path in (args.out, args.participants):
+        if path is not None and path.suffix.lower() not in SUFFIXES:
+            parser.error(f"{path}: the file must end in {', '.join(SUFFIXES)}")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    asyncio.run(_run(settings.redis_url, args.out, args.participants))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
