@@ -91,8 +91,9 @@ def error_detail(body: bytes) -> str:
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
         message = str(error.get("message", "")).strip()
-        kind = error.get("status") or error.get("type") or error.get("code")
-        return (f"{message} ({kind})" if kind else message)[:_MAX_ERROR_CHARS]
+        # Gemini: status ("INVALID_ARGUMENT"); OpenAI: type and code ("invalid_api_key").
+        kinds = [str(error[k]) for k in ("status", "type", "code") if isinstance(error.get(k), str)]
+        return (f"{message} ({', '.join(kinds)})" if kinds else message)[:_MAX_ERROR_CHARS]
     if isinstance(error, str):
         return error[:_MAX_ERROR_CHARS]
     return text.strip()[:_MAX_ERROR_CHARS]
