@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
 import av
 import discord
+import numpy as np
 import pytest
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.standin import StandIn
-from tests.standin.voice import VoiceClip, speak
+from tests.standin import Fault, StandIn, StandInThread
+from tests.standin.gateway import without_content
+from tests.standin.interactions import command_data, find_command, modal_submit_components
+from tests.standin.state import World
+from tests.standin.voice import VoiceClip, speak, waveform
 
 TOKEN = "standin-token"
 
@@ -107,7 +114,9 @@ class StudyBot(commands.Bot):
             stream = container.streams.audio[0]
             samples = sum(frame.samples for frame in container.decode(stream))
             info = {"codec": stream.codec_context.name, "rate": stream.rate, "samples": samples}
-        self.decoded.append({**info, "duration": attachment.duration, "waveform": attachment.waveform})
+        self.decoded.append(
+            {**info, "duration": attachment.duration, "waveform": attachment.waveform}
+        )
         await message.channel.send(
             f"heard {info['codec']}", file=discord.File(io.BytesIO(data), filename="echo.ogg")
         )
@@ -168,7 +177,8 @@ async def bot(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
 
 async def test_login_ready_and_guild(standin: StandIn, bot: StudyBot) -> None:
     guild = bot.get_guild(int(standin.guild_id))
-    assert bot.user is not None and bot.user.id == int(standin.bot.id)
+    assert bot.user is not None
+    assert bot.user.id == int(standin.bot.id)
     assert {c.name for c in guild.text_channels} == {"study", "general"}
     assert {r.name for r in guild.roles} >= {"@everyone", "Study moderator"}
     assert guild.get_member(bot.user.id) is not None
@@ -198,7 +208,8 @@ async def test_voice_message_is_downloaded_and_decodes_as_opus(
     )
     await standin.wait_for(lambda: bot.decoded, what="the bot to decode the voice message")
     decoded = bot.decoded[0]
-    assert decoded["codec"] == "opus" and decoded["rate"] == 48_000
+    assert decoded["codec"] == "opus"
+    assert decoded["rate"] == 48_000
     assert decoded["samples"] / 48_000 == pytest.approx(clip.duration_secs, abs=0.05)
     assert decoded["duration"] == pytest.approx(clip.duration_secs)
     assert decoded["waveform"] == clip.waveform
@@ -235,9 +246,7 @@ async def test_slash_command_with_subcommand_and_member_option(
     assert buttons == ["vote:a", "vote:comment"]
 
 
-async def test_unknown_command_and_bad_options_fail_loudly(
-    standin: StandIn, bot: StudyBot
-) -> None:
+async def test_unknown_command_and_bad_options_fail_loudly(standin: StandIn, bot: StudyBot) -> None:
     alice = await standin.add_member("alice")
     with pytest.raises(LookupError, match="nope"):
         await standin.slash_command(alice, "nope")
@@ -254,10 +263,12 @@ async def test_button_click_and_modal_submit(standin: StandIn, bot: StudyBot) ->
 
     comment = await standin.click(alice, message, "vote:comment")
     modal = (await standin.wait_for_response(comment)).data
-    assert modal["custom_id"] and modal["title"] == "Your comment"
+    assert modal["custom_id"]
+    assert modal["title"] == "Your comment"
     submitted = await standin.submit_modal(alice, comment, {"comment:text": "B was clearer"})
     thanks = await standin.wait_for_response(submitted)
-    assert thanks.original["content"] == "Thanks: B was clearer" and thanks.ephemeral
+    assert thanks.original["content"] == "Thanks: B was clearer"
+    assert thanks.ephemeral
 
     vote = await standin.click(alice, message, "vote:a")
     update = await standin.wait_for_response(vote)
@@ -295,7 +306,8 @@ async def test_429_with_retry_after_is_retried(standin: StandIn, bot: StudyBot) 
     posts = standin.calls("POST", "/channels/{channel_id}/messages")
     assert [c.status for c in posts] == [429, 200]
     assert posts[1].at - posts[0].at >= 0.3
-    assert fault.hits == 1 and sent.content == "after a rate limit"
+    assert fault.hits == 1
+    assert sent.content == "after a rate limit"
 
 
 async def test_5xx_is_retried(standin: StandIn, bot: StudyBot) -> None:
@@ -339,3 +351,196 @@ async def test_unknown_route_is_404_and_recorded(standin: StandIn, bot: StudyBot
         ("/nothing/here", 404, {"message": "404: Not Found", "code": 0})
     ]
     standin.rest.calls.clear()  # the fixture fails tests that hit unknown routes
+
+
+async def test_dm_private_thread_pins_and_guild_fetches(standin: StandIn, bot: StudyBot) -> None:
+    alice = await standin.add_member("alice")
+    guild = bot.get_guild(int(standin.guild_id))
+    member = await guild.fetch_member(int(alice.id))
+    await member.send("hello in your DMs")
+    dm = standin.dm_channel(alice)
+    assert [m["content"] for m in standin.messages(dm)] == ["hello in your DMs"]
+
+    study = guild.get_channel(int(standin.study_channel.id))
+    thread = await study.create_thread(
+        name="alice's battle", type=discord.ChannelType.private_thread
+    )
+    await thread.add_user(member)
+    posted = await thread.send("your battle")
+    await posted.pin()
+    assert standin.threads()[0].member_ids == [standin.bot.id, alice.id]
+    assert standin.message(str(posted.id))["pinned"]
+    await standin.wait_for(lambda: guild.get_thread(thread.id), what="THREAD_CREATE")
+    # The participant can post in the private thread they were added to.
+    await standin.send_message(alice, thread.id, "my answer")
+    await standin.wait_for(lambda: [m for m in bot.seen if m.content == "my answer"])
+
+    assert {r.name for r in await guild.fetch_roles()} >= {"Study moderator"}
+    assert {c.name for c in await guild.fetch_channels()} == {"study", "general"}
+    assert (await thread.fetch_message(posted.id)).content == "your battle"
+    await posted.edit(content="edited")
+    assert standin.message(str(posted.id))["content"] == "edited"
+    await posted.delete()
+    assert str(posted.id) not in {m["id"] for m in standin.messages(thread.id)}
+
+
+async def test_message_content_needs_the_intent(standin: StandIn, monkeypatch) -> None:
+    monkeypatch.setattr(discord.http.Route, "BASE", standin.api_base)
+    monkeypatch.setattr(
+        discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(standin.gateway_url)
+    )
+    seen: list[discord.Message] = []
+    client = discord.Client(intents=discord.Intents.default())  # no message_content
+    client.event(_collector(seen))
+    task = asyncio.create_task(client.start(TOKEN))
+    try:
+        await standin.wait_until_connected()
+        alice = await standin.add_member("alice")
+        await standin.send_message(
+            alice, "study", "secret", attachments=[("a.txt", b"x", "text/plain")]
+        )
+        await standin.send_message(alice, "study", "hey bot", mentions=[standin.bot])
+        await standin.wait_for(lambda: len(seen) == 2)
+    finally:
+        await client.close()
+        await asyncio.wait_for(task, 10)
+    assert [(m.content, len(m.attachments)) for m in seen] == [("", 0), ("hey bot", 0)]
+
+
+def _collector(seen: list[discord.Message]):
+    async def on_message(message: discord.Message) -> None:
+        seen.append(message)
+
+    return on_message
+
+
+# -- pure pieces, with golden cases ------------------------------------------------------------
+
+
+def test_waveform_is_peak_per_slice_scaled_to_255() -> None:
+    samples = np.array([0.0, 0.5, -1.0, 0.25], dtype=np.float32)
+    assert waveform(samples, points=4) == bytes([0, 128, 255, 64])
+    assert len(waveform(np.linspace(-1, 1, 48_000, dtype=np.float32))) == 256
+
+
+def test_speak_is_cached_and_real_opus(tmp_path) -> None:
+    first = speak("cache me", cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.ogg"))) == 1
+    assert speak("cache me", cache_dir=tmp_path) == first
+    with av.open(io.BytesIO(first.ogg)) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+    assert 0.3 < first.duration_secs < 3
+
+
+def test_command_data_nests_subcommand_and_resolves_members() -> None:
+    world = World()
+    bob = world.add_user("bob", roles=["Study moderator"])
+    world.commands[world.guild_id] = {
+        "study": {
+            "id": "42",
+            "name": "study",
+            "type": 1,
+            "options": [
+                {
+                    "type": 1,
+                    "name": "open",
+                    "options": [
+                        {"type": 6, "name": "who", "required": True},
+                        {"type": 4, "name": "count"},
+                    ],
+                }
+            ],
+        }
+    }
+    command, in_guild = find_command(world, "study", in_guild=True)
+    data = command_data(
+        world,
+        command,
+        guild_command=in_guild,
+        group=None,
+        subcommand="open",
+        options={"who": bob, "count": "3"},
+        upload=lambda stored: {},
+    )
+    assert data["options"] == [
+        {
+            "name": "open",
+            "type": 1,
+            "options": [
+                {"name": "who", "type": 6, "value": bob.id},
+                {"name": "count", "type": 4, "value": 3},
+            ],
+        }
+    ]
+    assert data["guild_id"] == world.guild_id
+    assert data["resolved"]["users"][bob.id]["username"] == "bob"
+    assert data["resolved"]["members"][bob.id]["roles"] == [world.moderator_role_id]
+    with pytest.raises(ValueError, match=r"no option 'nope'; its options are \['who', 'count'\]"):
+        command_data(
+            world,
+            command,
+            guild_command=True,
+            group=None,
+            subcommand="open",
+            options={"who": bob, "nope": 1},
+            upload=lambda stored: {},
+        )
+
+
+def test_modal_submit_mirrors_rows_and_labels() -> None:
+    modal = {
+        "custom_id": "m",
+        "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": "a", "required": True}]},
+            {"type": 18, "component": {"type": 4, "custom_id": "b", "required": False}},
+        ],
+    }
+    assert modal_submit_components(modal, {"a": "x"}) == [
+        {"type": 1, "components": [{"type": 4, "custom_id": "a", "value": "x"}]},
+        {"type": 18, "component": {"type": 4, "custom_id": "b", "value": ""}},
+    ]
+    with pytest.raises(ValueError, match="required"):
+        modal_submit_components(modal, {"b": "y"})
+    with pytest.raises(ValueError, match=r"no text inputs \['zz'\]"):
+        modal_submit_components(modal, {"a": "x", "zz": "y"})
+
+
+def test_without_content_blanks_only_others_guild_messages() -> None:
+    message = {"guild_id": "1", "author": {"id": "7"}, "content": "hi", "attachments": [{}]}
+    assert without_content(message, bot_id="9")["content"] == ""
+    assert without_content(message, bot_id="9")["attachments"] == []
+    assert without_content(message, bot_id="7") == message  # the bot's own message
+    assert without_content({**message, "mentions": [{"id": "9"}]}, bot_id="9")["content"] == "hi"
+    dm = {k: v for k, v in message.items() if k != "guild_id"}
+    assert without_content(dm, bot_id="9") == dm
+
+
+def test_fault_matches_template_or_glob_and_counts() -> None:
+    fault = Fault("POST", "/channels/*/messages", status=500, times=1)
+    assert fault.matches("POST", "/channels/1/messages", "/channels/{channel_id}/messages")
+    assert not fault.matches("GET", "/channels/1/messages", "/channels/{channel_id}/messages")
+    assert not fault.matches("POST", "/channels/1/messages/2", None)
+    fault.hits = 1
+    assert not fault.matches("POST", "/channels/1/messages", None)
+
+
+# -- the thread wrapper, over plain HTTP ---------------------------------------------------------
+
+
+def test_thread_wrapper_serves_discord_json() -> None:
+    with StandInThread(token=TOKEN) as thread:
+        standin = thread.standin
+        alice = thread.run(standin.add_member("alice"))
+        request = urllib.request.Request(
+            f"{standin.api_base}/users/@me", headers={"Authorization": f"Bot {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.headers["Content-Type"] == "application/json"
+            assert json.load(response)["id"] == standin.bot.id
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{standin.api_base}/no/such/route", timeout=5)
+        assert missing.value.code == 404
+        assert json.load(missing.value) == {"message": "404: Not Found", "code": 0}
+        message = thread.run(standin.send_message(alice, "general", "hi"))
+        assert thread.call(lambda: standin.messages("general")) == [message]
+        assert [c.path for c in thread.call(standin.unknown_routes)] == ["/no/such/route"]

@@ -51,7 +51,7 @@ from tests.standin.state import (
 
 T = TypeVar("T")
 
-ChannelRef = Channel | str
+ChannelRef = Channel | str | int
 
 
 class StandIn:

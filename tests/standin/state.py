@@ -244,10 +244,11 @@ class World:
         known = sorted(data["name"] for data in self.roles.values())
         raise KeyError(f"no role {role!r}; known roles: {known}")
 
-    def channel(self, ref: str | Channel) -> Channel:
+    def channel(self, ref: str | int | Channel) -> Channel:
         """A channel by object, id or name; KeyError naming the known channels."""
         if isinstance(ref, Channel):
             return ref
+        ref = str(ref)
         if ref in self.channels:
             return self.channels[ref]
         for channel in self.channels.values():
@@ -256,9 +257,11 @@ class World:
         known = sorted(str(c.name or c.id) for c in self.channels.values())
         raise KeyError(f"no channel {ref!r}; known channels: {known}")
 
-    def user(self, ref: str | User) -> User:
+    def user(self, ref: str | int | User) -> User:
+        """A user by object, id or username; KeyError naming the known users."""
         if isinstance(ref, User):
             return ref
+        ref = str(ref)
         if ref in self.users:
             return self.users[ref]
         for user in self.users.values():
