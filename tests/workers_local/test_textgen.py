@@ -128,3 +128,13 @@ def test_static_cache_and_dynamic_cache_decode_the_same_greedy_text(tiny_llama) 
         assert generated.tokens > 0
         texts[static] = partials[-1]
     assert texts[True] == texts[False]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU behaviour")
+def test_compile_requested_on_cpu_is_turned_off_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="workers.backends.textgen"):
+        options = textgen.GenerationOptions.from_spec(spec(compile=True))
+    assert options.compile is False
+    assert "compile = true has no effect on cpu" in caplog.text

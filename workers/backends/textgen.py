@@ -141,36 +141,37 @@ class GenerationOptions:
     trust_remote_code: bool
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, *, prefix: str = "") -> GenerationOptions:
-        """Read the shared keys (optionally prefixed, e.g. `llm_device`) from the spec."""
-
-        def key(name: str) -> str:
-            return prefix + name
+    def from_spec(cls, spec: ModelSpec) -> GenerationOptions:
+        """Read and check the shared generation keys of a model's settings."""
 
         d = GENERATION_DEFAULTS
-        device = resolve_device(spec, get_str(spec, key("device"), d["device"]))
-        compile_value = spec.settings.get(key("compile"), d["compile"])
+        device = resolve_device(spec, get_str(spec, "device", d["device"]))
+        compile_value = spec.settings.get("compile", d["compile"])
         if compile_value == "auto":
             compile_on = device.startswith("cuda")
         elif isinstance(compile_value, bool):
             compile_on = compile_value
         else:
             raise setting_error(
-                spec, key("compile"), f"must be auto, true or false; got {compile_value!r}"
+                spec, "compile", f"must be auto, true or false; got {compile_value!r}"
             )
+        if compile_on and not device.startswith("cuda"):
+            # transformers only auto-compiles generation on accelerators; say so, don't pretend.
+            log.warning(
+                "model %r: compile = true has no effect on %s; generating eagerly", spec.id, device
+            )
+            compile_on = False
         return cls(
             device=device,
-            dtype=resolve_dtype(spec, get_str(spec, key("dtype"), d["dtype"]), device),
+            dtype=resolve_dtype(spec, get_str(spec, "dtype", d["dtype"]), device),
             system_prompt=get_str(spec, "system_prompt", d["system_prompt"]),
             max_new_tokens=get_int(spec, "max_new_tokens", d["max_new_tokens"], low=1, high=8192),
             temperature=get_float(spec, "temperature", d["temperature"], low=0.0, high=5.0),
             top_p=get_float(spec, "top_p", d["top_p"], low=0.0, high=1.0),
-            static_cache=get_bool(spec, key("static_cache"), d["static_cache"]),
+            static_cache=get_bool(spec, "static_cache", d["static_cache"]),
             compile=compile_on,
-            max_cache_len=get_int(
-                spec, key("max_cache_len"), d["max_cache_len"], low=16, high=1 << 20
-            ),
-            trust_remote_code=get_bool(spec, key("trust_remote_code"), d["trust_remote_code"]),
+            max_cache_len=get_int(spec, "max_cache_len", d["max_cache_len"], low=16, high=1 << 20),
+            trust_remote_code=get_bool(spec, "trust_remote_code", d["trust_remote_code"]),
         )
 
     def sampling_kwargs(self) -> dict[str, Any]:
