@@ -183,6 +183,10 @@ async def test_login_ready_and_guild(standin: StandIn, bot: StudyBot) -> None:
     assert {r.name for r in guild.roles} >= {"@everyone", "Study moderator"}
     assert guild.get_member(bot.user.id) is not None
     assert guild.chunked
+    # discord.py asked for a compressed stream, and the stand-in answered in kind.
+    assert standin.gateway.connections[0]["compress"] == (
+        discord.utils._ActiveDecompressionContext.COMPRESSION_TYPE
+    )
     assert [c.route for c in standin.calls("GET")][:2] == [
         "/users/@me",
         "/oauth2/applications/@me",
@@ -203,9 +207,7 @@ async def test_voice_message_is_downloaded_and_decodes_as_opus(
     standin: StandIn, bot: StudyBot, clip: VoiceClip
 ) -> None:
     alice = await standin.add_member("alice")
-    message = await standin.send_voice_message(
-        alice, standin.study_channel, clip.ogg, clip.duration_secs, waveform=clip.waveform
-    )
+    message = await standin.send_voice_clip(alice, standin.study_channel, clip)
     await standin.wait_for(lambda: bot.decoded, what="the bot to decode the voice message")
     decoded = bot.decoded[0]
     assert decoded["codec"] == "opus"
@@ -254,6 +256,11 @@ async def test_unknown_command_and_bad_options_fail_loudly(standin: StandIn, bot
         await standin.slash_command(alice, "study")
     with pytest.raises(ValueError, match="missing required options"):
         await standin.slash_command(alice, "study", subcommand="open")
+    # The bot synced its commands to the guild only, so they do not exist in DMs.
+    with pytest.raises(LookupError, match="no application command 'study'"):
+        await standin.slash_command(
+            alice, "study", subcommand="slow", channel=standin.dm_channel(alice)
+        )
 
 
 async def test_button_click_and_modal_submit(standin: StandIn, bot: StudyBot) -> None:
@@ -341,6 +348,17 @@ async def test_reconnect_opcode(standin: StandIn, bot: StudyBot) -> None:
     await standin.send_message(alice, "study", "after reconnect")
     await standin.wait_for(lambda: [m for m in bot.seen if m.content == "after reconnect"])
     assert standin.gateway.identifies == 1
+
+
+@pytest.mark.slow  # discord.py waits 5 s before any IDENTIFY but the first
+async def test_invalid_session_makes_the_client_identify_again(
+    standin: StandIn, bot: StudyBot
+) -> None:
+    assert await standin.invalidate_session() == 1
+    await standin.gateway.wait_connected(identifies=2, timeout=10)
+    alice = await standin.add_member("alice")
+    await standin.send_message(alice, "study", "after a new session")
+    await standin.wait_for(lambda: [m for m in bot.seen if m.content == "after a new session"])
 
 
 async def test_unknown_route_is_404_and_recorded(standin: StandIn, bot: StudyBot) -> None:

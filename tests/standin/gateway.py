@@ -147,6 +147,7 @@ class Gateway:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.sessions: dict[str, Session] = {}
         self.received: list[dict[str, Any]] = []  # every payload clients sent, in order
+        self.connections: list[dict[str, str]] = []  # the query of every websocket opened
         self.identifies = 0
         self.resumes = 0
         self._changed = asyncio.Condition()
@@ -222,6 +223,7 @@ class Gateway:
             raise web.HTTPBadRequest(
                 text=f"stand-in speaks v=10 encoding=json, not {request.query_string!r}"
             )
+        self.connections.append(dict(request.query))
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
         connection = Connection(

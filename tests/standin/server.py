@@ -48,6 +48,7 @@ from tests.standin.state import (
     User,
     World,
 )
+from tests.standin.voice import VoiceClip
 
 T = TypeVar("T")
 
@@ -270,9 +271,13 @@ class StandIn:
 
     async def invalidate_session(self, *, resumable: bool = False) -> int:
         """Send op 9 INVALID_SESSION: the client IDENTIFYs again (or RESUMEs when resumable)."""
+        sessions = list(self.gateway.sessions)
+        sent = await self.gateway.send_op(INVALID_SESSION, resumable)
         if not resumable:
-            self.gateway.sessions.clear()
-        return await self.gateway.send_op(INVALID_SESSION, resumable)
+            # Forget them, so that a RESUME of these sessions is refused as Discord would.
+            for session_id in sessions:
+                del self.gateway.sessions[session_id]
+        return sent
 
     # -- injecting what users do ----------------------------------------------------------------
 
@@ -317,6 +322,14 @@ class StandIn:
         attachment["waveform"] = base64.b64encode(waveform or bytes(256)).decode()
         attachment["flags"] = 0
         return await self._post(user, target, "", [attachment], flags=IS_VOICE_MESSAGE, extra={})
+
+    async def send_voice_clip(
+        self, user: User, channel: ChannelRef, clip: VoiceClip
+    ) -> dict[str, Any]:
+        """send_voice_message with a clip from tests.standin.voice.speak()."""
+        return await self.send_voice_message(
+            user, channel, clip.ogg, clip.duration_secs, waveform=clip.waveform
+        )
 
     async def _post(
         self,
