@@ -100,7 +100,9 @@ class FakeApiServer:
         return self
 
     async def _start(self, app: web.Application) -> None:
-        self._runner = web.AppRunner(app)
+        # Cancel handlers whose client went away (a timed-out request), and do not wait for
+        # sleeping handlers at shutdown.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
