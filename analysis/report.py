@@ -1,0 +1,321 @@
+"""The self-contained HTML report: every table and figure of a study in one file.
+
+Images are embedded as base64 PNG so the file can be mailed or archived on its own. The CSV
+tables behind it are written next to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots
+from analysis.filters import FilterConfig
+from analysis.leaderboard import leaderboard, matrix, pairwise
+from analysis.static import StaticTable, correlate, load_static, mixed_effects, orient, pca
+from analysis.study import RatingOptions, rate_battles, write_signature, write_table
+from analysis.topics import (
+    cluster_texts,
+    embed_texts,
+    topic_leaderboards,
+    topic_shares,
+    transcript_column,
+)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; color: #222;
+       line-height: 1.45; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em;
+       margin-top: 2em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; }
+th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
+code, .sig { font-family: ui-monospace, monospace; font-size: 0.85em; background: #f6f6f6;
+       padding: 2px 4px; }
+.note { color: #555; font-style: italic; } img { max-width: 100%; }
+"""
+
+
+@dataclass
+class _Doc:
+    parts: list[str] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def p(self, text: str, cls: str = "") -> None:
+        attr = f' class="{cls}"' if cls else ""
+        self.parts.append(f"<p{attr}>{text}</p>")
+
+    def table(self, df: pd.DataFrame, digits: int = 3) -> None:
+        self.parts.append(
+            df.to_html(index=False, float_format=lambda v: f"{v:.{digits}f}", border=0, na_rep="–")
+        )
+
+    def figure(self, png: bytes, alt: str) -> None:
+        data = base64.b64encode(png).decode("ascii")
+        self.parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+
+    def render(self, title: str) -> str:
+        body = "\n".join(self.parts)
+        return (
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+            f"<body>\n{body}\n</body></html>\n"
+        )
+
+
+def _static_table(
+    benchmarks: Path | str | pd.DataFrame | StaticTable | None,
+    meta: Path | str | pd.DataFrame | None,
+) -> StaticTable | None:
+    if benchmarks is None or isinstance(benchmarks, StaticTable):
+        return benchmarks
+    if isinstance(benchmarks, pd.DataFrame):
+        raw = benchmarks.set_index(benchmarks["model"].astype(str)).drop(columns="model")
+        meta_df = pd.read_csv(meta) if isinstance(meta, str | Path) else meta
+        return orient(raw, meta_df)
+    if isinstance(meta, pd.DataFrame):
+        raw = pd.read_csv(benchmarks)
+        return orient(raw.set_index(raw["model"].astype(str)).drop(columns="model"), meta)
+    return load_static(benchmarks, meta)
+
+
+def build_report(
+    battles_df: pd.DataFrame,
+    out_dir: Path | str,
+    *,
+    benchmarks: Path | str | pd.DataFrame | StaticTable | None = None,
+    meta: Path | str | pd.DataFrame | None = None,
+    rounds: int = 1000,
+    seed: int = 0,
+    options: RatingOptions | None = None,
+    filters: FilterConfig | None = None,
+    topics: bool = True,
+    k: int | None = None,
+    embedding_model: Path | str | None = None,
+    title: str = "Parley study report",
+    progress: bool = False,
+) -> Path:
+    """Analyse normalised battles (see `analysis.battles.normalise_battles`) and write
+    `out_dir/report.html` plus its CSV tables; returns the HTML path.
+
+    `options`, when given, overrides `rounds` and `seed`. Topics are skipped, with a note in
+    the report, when the battles carry no transcripts or the `topics` extra is missing.
+    """
+    from analysis.battles import normalise_battles
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    options = options if options is not None else RatingOptions(rounds=rounds, seed=seed)
+    study = rate_battles(normalise_battles(battles_df), filters, options, progress=progress)
+    sig = study.signature
+    ratings = study.ratings
+    board = leaderboard(ratings)
+    pairs = pairwise(ratings)
+    order = list(board["model"])
+    write_signature(out, sig)
+    write_table(board, out, "leaderboard", sig)
+    write_table(pairs, out, "winrates", sig)
+    write_table(study.filtered.table(), out, "filters", sig)
+
+    doc = _Doc()
+    doc.h(1, title)
+    doc.p(f"Signature: <span class='sig'>{html.escape(str(sig))}</span>")
+    used = study.battles
+    doc.p(
+        f"{len(used)} votes from {used['participant'].nunique()} participants on "
+        f"{len(order)} models; generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+    )
+    doc.p(
+        "How to read this: each vote compares two anonymous models. A Bradley–Terry model turns "
+        "the votes into one rating per model on the Elo scale (mean 1000; a 100-point gap means "
+        "the higher model is preferred about 64% of the time). Intervals are 95% bootstrap "
+        f"intervals over {options.rounds} redraws of the votes; the rank of a model is 1 plus "
+        "the number of models that are clearly better (whose whole interval lies above its "
+        "interval), so models that cannot be told apart share a rank.",
+        "note",
+    )
+
+    doc.h(2, "Data cleaning")
+    doc.p("Each filter and how many battles it removed, in the order they were applied.")
+    doc.table(study.filtered.table())
+
+    doc.h(2, "Leaderboard")
+    doc.figure(plots.png_bytes(plots.leaderboard_plot(board)), "leaderboard with intervals")
+    doc.table(board, digits=1)
+    if ratings.log_nu is not None:
+        doc.p(f"Davidson tie parameter ν = {np.exp(ratings.log_nu):.3f}.", "note")
+
+    doc.h(2, "Head to head")
+    doc.p(
+        "Observed win rate of the row model against the column model (ties count half). "
+        "Blank cells: the two never met."
+    )
+    win = matrix(pairs, "win_rate", order)
+    doc.figure(
+        plots.png_bytes(
+            plots.heatmap(win, "Observed win rate (row vs column)", ".2f", "RdBu", center=0.5)
+        ),
+        "win-rate heatmap",
+    )
+    counts = matrix(pairs, "battles", order)
+    doc.figure(
+        plots.png_bytes(plots.heatmap(counts, "Battles per pair", ".0f", "Blues")), "battle counts"
+    )
+    unclear = pairs[(~pairs["significant"]) & (pairs["model"] < pairs["opponent"])]
+    if options.rounds > 0:
+        if unclear.empty:
+            doc.p(
+                "Every pair of models is separated: each rating difference's 95% interval "
+                "excludes zero."
+            )
+        else:
+            doc.p(
+                "Pairs whose ratings are <b>not</b> significantly different (the 95% "
+                "interval of the difference contains zero):"
+            )
+            doc.table(unclear[["model", "opponent", "battles", "win_rate", "predicted", "p_value"]])
+
+    doc.h(2, "Static benchmarks")
+    table = _static_table(benchmarks, meta)
+    if table is None:
+        doc.p("No benchmark table given (pass --benchmarks SCORES.csv).", "note")
+    else:
+        _static_section(doc, study, table, out)
+
+    doc.h(2, "Topics")
+    if topics:
+        _topic_section(doc, study, out, k=k, embedding_model=embedding_model)
+    else:
+        doc.p("Topics were not requested.", "note")
+
+    doc.h(2, "Methods")
+    doc.p(
+        "Bradley–Terry maximum likelihood by Newton's method (agrees with choix to 1e-6). "
+        f"Ties: {html.escape(str(options.ties))} ('half': half a win each; 'davidson': "
+        "Davidson's tie model; 'drop': ignored); 'both bad' votes are "
+        f"{'ties' if options.bothbad_as_tie else 'dropped'}. The bootstrap redraws the "
+        f"battles with replacement {options.rounds} times (seed {options.seed}), as Chatbot "
+        "Arena does; all rounds are fitted at once. Strength % is e^θ normalised to sum to 100."
+    )
+    path = out / "report.html"
+    path.write_text(doc.render(title))
+    return path
+
+
+def _static_section(doc: _Doc, study, table: StaticTable, out: Path) -> None:
+    sig = study.signature
+    try:
+        corr = correlate(study.ratings, table)
+    except ValueError as exc:
+        doc.p(f"Correlations skipped: {html.escape(str(exc))}", "note")
+        return
+    write_table(corr, out, "correlations", sig)
+    doc.p(
+        "Kendall τ-b and Spearman ρ between each benchmark's score (flipped where lower is "
+        "better) and the interactive rating, over the models in both; the τ interval comes from "
+        "the rating bootstrap. top-k Kendall: Fagin's distance between the two top-k lists "
+        "(0 = same order, 1 = disjoint)."
+    )
+    doc.figure(plots.png_bytes(plots.correlation_plot(corr)), "correlation chart")
+    doc.table(
+        corr[
+            [
+                "benchmark",
+                "n_models",
+                "kendall_tau",
+                "kendall_tau_lo",
+                "kendall_tau_hi",
+                "kendall_p",
+                "spearman_rho",
+                "spearman_p",
+                "topk_kendall",
+                "task",
+            ]
+        ]
+    )
+    try:
+        result = pca(table)
+    except ValueError as exc:
+        doc.p(f"PCA skipped: {html.escape(str(exc))}", "note")
+    else:
+        write_table(result.explained, out, "pca_variance", sig)
+        write_table(result.loadings.reset_index(names="benchmark"), out, "pca_loadings", sig)
+        doc.h(3, "How many things do the benchmarks measure?")
+        doc.figure(plots.png_bytes(plots.pca_plot(result.explained)), "PCA variance")
+        doc.p(
+            f"The first component explains {100 * result.explained['variance_ratio'][0]:.0f}% "
+            "of the variance of the standardised model × benchmark matrix."
+        )
+    try:
+        mixed = mixed_effects(study.battles, table)
+    except ValueError as exc:
+        doc.p(f"Mixed-effects model skipped: {html.escape(str(exc))}", "note")
+        return
+    write_table(mixed.fixed, out, "mixed_effects", sig)
+    write_table(mixed.screened_out, out, "vif_screen", sig)
+    doc.h(3, "Which benchmark differences predict the vote?")
+    doc.p(
+        f"Logistic mixed model over {mixed.n_battles} decided battles: P(model_a wins) on the "
+        "differences of standardised benchmark scores (a − b), with model identity as a random "
+        "effect (SD on the logit scale: "
+        f"{mixed.model_effect_sd:.3f}). Benchmarks with a variance inflation factor above 5 were "
+        f"removed first: {', '.join(mixed.screened_out['benchmark']) or 'none'}. "
+        + html.escape(mixed.note)
+    )
+    doc.table(mixed.fixed)
+
+
+def _topic_section(
+    doc: _Doc,
+    study,
+    out: Path,
+    *,
+    k: int | None,
+    embedding_model: Path | str | None,
+) -> None:
+    battles = study.battles
+    column = transcript_column(battles)
+    if column is None:
+        doc.p("The battles carry no transcripts of the queries, so topics were skipped.", "note")
+        return
+    has_text = battles[column].fillna("").astype(str).str.strip() != ""
+    texts = battles.loc[has_text, column].astype(str).tolist()
+    try:
+        embeddings = embed_texts(texts, embedding_model)
+    except RuntimeError as exc:
+        doc.p(f"Topics skipped: {html.escape(str(exc))}", "note")
+        return
+    rng = np.random.default_rng(study.options.seed)
+    found = cluster_texts(embeddings, texts, rng, k=k)
+    shares = topic_shares(battles[has_text], found)
+    boards, notes = topic_leaderboards(
+        battles[has_text].reset_index(drop=True),
+        found,
+        rng,
+        rounds=min(study.options.rounds, 200),
+        ties=study.options.ties,
+        bothbad_as_tie=study.options.bothbad_as_tie,
+    )
+    write_table(shares, out, "topics", study.signature)
+    write_table(boards, out, "topic_leaderboards", study.signature)
+    how = "chosen by silhouette" if found.silhouette is not None else "given"
+    doc.p(
+        f"Query transcripts (column <code>{column}</code>, {len(texts)} battles) embedded "
+        f"with a sentence-embedding model and clustered into {found.k} topics (k {how}); "
+        "each topic is named by its most distinctive words."
+    )
+    doc.figure(plots.png_bytes(plots.topic_plot(shares)), "topic shares")
+    doc.table(shares)
+    if not boards.empty:
+        doc.p("Leaderboard within each topic (200 bootstrap rounds at most):")
+        doc.table(boards, digits=1)
+    for note in notes:
+        doc.p(html.escape(note), "note")

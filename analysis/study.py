@@ -1,0 +1,95 @@
+"""One analysis run: filter the battles, fit the ratings, sign the outputs, write tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.bradley_terry import TieMode
+from analysis.filters import FilterConfig, Filtered, apply_filters
+from analysis.pairs import count_pairs
+from analysis.ratings import Ratings, fit_ratings
+from analysis.signature import Signature
+
+
+@dataclass(frozen=True)
+class RatingOptions:
+    ties: TieMode = TieMode.HALF
+    bothbad_as_tie: bool = True  # False: "both bad" votes are dropped instead
+    rounds: int = 1000
+    seed: int = 0
+    alpha: float = 0.0  # choix-style L2 penalty on θ; 0 is plain maximum likelihood
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+
+
+@dataclass(frozen=True)
+class RatedStudy:
+    filtered: Filtered
+    ratings: Ratings
+    signature: Signature
+    options: RatingOptions
+
+    @property
+    def battles(self) -> pd.DataFrame:
+        """The battles that survived the filters (the ones the ratings are fitted on)."""
+        return self.filtered.battles
+
+
+def rate_battles(
+    battles: pd.DataFrame,
+    filters: FilterConfig | None = None,
+    options: RatingOptions | None = None,
+    progress: bool = False,
+) -> RatedStudy:
+    filters = filters if filters is not None else FilterConfig()
+    options = options if options is not None else RatingOptions()
+    filtered = apply_filters(battles, filters)
+    if filtered.battles.empty:
+        raise ValueError(
+            f"no battles left after the filters ({filtered.signature_part}) out of {len(battles)}"
+        )
+    ratings = fit_ratings(
+        count_pairs(filtered.battles),
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=options.rounds,
+        rng=np.random.default_rng(options.seed),
+        seed=options.seed,
+        alpha=options.alpha,
+        progress=progress,
+    )
+    signature = Signature(
+        votes=len(filtered.battles),
+        filters=filtered.signature_part,
+        rounds=options.rounds,
+        seed=options.seed,
+        ties=str(options.ties),
+        bothbad="tie" if options.bothbad_as_tie else "drop",
+    )
+    return RatedStudy(filtered=filtered, ratings=ratings, signature=signature, options=options)
+
+
+def write_table(table: pd.DataFrame, out_dir: Path, name: str, signature: Signature) -> Path:
+    """`out_dir/name.csv` with a trailing `signature` column, so a copied CSV keeps it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.csv"
+    table.assign(signature=str(signature)).to_csv(path, index=False)
+    return path
+
+
+def write_signature(out_dir: Path, signature: Signature) -> Path:
+    """The sidecar `signature.txt` (and .json) next to the tables."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "signature.json").write_text(
+        json.dumps({**signature.__dict__, "signature": str(signature)}, indent=2) + "\n"
+    )
+    path = out_dir / "signature.txt"
+    path.write_text(str(signature) + "\n")
+    return path
