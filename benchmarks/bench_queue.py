@@ -1,0 +1,197 @@
+"""Queue + worker overhead per job, and parallel battles across two workers.
+
+Runs everything locally: a private redis-server, a fake OpenAI-compatible model server (the
+model's time is known and taken out), and real `python -m workers` processes. Prints:
+
+1. overhead per job: enqueue -> result readable on the results stream, minus the model's own
+   time (the backend's measured request time); median and p90 over sequential jobs.
+   Target: median <= 50 ms on the 2-core dev machine.
+2. battles: the two sides of a battle enqueued together, with a model that takes MODEL_S each.
+   Two workers (one per model): battle time ~ max(a, b). One worker serving both: ~ a + b.
+
+    .venv/bin/python benchmarks/bench_queue.py [--jobs 60] [--battles 8] [--model-s 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: make the repo's packages importable
+
+import redis  # noqa: E402
+
+from tests.redis_servers import RedisServer  # noqa: E402
+from tests.workers.clips import encode, speak  # noqa: E402
+from tests.workers.fake_apis import FakeApiServer  # noqa: E402
+from workers.enqueue import enqueue_answer  # noqa: E402
+from workers.protocol import RESULTS_STREAM, JobRequest, ResultMessage, audio_key  # noqa: E402
+from workers.worker import live_workers  # noqa: E402
+
+MODELS = """
+[models.model-a]
+backend = "openai_compatible"
+[models.model-a.settings]
+model = "audio-a"
+base_url = "{url}"
+stream = false
+
+[models.model-b]
+backend = "openai_compatible"
+[models.model-b.settings]
+model = "audio-b"
+base_url = "{url}"
+stream = false
+"""
+
+
+class Bot:
+    """What the bot does: enqueue, then read results off the stream."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.last_id = "0-0"
+        self.n = 0
+
+    def enqueue(self, model_id: str, clip: bytes, side: str = "a") -> str:
+        self.n += 1
+        battle_id = f"bench{self.n}"
+        self.client.set(audio_key(battle_id), clip)
+        request = JobRequest(
+            battle_id=battle_id,
+            side=side,  # type: ignore[arg-type]
+            model_id=model_id,
+            audio_key=audio_key(battle_id),
+            audio_format="ogg",
+            max_audio_seconds=60.0,
+        )
+        enqueue_answer(self.client, request, timeout_s=60, retries=0)
+        return battle_id
+
+    def next_results(self, count: int, timeout_s: float = 60.0) -> list[ResultMessage]:
+        out: list[ResultMessage] = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(out)} of {count} results within {timeout_s} s")
+            reply = self.client.xread({RESULTS_STREAM: self.last_id}, block=1000)
+            for _, entries in reply:
+                for entry_id, fields in entries:
+                    self.last_id = entry_id
+                    message = ResultMessage.from_fields(fields)
+                    if not message.ok:
+                        raise RuntimeError(f"job failed: {message.error}")
+                    out.append(message)
+        return out
+
+
+def start_worker(redis_url: str, models: Path, serve: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": redis_url, "PARLEY_MODELS": str(models)}
+    env["PARLEY_LOG_LEVEL"] = "WARNING"
+    return subprocess.Popen([sys.executable, "-m", "workers", "--serve", serve], cwd=REPO, env=env)
+
+
+def wait_workers(client: redis.Redis, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(live_workers(client)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count} workers did not start")
+        time.sleep(0.05)
+
+
+def stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(30)
+
+
+def battles(bot: Bot, clip: bytes, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        bot.enqueue("model-a", clip, "a")
+        bot.enqueue("model-b", clip, "b")
+        bot.next_results(2)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=60)
+    parser.add_argument("--battles", type=int, default=8)
+    parser.add_argument("--model-s", type=float, default=0.5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        server = RedisServer(dir=tmp / "redis", aof=False).start()
+        fake = FakeApiServer(api_key=None, models=("audio-a", "audio-b")).start()
+        workers: list[subprocess.Popen[bytes]] = []
+        client = redis.Redis.from_url(server.url)
+        try:
+            wav = speak("Hello, what is the capital of France?", tmp / "q.wav")
+            clip = encode(wav, "ogg", "libopus", 48_000)
+            models = tmp / "models.toml"
+            models.write_text(MODELS.format(url=fake.openai_url))
+            workers = [
+                start_worker(server.url, models, "model-a"),
+                start_worker(server.url, models, "model-b"),
+            ]
+            wait_workers(client, 2)
+            bot = Bot(client)
+
+            # 1. Overhead: sequential jobs on one model, model time taken out.
+            for _ in range(5):  # warm the connections
+                bot.enqueue("model-a", clip)
+                bot.next_results(1)
+            overheads, decode, model = [], [], []
+            for _ in range(args.jobs):
+                started = time.perf_counter()
+                bot.enqueue("model-a", clip)
+                (result,) = bot.next_results(1)
+                elapsed = time.perf_counter() - started
+                overheads.append(elapsed - result.timings["model"])
+                decode.append(result.timings["decode_audio"])
+                model.append(result.timings["model"])
+            ms = sorted(1000 * o for o in overheads)
+            print(f"clip: {len(clip)} bytes ogg/opus, 2.4 s of speech")
+            print(
+                f"overhead per job (enqueue -> result on stream, minus model time), "
+                f"{args.jobs} jobs: median {statistics.median(ms):.1f} ms, "
+                f"p90 {ms[int(0.9 * len(ms))]:.1f} ms, max {ms[-1]:.1f} ms"
+            )
+            print(
+                f"  of which decode+normalise: median {1000 * statistics.median(decode):.1f} ms; "
+                f"model (fake server request): median {1000 * statistics.median(model):.1f} ms"
+            )
+
+            # 2. Battles: two workers in parallel vs one worker serving both.
+            fake.slow_models.update({"audio-a": args.model_s, "audio-b": args.model_s})
+            parallel = battles(bot, clip, args.battles)
+            stop(workers)
+            workers = [start_worker(server.url, models, "model-a,model-b")]
+            wait_workers(client, 1)
+            serial = battles(bot, clip, args.battles)
+            print(
+                f"battle, each model {args.model_s:.2f} s: two workers median "
+                f"{statistics.median(parallel):.3f} s (~max), one worker for both median "
+                f"{statistics.median(serial):.3f} s (~sum)"
+            )
+        finally:
+            stop(workers)
+            client.close()
+            fake.stop()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
