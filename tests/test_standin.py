@@ -26,7 +26,12 @@ from discord.ext import commands
 
 from tests.standin import Fault, StandIn, StandInThread
 from tests.standin.gateway import without_content
-from tests.standin.interactions import command_data, find_command, modal_submit_components
+from tests.standin.interactions import (
+    check_can_use,
+    command_data,
+    find_command,
+    modal_submit_components,
+)
 from tests.standin.state import World
 from tests.standin.voice import VoiceClip, speak, waveform
 
@@ -94,6 +99,11 @@ class StudyBot(commands.Bot):
             await interaction.response.defer(thinking=True)
             await interaction.edit_original_response(content="done thinking")
             await interaction.followup.send("only you see this", ephemeral=True)
+
+        @study.command(name="quiet", description="Deferred ephemerally, answered by a followup")
+        async def study_quiet(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send("quietly done")
 
         @study.command(name="report", description="Upload a file")
         async def study_report(interaction: discord.Interaction) -> None:
@@ -297,6 +307,17 @@ async def test_deferred_response_edit_and_ephemeral_followup(
     assert response.followups[0]["flags"] & 64
 
 
+async def test_first_followup_after_defer_replaces_the_loading_message(
+    standin: StandIn, bot: StudyBot
+) -> None:
+    alice = await standin.add_member("alice")
+    ix = await standin.slash_command(alice, "study", subcommand="quiet")
+    response = await standin.wait_for_followups(ix, 1)
+    assert response.original["content"] == "quietly done"
+    assert response.original["flags"] == 64  # ephemeral, as deferred; no longer loading
+    assert response.followups == [response.original]
+
+
 async def test_file_upload_keeps_bytes(standin: StandIn, bot: StudyBot) -> None:
     alice = await standin.add_member("alice")
     ix = await standin.slash_command(alice, "study", subcommand="report")
@@ -384,6 +405,7 @@ async def test_dm_private_thread_pins_and_guild_fetches(standin: StandIn, bot: S
         name="alice's battle", type=discord.ChannelType.private_thread
     )
     await thread.add_user(member)
+    assert {m.id for m in await thread.fetch_members()} == {bot.user.id, member.id}
     posted = await thread.send("your battle")
     await posted.pin()
     assert standin.threads()[0].member_ids == [standin.bot.id, alice.id]
@@ -417,12 +439,16 @@ async def test_message_content_needs_the_intent(standin: StandIn, monkeypatch) -
         await standin.send_message(
             alice, "study", "secret", attachments=[("a.txt", b"x", "text/plain")]
         )
-        await standin.send_message(alice, "study", "hey bot", mentions=[standin.bot])
+        await standin.send_message(alice, "study", f"hey {standin.bot.mention}")
         await standin.wait_for(lambda: len(seen) == 2)
     finally:
         await client.close()
         await asyncio.wait_for(task, 10)
-    assert [(m.content, len(m.attachments)) for m in seen] == [("", 0), ("hey bot", 0)]
+    assert [(m.content, len(m.attachments)) for m in seen] == [
+        ("", 0),
+        (f"hey <@{standin.bot.id}>", 0),
+    ]
+    assert seen[1].mentions[0].id == int(standin.bot.id)
 
 
 def _collector(seen: list[discord.Message]):
@@ -503,6 +529,20 @@ def test_command_data_nests_subcommand_and_resolves_members() -> None:
             options={"who": bob, "nope": 1},
             upload=lambda stored: {},
         )
+
+
+def test_commands_hidden_by_permissions_or_context_are_refused() -> None:
+    world = World()
+    alice = world.add_user("alice")
+    admins = world.add_role("admins", permissions=str(1 << 3))
+    boss = world.add_user("boss", roles=[admins["id"]])
+    manage_guild = {"name": "setup", "default_member_permissions": str(1 << 5), "contexts": [0]}
+    with pytest.raises(PermissionError, match="alice lacks the permissions 32"):
+        check_can_use(world, manage_guild, alice, world.study_channel)
+    check_can_use(world, manage_guild, boss, world.study_channel)  # administrators may
+    check_can_use(world, {"name": "open"}, alice, world.study_channel)
+    with pytest.raises(LookupError, match="not available in DMs"):
+        check_can_use(world, manage_guild, alice, world.dm_channel(alice))
 
 
 def test_modal_submit_mirrors_rows_and_labels() -> None:

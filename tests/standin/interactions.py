@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.standin.state import (
-    ADMINISTRATOR_PERMISSIONS,
+    ADMINISTRATOR,
     DM,
     EVERYONE_PERMISSIONS,
     Channel,
@@ -106,9 +106,28 @@ class Interaction:
 
 def member_permissions(world: World, user: User) -> str:
     """The permissions a member has in the guild's channels (no overwrites in the stand-in)."""
-    if user.id == world.owner.id or user.bot:
-        return ADMINISTRATOR_PERMISSIONS if user.bot else str((1 << 53) - 1)
-    return EVERYONE_PERMISSIONS
+    return str(world.permissions(user))
+
+
+def check_can_use(world: World, command: dict[str, Any], user: User, channel: Channel) -> None:
+    """Refuse what Discord's client would not offer: a command not allowed in DMs, or one whose
+    default_member_permissions the member lacks."""
+    name = command["name"]
+    if channel.type == DM:
+        contexts = command.get("contexts")
+        if command.get("dm_permission") is False or (contexts is not None and 1 not in contexts):
+            raise LookupError(f"/{name} is not available in DMs")
+        return
+    required = command.get("default_member_permissions")
+    if required is None:
+        return
+    held = world.permissions(user)
+    if held & ADMINISTRATOR:
+        return
+    if int(required) == 0 or held & int(required) != int(required):
+        raise PermissionError(
+            f"{user.username} lacks the permissions {required} that /{name} requires (has {held})"
+        )
 
 
 def interaction_payload(
@@ -130,7 +149,7 @@ def interaction_payload(
         "channel": {**channel.payload, "permissions": member_permissions(world, user)},
         "token": "ix-" + secrets.token_urlsafe(24),
         "version": 1,
-        "app_permissions": ADMINISTRATOR_PERMISSIONS,
+        "app_permissions": member_permissions(world, world.bot),
         "locale": "en-US",
         "entitlements": [],
         "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,

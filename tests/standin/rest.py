@@ -38,6 +38,7 @@ from tests.standin.state import (
     PUBLIC_THREAD,
     Channel,
     StoredFile,
+    User,
     World,
     now_iso,
 )
@@ -277,6 +278,8 @@ class Rest:
         r("POST", "/channels/{channel_id}/messages/{message_id}/threads", self.create_thread)
         r("PUT", "/channels/{channel_id}/thread-members/{user_id}", self.add_thread_member)
         r("DELETE", "/channels/{channel_id}/thread-members/{user_id}", self.remove_thread_member)
+        r("GET", "/channels/{channel_id}/thread-members", self.get_thread_members)
+        r("GET", "/channels/{channel_id}/thread-members/{user_id}", self.get_thread_member)
         r("GET", "/guilds/{guild_id}", self.get_guild)
         r("GET", "/guilds/{guild_id}/roles", self.get_roles)
         r("GET", "/guilds/{guild_id}/channels", self.get_guild_channels)
@@ -293,7 +296,8 @@ class Rest:
 
     def _message(self, channel: Channel, message_id: str) -> dict[str, Any]:
         message = self.world.messages.get(channel.id, {}).get(message_id)
-        if message is None:
+        # Ephemeral messages exist only for their user: the channel routes cannot see them.
+        if message is None or int(message.get("flags") or 0) & EPHEMERAL:
             raise DiscordError(404, 10008, "Unknown Message")
         return message
 
@@ -519,10 +523,27 @@ class Rest:
         interaction = self._interaction_by_token(call)
         if not interaction.responded:
             raise DiscordError(404, 10015, "Unknown Webhook")
-        message = await self._create_response_message(
-            interaction, call.json or {}, call.files, followup=True
-        )
+        loading = self._loading_original(interaction)
+        if loading is not None:
+            # The first followup after a deferred ("thinking") response replaces the loading
+            # message, keeping the ephemerality chosen when deferring; it is then both the
+            # original response and the first followup.
+            channel, original = loading
+            body = {k: v for k, v in (call.json or {}).items() if k != "flags"}
+            body["flags"] = int(original["flags"]) & EPHEMERAL
+            message = await self._edit_message(channel, original, body, call.files)
+            interaction.followup_ids.append(message["id"])
+        else:
+            message = await self._create_response_message(
+                interaction, call.json or {}, call.files, followup=True
+            )
         return message if call.query.get("wait", "").lower() in ("true", "1") else None
+
+    def _loading_original(self, interaction: Interaction) -> tuple[Channel, dict] | None:
+        if interaction.original_message_id is None:
+            return None
+        channel, message = self.world.find_message(interaction.original_message_id)
+        return (channel, message) if int(message.get("flags") or 0) & LOADING else None
 
     async def get_webhook_message(self, call: RestCall) -> dict:
         interaction = self._interaction_by_token(call)
@@ -567,7 +588,11 @@ class Rest:
 
     async def list_messages(self, call: RestCall) -> list:
         channel = self._channel(call.params["channel_id"])
-        messages = list(self.world.messages.get(channel.id, {}).values())
+        messages = [
+            m
+            for m in self.world.messages.get(channel.id, {}).values()
+            if not int(m.get("flags") or 0) & EPHEMERAL
+        ]
         before, after = call.query.get("before"), call.query.get("after")
         if before:
             messages = [m for m in messages if int(m["id"]) < int(before)]
@@ -721,9 +746,7 @@ class Rest:
         thread = self._channel(call.params["channel_id"])
         if thread.type not in (PUBLIC_THREAD, PRIVATE_THREAD):
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
-        user = self.world.users.get(call.params["user_id"])
-        if user is None or user.member_roles is None:
-            raise DiscordError(404, 10007, "Unknown Member")
+        user = self._thread_user(call.params["user_id"])
         if user.id not in thread.member_ids:
             thread.member_ids.append(user.id)
             thread.payload["member_count"] = len(thread.member_ids)
@@ -747,10 +770,37 @@ class Rest:
 
     async def remove_thread_member(self, call: RestCall) -> None:
         thread = self._channel(call.params["channel_id"])
-        user_id = call.params["user_id"]
+        user_id = self._thread_user(call.params["user_id"]).id
         if user_id in thread.member_ids:
             thread.member_ids.remove(user_id)
             thread.payload["member_count"] = len(thread.member_ids)
+
+    def _thread_user(self, user_id: str) -> User:
+        user = self.world.bot if user_id == "@me" else self.world.users.get(user_id)
+        if user is None or user.member_roles is None:
+            raise DiscordError(404, 10007, "Unknown Member")
+        return user
+
+    def _thread_member(self, thread: Channel, user_id: str) -> dict:
+        return {
+            "id": thread.id,
+            "user_id": user_id,
+            "join_timestamp": thread.payload.get("thread_metadata", {}).get(
+                "create_timestamp", now_iso()
+            ),
+            "flags": 0,
+        }
+
+    async def get_thread_members(self, call: RestCall) -> list:
+        thread = self._channel(call.params["channel_id"])
+        return [self._thread_member(thread, user_id) for user_id in thread.member_ids]
+
+    async def get_thread_member(self, call: RestCall) -> dict:
+        thread = self._channel(call.params["channel_id"])
+        user = self._thread_user(call.params["user_id"])
+        if user.id not in thread.member_ids:
+            raise DiscordError(404, 10007, "Unknown Member")
+        return self._thread_member(thread, user.id)
 
     # -- guild ----------------------------------------------------------------------------------
 

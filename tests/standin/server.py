@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
@@ -33,6 +34,7 @@ from tests.standin.interactions import (
     MODAL_SUBMIT,
     Interaction,
     Response,
+    check_can_use,
     command_data,
     find_command,
     interaction_payload,
@@ -51,6 +53,8 @@ from tests.standin.state import (
 from tests.standin.voice import VoiceClip
 
 T = TypeVar("T")
+
+_MENTION = re.compile(r"<@!?(\d+)>")
 
 ChannelRef = Channel | str | int
 
@@ -189,6 +193,12 @@ class StandIn:
         )
         return user
 
+    async def add_role(self, name: str, *, permissions: int = 0) -> dict[str, Any]:
+        """A new role (permission bits as an int); the bot gets GUILD_ROLE_CREATE."""
+        role = self.world.add_role(name, permissions=str(permissions))
+        await self.gateway.dispatch("GUILD_ROLE_CREATE", {"guild_id": self.guild_id, "role": role})
+        return role
+
     def add_user(self, username: str) -> User:
         """A user who is not in the guild (can still DM the bot)."""
         return self.world.add_user(username, member=False)
@@ -288,16 +298,19 @@ class StandIn:
         content: str = "",
         *,
         attachments: list[tuple[str, bytes, str]] | None = None,
-        mentions: list[User] | None = None,
     ) -> dict[str, Any]:
         """`user` posts a message (attachments as (filename, bytes, content type)); the bot gets
-        MESSAGE_CREATE."""
+        MESSAGE_CREATE. User mentions (`<@id>`, e.g. `standin.bot.mention`) in the content fill
+        `mentions`, as Discord does."""
         target = self.channel(channel)
+        mentioned = [
+            self.world.users[i] for i in _MENTION.findall(content) if i in self.world.users
+        ]
         files = [
             StoredFile(name, content_type, data) for name, data, content_type in attachments or []
         ]
         payloads = [self.world.attachment_payload(self.base_url, target.id, f) for f in files]
-        extra = {"mentions": [u.payload() for u in mentions or []]}
+        extra = {"mentions": [u.payload() for u in mentioned]}
         return await self._post(user, target, content, payloads, flags=0, extra=extra)
 
     async def send_voice_message(
@@ -373,6 +386,7 @@ class StandIn:
         target = self.channel(channel) if channel is not None else self.study_channel
         self._check_can_post(user, target)
         command, guild_command = find_command(self.world, name, in_guild=target.type != DM)
+        check_can_use(self.world, command, user, target)
         data = command_data(
             self.world,
             command,

@@ -38,7 +38,9 @@ EVERYONE_PERMISSIONS = str(
     | (1 << 38)  # SEND_MESSAGES_IN_THREADS
     | (1 << 46)  # SEND_VOICE_MESSAGES
 )
-ADMINISTRATOR_PERMISSIONS = str(1 << 3)
+ADMINISTRATOR = 1 << 3
+ADMINISTRATOR_PERMISSIONS = str(ADMINISTRATOR)
+ALL_PERMISSIONS = (1 << 53) - 1
 
 
 def now_iso() -> str:
@@ -198,6 +200,16 @@ class World:
             "flags": 0,
         }
         return role_id
+
+    def permissions(self, user: User) -> int:
+        """A user's guild-wide permissions: @everyone's plus their roles' (all for the owner and
+        administrators). The stand-in has no channel overwrites."""
+        if user.id == self.owner.id:
+            return ALL_PERMISSIONS
+        bits = int(self.roles[self.guild_id]["permissions"])
+        for role_id in user.member_roles or []:
+            bits |= int(self.roles[role_id]["permissions"])
+        return ALL_PERMISSIONS if bits & ADMINISTRATOR else bits
 
     def add_role(self, name: str, *, permissions: str = EVERYONE_PERMISSIONS) -> dict[str, Any]:
         role_id = self._add_role(
