@@ -25,12 +25,13 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 LOCAL_PREFIX = "local:"
 PACKAGE_PREFIX = "package:"
 CACHE_ENV = "PARLEY_CACHE_DIR"
 # Bump when a recipe changes so stale caches are rebuilt rather than silently reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 SEED = 1234
 
 # Short English text to train the tiny BPE on: enough merges for word-like pieces.
@@ -173,6 +174,35 @@ def _bpe_tokenizer(special_tokens: list[str], vocab_size: int = 600):  # -> toke
     return tokenizer
 
 
+def _byte_level_chars() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: the printable character that stands for each byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars = {chr(b): b for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+def suppressed_tokens(tokenizer: Any, keep: set[int]) -> list[int]:
+    """Token ids a tiny random model must never emit, so its gibberish stays readable.
+
+    Random weights pick tokens uniformly; stray control bytes, half UTF-8 sequences and special
+    tokens (audio slots, headers) would garble the reply and its streamed partials.
+    """
+    byte_of = _byte_level_chars()
+    readable = {*range(32, 127)}
+    banned = {tid for tid in tokenizer.all_special_ids if tid not in keep}
+    for token, tid in tokenizer.get_vocab().items():
+        if tid in keep or tid in banned:
+            continue
+        if any(byte_of.get(ch, -1) not in readable for ch in token):
+            banned.add(tid)
+    return sorted(banned)
+
+
 def _chat_tokenizer(
     special_tokens: list[str],
     chat_template: str,
@@ -227,10 +257,12 @@ def _build_tiny_llama_chat(out: Path, _root: Path) -> None:
     )
     with _seeded_torch(SEED):
         model = LlamaForCausalLM(config)
+    eos = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|end_of_text|>")]
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id,
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|end_of_text|>")],
+        eos_token_id=eos,
         pad_token_id=config.pad_token_id,
+        suppress_tokens=suppressed_tokens(tokenizer, set(eos)),
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -258,9 +290,11 @@ def _build_tiny_qwen2_chat(out: Path, _root: Path) -> None:
     )
     with _seeded_torch(SEED + 1):
         model = Qwen2ForCausalLM(config)
+    eos = [tokenizer.eos_token_id, tokenizer.pad_token_id]
     model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+        eos_token_id=eos,
         pad_token_id=config.pad_token_id,
+        suppress_tokens=suppressed_tokens(tokenizer, set(eos)),
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -383,9 +417,11 @@ def _build_tiny_qwen2_audio(out: Path, _root: Path) -> None:
     )
     with _seeded_torch(SEED + 3):
         model = Qwen2AudioForConditionalGeneration(config)
+    eos = [tokenizer.eos_token_id, tokenizer.pad_token_id]
     model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
+        eos_token_id=eos,
         pad_token_id=tokenizer.pad_token_id,
+        suppress_tokens=suppressed_tokens(tokenizer, set(eos)),
     )
     model.save_pretrained(out)
     processor.save_pretrained(out)

@@ -130,11 +130,68 @@ def test_static_cache_and_dynamic_cache_decode_the_same_greedy_text(tiny_llama) 
     assert texts[True] == texts[False]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU behaviour")
-def test_compile_requested_on_cpu_is_turned_off_with_a_warning(
-    caplog: pytest.LogCaptureFixture,
+def greedy_run(model, tokenizer, **settings: object) -> tuple[textgen.Generated, list[str], bool]:
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Tell me a story"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    options = textgen.GenerationOptions.from_spec(
+        spec(temperature=0, max_new_tokens=12, device="cpu", **settings)
+    )
+    generator = textgen.StreamingGenerator(model, tokenizer, options, label="m1")
+    partials: list[str] = []
+    generated = generator.generate(dict(inputs), partials.append)
+    return generated, partials, generator.compile
+
+
+@pytest.mark.slow
+def test_compiled_static_cache_path_runs_on_cpu_and_matches_eager(tiny_llama) -> None:
+    # The "eager" dynamo backend traces and runs the graph without a C++ toolchain: the same
+    # torch.compile path as CUDA, minus code generation.
+    compiled, partials, still_compiling = greedy_run(
+        *tiny_llama, compile=True, compile_backend="eager", compile_mode="default"
+    )
+    assert compiled.compiled
+    assert still_compiling
+    eager, eager_partials, _ = greedy_run(*tiny_llama, compile=False)
+    assert not eager.compiled
+    assert partials[-1] == eager_partials[-1]
+
+
+def test_a_failing_compile_falls_back_to_eager_with_a_warning(
+    tiny_llama, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # torch itself refuses an unknown backend (torch._dynamo.exc.InvalidBackend) at the first call.
     with caplog.at_level("WARNING", logger="workers.backends.textgen"):
-        options = textgen.GenerationOptions.from_spec(spec(compile=True))
-    assert options.compile is False
-    assert "compile = true has no effect on cpu" in caplog.text
+        generated, partials, still_compiling = greedy_run(
+            *tiny_llama, compile=True, compile_backend="no-such-backend"
+        )
+    assert not generated.compiled
+    assert not still_compiling
+    assert "falling back to eager generation" in caplog.text
+    assert "no-such-backend" in caplog.text
+    assert generated.tokens > 0
+    assert partials
+
+
+def test_a_failing_partial_callback_stops_nothing_midway(tiny_llama) -> None:
+    import threading
+
+    def explode(text: str) -> None:
+        raise ConnectionError(f"partials stream down at {text!r}")
+
+    model, tokenizer = tiny_llama
+    inputs = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    options = textgen.GenerationOptions.from_spec(spec(max_new_tokens=8, device="cpu"))
+    generator = textgen.StreamingGenerator(model, tokenizer, options, label="m1")
+    with pytest.raises(ConnectionError, match="partials stream down"):
+        generator.generate(dict(inputs), explode)
+    # The generation thread was joined before the error surfaced.
+    assert not [t for t in threading.enumerate() if t.name == "generate-m1"]

@@ -40,7 +40,9 @@ GENERATION_DEFAULTS: dict[str, Any] = {
     "temperature": 0.7,
     "top_p": 1.0,
     "static_cache": True,
-    "compile": "auto",  # auto -> on for CUDA, off elsewhere
+    "compile": "auto",  # auto -> on for CUDA, off elsewhere (true forces it, e.g. on CPU)
+    "compile_backend": "inductor",  # any torch.compile backend; "eager" only traces (tests)
+    "compile_mode": "reduce-overhead",  # CUDA graphs on top of the static cache
     "max_cache_len": 2048,
     "trust_remote_code": False,
 }
@@ -137,6 +139,8 @@ class GenerationOptions:
     top_p: float
     static_cache: bool
     compile: bool
+    compile_backend: str
+    compile_mode: str
     max_cache_len: int
     trust_remote_code: bool
 
@@ -155,12 +159,6 @@ class GenerationOptions:
             raise setting_error(
                 spec, "compile", f"must be auto, true or false; got {compile_value!r}"
             )
-        if compile_on and not device.startswith("cuda"):
-            # transformers only auto-compiles generation on accelerators; say so, don't pretend.
-            log.warning(
-                "model %r: compile = true has no effect on %s; generating eagerly", spec.id, device
-            )
-            compile_on = False
         return cls(
             device=device,
             dtype=resolve_dtype(spec, get_str(spec, "dtype", d["dtype"]), device),
@@ -170,6 +168,8 @@ class GenerationOptions:
             top_p=get_float(spec, "top_p", d["top_p"], low=0.0, high=1.0),
             static_cache=get_bool(spec, "static_cache", d["static_cache"]),
             compile=compile_on,
+            compile_backend=get_str(spec, "compile_backend", d["compile_backend"]),
+            compile_mode=get_str(spec, "compile_mode", d["compile_mode"]),
             max_cache_len=get_int(spec, "max_cache_len", d["max_cache_len"], low=16, high=1 << 20),
             trust_remote_code=get_bool(spec, "trust_remote_code", d["trust_remote_code"]),
         )
@@ -280,7 +280,19 @@ class StreamingGenerator:
                 opts.max_cache_len,
             )
         kwargs["disable_compile"] = not compiled
+        if compiled:
+            kwargs["compile_config"] = self._compile_config()
         return kwargs
+
+    def _compile_config(self) -> Any:
+        from transformers import CompileConfig
+
+        config = CompileConfig(backend=self.options.compile_backend, mode=self.options.compile_mode)
+        if not self.options.device.startswith("cuda"):
+            # transformers compiles only on accelerators unless told otherwise; compile = true on
+            # the CPU is an explicit request (tests, experiments), so honour it.
+            config._compile_all_devices = True
+        return config
 
     def _generate(
         self, inputs: Mapping[str, Any], on_partial: PartialCallback | None, *, compiled: bool
@@ -302,13 +314,17 @@ class StreamingGenerator:
         thread = threading.Thread(target=run, name=f"generate-{self.label}", daemon=True)
         thread.start()
         text = ""
-        for piece in streamer:
-            if not piece:
-                continue
-            text += piece
-            if on_partial is not None:
-                on_partial(text)
-        thread.join()
+        try:
+            for piece in streamer:
+                if not piece:
+                    continue
+                text += piece
+                if on_partial is not None:
+                    on_partial(text)
+        finally:
+            # Even when on_partial raises, never return while generate() still runs: the next
+            # job would share the model and its static cache with a live generation.
+            thread.join()
         finished = time.perf_counter()
         if failure:
             raise failure[0]
