@@ -58,6 +58,22 @@ class VoteView(discord.ui.View):
         await interaction.response.send_modal(CommentModal())
 
 
+class PickView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.select(
+        custom_id="pick",
+        options=[
+            discord.SelectOption(label="x", value="x"),
+            discord.SelectOption(label="y", value="y"),
+        ],
+    )
+    async def pick(self, interaction: discord.Interaction, select: discord.ui.Select) -> None:
+        await interaction.response.defer()  # on a component: DEFERRED_UPDATE_MESSAGE
+        await interaction.edit_original_response(content=f"picked {select.values}", view=None)
+
+
 class CommentModal(discord.ui.Modal, title="Your comment"):
     text = discord.ui.TextInput(label="Comment", custom_id="comment:text", max_length=200)
 
@@ -79,6 +95,7 @@ class StudyBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.add_view(VoteView())
+        self.add_view(PickView())
         guild = discord.Object(self.guild_id)
         self.tree.copy_global_to(guild=guild)
         await self.tree.sync(guild=guild)
@@ -104,6 +121,10 @@ class StudyBot(commands.Bot):
         async def study_quiet(interaction: discord.Interaction) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
             await interaction.followup.send("quietly done")
+
+        @study.command(name="pick", description="A select menu")
+        async def study_pick(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("pick one", view=PickView())
 
         @study.command(name="report", description="Upload a file")
         async def study_report(interaction: discord.Interaction) -> None:
@@ -237,9 +258,11 @@ async def test_voice_message_is_downloaded_and_decodes_as_opus(
 
 async def test_voice_message_in_dm(standin: StandIn, bot: StudyBot, clip: VoiceClip) -> None:
     bob = await standin.add_member("bob")
-    await standin.send_voice_message(bob, standin.dm_channel(bob), clip.ogg, clip.duration_secs)
-    await standin.wait_for(lambda: bot.decoded)
+    dm = standin.dm_channel(bob)
+    await standin.send_voice_message(bob, dm, clip.ogg, clip.duration_secs)
+    await standin.wait_for(lambda: len(standin.messages(dm)) == 2, what="the bot's reply")
     assert isinstance(bot.seen[0].channel, discord.DMChannel)
+    assert standin.messages(dm)[1]["content"] == "heard opus"
 
 
 async def test_slash_command_with_subcommand_and_member_option(
@@ -291,6 +314,20 @@ async def test_button_click_and_modal_submit(standin: StandIn, bot: StudyBot) ->
     update = await standin.wait_for_response(vote)
     assert update.type == 7
     assert standin.message(message["id"])["content"] == "You voted A"
+    assert standin.message(message["id"])["components"] == []
+
+
+async def test_select_with_deferred_update_edits_the_component_message(
+    standin: StandIn, bot: StudyBot
+) -> None:
+    alice = await standin.add_member("alice")
+    ix = await standin.slash_command(alice, "study", subcommand="pick")
+    message = (await standin.wait_for_response(ix)).original
+    with pytest.raises(ValueError, match="not among the select's options"):
+        await standin.select(alice, message, "pick", ["z"])
+    chosen = await standin.select(alice, message, "pick", ["y"])
+    assert (await standin.wait_for_response(chosen)).type == 6
+    await standin.wait_for(lambda: standin.message(message["id"])["content"] == "picked ['y']")
     assert standin.message(message["id"])["components"] == []
 
 

@@ -262,9 +262,10 @@ class StandIn:
 
     # -- gateway controls -----------------------------------------------------------------------
 
-    async def wait_until_connected(self, *, timeout: float = 10.0) -> None:
-        """Wait for the first IDENTIFY to be answered with READY and GUILD_CREATE."""
-        await self.gateway.wait_connected(identifies=1, timeout=timeout)
+    async def wait_until_connected(self, identifies: int = 1, *, timeout: float = 10.0) -> None:
+        """Wait until `identifies` IDENTIFYs in all (one per bot start) have been answered with
+        READY and GUILD_CREATE."""
+        await self.gateway.wait_connected(identifies=identifies, timeout=timeout)
 
     async def wait_for_resume(self, count: int = 1, *, timeout: float = 10.0) -> None:
         """Wait until `count` RESUMEs in all have been answered."""
