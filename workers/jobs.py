@@ -75,13 +75,18 @@ class PartialPublisher:
         if self._last_sent is not None and now - self._last_sent < self.min_interval_s:
             return
         self._last_sent = now
+        try:
+            self.connection.xadd(
+                PARTIALS_STREAM,
+                {"battle_id": self.request.battle_id, "side": self.request.side, "text": text},
+                maxlen=PARTIALS_MAXLEN,
+                approximate=True,
+            )
+        except redis.exceptions.RedisError as exc:
+            # Partials are best effort: a Redis hiccup must not cost the participant the reply.
+            log.warning("partial for battle %s not published: %s", self.request.battle_id, exc)
+            return
         self.sent += 1
-        self.connection.xadd(
-            PARTIALS_STREAM,
-            {"battle_id": self.request.battle_id, "side": self.request.side, "text": text},
-            maxlen=PARTIALS_MAXLEN,
-            approximate=True,
-        )
 
 
 def publish(connection: redis.Redis, message: ResultMessage) -> dict[str, Any]:

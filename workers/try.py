@@ -11,6 +11,7 @@ backend's own). Exit status: 0 ok, 2 bad arguments / models file / model id / se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -57,27 +58,31 @@ def main(argv: list[str] | None = None) -> int:
         decode_s = time.perf_counter() - started
     except AudioError as exc:
         return fail(3, f"{args.audio}: unusable audio ({exc.reason}): {exc}")
-    try:
-        loaded = load_runtime(models_file, [spec.id], warmup=args.warmup).get(spec.id)
-    except ValueError as exc:
-        return fail(2, str(exc))
-    except BackendError as exc:
-        return fail(4, f"loading {spec.id!r} failed: {exc}")
+    # With --json, stdout carries exactly one JSON object: whatever a library prints while
+    # loading or generating goes to stderr instead.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with quiet:
+        try:
+            loaded = load_runtime(models_file, [spec.id], warmup=args.warmup).get(spec.id)
+        except ValueError as exc:
+            return fail(2, str(exc))
+        except BackendError as exc:
+            return fail(4, f"loading {spec.id!r} failed: {exc}")
 
-    def show_partial(text: str) -> None:
-        if not args.json:
-            print(f"\r… {text[-70:]}", end="", file=sys.stderr, flush=True)
+        def show_partial(text: str) -> None:
+            if not args.json:
+                print(f"\r… {text[-70:]}", end="", file=sys.stderr, flush=True)
 
-    try:
-        started = time.perf_counter()
-        answer = loaded.backend.answer(audio, [], show_partial)
-        total = time.perf_counter() - started
-    except BackendError as exc:
-        return fail(4, f"model {spec.id!r} failed: {exc}")
-    finally:
-        close = getattr(loaded.backend, "close", None)
-        if close is not None:
-            close()
+        try:
+            started = time.perf_counter()
+            answer = loaded.backend.answer(audio, [], show_partial)
+            total = time.perf_counter() - started
+        except BackendError as exc:
+            return fail(4, f"model {spec.id!r} failed: {exc}")
+        finally:
+            close = getattr(loaded.backend, "close", None)
+            if close is not None:
+                close()
     timings = {key: value for key, value in answer.timings.items() if key != "total"}
     timings.update(load=loaded.load_s, decode_audio=decode_s, total=total)
     if args.warmup:

@@ -33,6 +33,9 @@ class Behaviour:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    # For a streamed answer: after the first two events (role, first text), send an error
+    # event ("error") or drop the connection ("cut").
+    stream_fault: str | None = None
 
 
 def openai_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
@@ -74,6 +77,7 @@ class FakeApiServer:
         self.slow_models: dict[str, float] = {}
         self.broken_models: set[str] = set()
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
+        self._stream_fault: str | None = None
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -133,6 +137,7 @@ class FakeApiServer:
                 await asyncio.sleep(self.answer_delay_s)
             return None
         step = self.script.pop(0)
+        self._stream_fault = step.stream_fault
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         if step.status == 200:
@@ -167,7 +172,15 @@ class FakeApiServer:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for event in events:
+        fault, self._stream_fault = self._stream_fault, None
+        for i, event in enumerate(events):
+            if i == 2 and fault == "error":
+                error = {"error": {"message": "The server had an error", "type": "server_error"}}
+                await response.write(f"data: {json.dumps(error)}\n\n".encode())
+                break
+            if i == 2 and fault == "cut" and request.transport is not None:
+                request.transport.close()
+                return response
             await response.write(f"data: {json.dumps(event)}\n\n".encode())
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)

@@ -216,12 +216,26 @@ def test_slow_answer_then_success_within_retries(
 def test_error_event_mid_stream_is_permanent(
     fake_api: FakeApiServer, api_key_env: str, audio: np.ndarray, loaded: list[Backend]
 ) -> None:
-    backend = ready(loaded, openai(fake_api))
-    client = vars(backend)["_client"]
-    events: list[dict[str, Any]] = []
-    with pytest.raises(BackendError, match="error in stream: boom"):
-        client._event('{"error": {"message": "boom"}}')
-    assert events == []
+    fake_api.script = [Behaviour(stream_fault="error")]
+    backend = ready(loaded, openai(fake_api, retries=2))
+    partials: list[str] = []
+    with pytest.raises(BackendError, match="error in stream: The server had an error") as info:
+        backend.answer(audio, [], partials.append)
+    assert not info.value.transient
+    assert len(fake_api.generation_requests()) == 1
+
+
+def test_stream_cut_after_text_is_transient_and_not_retried(
+    fake_api: FakeApiServer, api_key_env: str, audio: np.ndarray, loaded: list[Backend]
+) -> None:
+    fake_api.script = [Behaviour(stream_fault="cut")]
+    backend = ready(loaded, openai(fake_api, retries=2))
+    partials: list[str] = []
+    with pytest.raises(BackendError, match="mid-stream") as info:
+        backend.answer(audio, [], partials.append)
+    assert info.value.transient
+    assert partials == ["I "]  # the participant saw text: a silent retry would repeat it
+    assert len(fake_api.generation_requests()) == 1
 
 
 def test_missing_key_fails_at_load_naming_the_variable(
