@@ -27,6 +27,7 @@ from tests.standin.interactions import (
     DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
     DEFERRED_UPDATE_MESSAGE,
     MODAL,
+    MODAL_SUBMIT,
     UPDATE_MESSAGE,
     Interaction,
 )
@@ -456,7 +457,7 @@ class Rest:
                 channel, target = self.world.find_message(interaction.message_id)
                 message = await self._edit_message(channel, target, data, call.files)
         elif kind == MODAL:
-            if interaction.type == 5:
+            if interaction.type == MODAL_SUBMIT:
                 raise DiscordError(400, 50035, "Invalid Form Body", {"type": "modal after modal"})
             if not data.get("custom_id") or not data.get("components"):
                 raise DiscordError(400, 50035, "Invalid Form Body", {"data": "modal needs fields"})
@@ -496,6 +497,7 @@ class Rest:
                 ),
             },
         }
+        # Message types: 20 CHAT_INPUT_COMMAND for a command's response, else 0 DEFAULT.
         message_type = 20 if interaction.type == APPLICATION_COMMAND and not followup else 0
         message = self._new_message(
             interaction.channel, data, files, message_type=message_type, flags=flags, extra=extra

@@ -43,6 +43,7 @@ from tests.standin.interactions import (
 from tests.standin.rest import Fault, Rest, RestCall
 from tests.standin.state import (
     DM,
+    EPHEMERAL,
     IS_VOICE_MESSAGE,
     PRIVATE_THREAD,
     Channel,
@@ -304,6 +305,9 @@ class StandIn:
         MESSAGE_CREATE. User mentions (`<@id>`, e.g. `standin.bot.mention`) in the content fill
         `mentions`, as Discord does."""
         target = self.channel(channel)
+        self._check_can_post(user, target)
+        if not content and not attachments:
+            raise ValueError("a message needs content or attachments (Discord refuses empty ones)")
         mentioned = [
             self.world.users[i] for i in _MENTION.findall(content) if i in self.world.users
         ]
@@ -330,6 +334,7 @@ class StandIn:
         if not ogg.startswith(b"OggS"):
             raise ValueError("a voice message must be Ogg (the bytes do not start with OggS)")
         target = self.channel(channel)
+        self._check_can_post(user, target)
         stored = StoredFile("voice-message.ogg", "audio/ogg", ogg)
         attachment = self.world.attachment_payload(self.base_url, target.id, stored)
         attachment["duration_secs"] = float(duration_secs)
@@ -355,7 +360,6 @@ class StandIn:
         flags: int,
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        self._check_can_post(user, channel)
         message = self.world.new_message(
             channel, user, content=content, attachments=attachments, flags=flags, extra=extra
         )
@@ -403,7 +407,7 @@ class StandIn:
         self, user: User, message: Mapping[str, Any] | str, custom_id: str
     ) -> Interaction:
         """`user` clicks the button `custom_id` on a message (object or id)."""
-        stored = self._component_message(message)
+        stored = self._component_message(user, message)
         component = _find_component(stored, custom_id)
         if component["type"] != BUTTON:
             raise ValueError(f"component {custom_id!r} is type {component['type']}, not a button")
@@ -416,7 +420,7 @@ class StandIn:
         self, user: User, message: Mapping[str, Any] | str, custom_id: str, values: list[str]
     ) -> Interaction:
         """`user` picks `values` in the select menu `custom_id` on a message."""
-        stored = self._component_message(message)
+        stored = self._component_message(user, message)
         component = _find_component(stored, custom_id)
         allowed = [option["value"] for option in component.get("options", [])]
         if allowed and not set(values) <= set(allowed):
@@ -448,9 +452,15 @@ class StandIn:
             message = self.world.find_message(source.message_id)[1]
         return await self._interact(MODAL_SUBMIT, user, source.channel, data, message)
 
-    def _component_message(self, message: Mapping[str, Any] | str) -> dict[str, Any]:
+    def _component_message(self, user: User, message: Mapping[str, Any] | str) -> dict[str, Any]:
         message_id = message if isinstance(message, str) else message["id"]
-        return self.world.find_message(message_id)[1]
+        channel, stored = self.world.find_message(message_id)
+        self._check_can_post(user, channel)
+        if int(stored.get("flags") or 0) & EPHEMERAL:
+            owner = stored.get("interaction_metadata", {}).get("user", {}).get("id")
+            if owner != user.id:
+                raise ValueError(f"{user.username} cannot see ephemeral message {message_id}")
+        return stored
 
     def _channel_of(self, message: Mapping[str, Any]) -> Channel:
         return self.world.channels[message["channel_id"]]
