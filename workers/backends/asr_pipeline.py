@@ -131,7 +131,11 @@ class AsrPipelineBackend:
         )
         # Missing cuBLAS / cuDNN only shows at the first real decode: probe now, not mid-study.
         segments, _ = self._whisper.transcribe(
-            np.zeros(SAMPLE_RATE, dtype=np.float32), beam_size=1, vad_filter=False, language=None
+            np.zeros(SAMPLE_RATE, dtype=np.float32),
+            beam_size=1,
+            vad_filter=False,
+            language=None,
+            max_new_tokens=4,  # a few decoder steps are enough to touch cuBLAS / cuDNN
         )
         list(segments)
 

@@ -25,6 +25,7 @@ Settings (defaults in brackets):
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Protocol
 
@@ -34,6 +35,9 @@ from workers.backends import textgen
 from workers.backends.base import SAMPLE_RATE, Answer, BackendError, PartialCallback
 from workers.modelsfile import ModelSpec
 
+log = logging.getLogger(__name__)
+
+MAX_AUDIO_SECONDS = 30
 DEFAULT_MODEL_CLASS = {
     "qwen2_audio": "Qwen2AudioForConditionalGeneration",
     "processor_chat": "AutoModelForMultimodalLM",
@@ -130,6 +134,15 @@ class _ProcessorAdapter:
     ) -> textgen.Generated:
         if self.generator is None:
             raise BackendError(f"model {self.backend.spec.id!r}: answer() before load()")
+        if len(audio) > MAX_AUDIO_SECONDS * SAMPLE_RATE:
+            # Whisper-style encoders see one 30 s window; the processor cuts the rest off.
+            log.warning(
+                "model %r: clip of %.1f s is longer than the %d s the audio encoder hears; "
+                "the rest is ignored",
+                self.backend.spec.id,
+                len(audio) / SAMPLE_RATE,
+                MAX_AUDIO_SECONDS,
+            )
         inputs = self.inputs(audio, history)
         inputs = {
             key: (
