@@ -103,3 +103,13 @@ def test_current_runtime_outside_a_worker_is_a_clear_error() -> None:
     runtime.install(None)
     with pytest.raises(RuntimeError, match="python -m workers"):
         runtime.current()
+
+
+@pytest.mark.slow
+def test_local_backend_paths_resolve() -> None:
+    # Imports torch and transformers: the point is that the dotted paths are right.
+    for name in ("asr_pipeline", "hf_audio_lm"):
+        cls = backend_class(name)
+        assert cls.__name__ == BACKENDS[name].rpartition(":")[2]
+        for method in ("load", "warmup", "answer"):
+            assert callable(getattr(cls, method))

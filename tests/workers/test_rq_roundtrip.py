@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import pytest
 import redis
+from rq import Queue
 from rq.job import Job
 
 from tests.workers.conftest import write_models
@@ -29,7 +30,7 @@ from workers.protocol import (
     ResultMessage,
     audio_key,
 )
-from workers.worker import live_workers
+from workers.worker import ParleyWorker, live_workers
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -243,4 +244,23 @@ def test_enqueue_answer_sets_the_job_up(redis_url: str) -> None:
     assert json.loads(json.dumps(payload)) == payload  # plain data
     with pytest.raises(ValueError, match="timeout_s must be positive"):
         enqueue_answer(client, request("b3", "echo"), timeout_s=0)
+    client.close()
+
+
+def test_worker_caps_job_timeouts_at_its_setting(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    queue = Queue("model:sleepy", connection=client)
+    job = queue.enqueue("time.sleep", 5, job_timeout=60)
+    worker = ParleyWorker([queue], connection=client, job_timeout_s=1)
+    started = time.monotonic()
+    worker.work(burst=True)
+    assert time.monotonic() - started < 4
+    job.refresh()
+    assert job.get_status() == "failed"
+    assert job.timeout == 1
+    latest = job.latest_result()
+    assert latest is not None
+    assert "JobTimeoutException" in (latest.exc_string or "")
+    with pytest.raises(ValueError, match="job_timeout_s must be positive"):
+        ParleyWorker([queue], connection=client, job_timeout_s=0)
     client.close()

@@ -107,3 +107,19 @@ def test_missing_key_and_wrong_key(models: Path, clip: Path) -> None:
     assert done.returncode == 4
     assert "HTTP 401" in done.stderr
     assert wrong not in done.stderr
+
+
+@pytest.mark.slow
+def test_demo_pipeline_on_real_speech(tmp_path: Path, speech_clips: dict[str, bytes]) -> None:
+    """The DESIGN's example: the demo ASR pipeline (real Whisper tiny.en) on a spoken question."""
+    clip = tmp_path / "question.ogg"
+    clip.write_bytes(speech_clips["ogg"])
+    models = REPO / "examples" / "models.demo.toml"
+    done = run_try("--models", str(models), "--model", "demo-pipeline", str(clip), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = done.stdout.strip().splitlines()
+    out = json.loads(line)
+    assert out["model"] == "demo-pipeline"
+    assert "capital" in out["transcript"].lower()
+    assert out["reply"]  # random weights: gibberish, but text
+    assert {"load", "total", "first_token", "asr"} <= set(out["timings"])
