@@ -1,6 +1,7 @@
 """The study core: plain Python over Redis that never imports discord (docs/ARCHITECTURE.md)."""
 
-from bot.core.study import Study, iter_battles, iter_participants
+from bot.core.connection import connect
+from bot.core.study import Study, iter_battle_records, iter_battles, iter_participants
 from bot.core.types import (
     Battle,
     BattleStatus,
@@ -34,6 +35,8 @@ __all__ = [
     "StudyConfig",
     "StudyState",
     "Winner",
+    "connect",
+    "iter_battle_records",
     "iter_battles",
     "iter_participants",
 ]

@@ -648,21 +648,31 @@ class Study:
         }
 
 
-async def iter_battles(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Battle]:
-    """Every battle, oldest first, read in pipelined batches (export reads 100,000s)."""
+async def iter_battle_records(
+    redis: aioredis.Redis, batch: int = 1000
+) -> AsyncIterator[dict[str, str]]:
+    """Every stored battle record (field -> text), oldest first, one script call per batch.
+
+    The export reads these directly: 100,000s of battles, where building a Battle for each
+    would cost seconds. A battle deleted while we read (withdrawal) is skipped.
+    """
+    read = redis.register_script(scripts.READ_BATTLES)
     start = 0
     while True:
-        ids = await redis.zrange(keys.BATTLES, start, start + batch - 1)
-        if not ids:
+        raw = await read(keys=[keys.BATTLES], args=[start, start + batch - 1, keys.BATTLE_PREFIX])
+        records = json.loads(raw)
+        if not records:
             return
-        async with redis.pipeline(transaction=False) as pipe:
-            for battle_id in ids:
-                pipe.hgetall(keys.battle(battle_id.decode()))
-            raws = await pipe.execute()
-        for raw in raws:
-            if raw:
-                yield battle_from_hash(decode_hash(raw))
+        for record in records:
+            if record:  # JSON gave text already
+                yield dict(zip(record[0::2], record[1::2], strict=True))
         start += batch
+
+
+async def iter_battles(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Battle]:
+    """Every battle, oldest first."""
+    async for record in iter_battle_records(redis, batch=batch):
+        yield battle_from_hash(record)
 
 
 async def iter_participants(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Participant]:
