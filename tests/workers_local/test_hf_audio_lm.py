@@ -57,6 +57,10 @@ def test_processor_chat_adapter_builds_inputs_from_the_chat_template(speech: np.
         )
     )
     backend.load()
+    inputs = backend._adapter.inputs(speech, [])
+    assert "input_features" in inputs
+    audio_id = backend._adapter.model.config.audio_token_index
+    assert int((inputs["input_ids"] == audio_id).sum()) > 0
     answer = backend.answer(speech, [])
     assert answer.reply
     assert answer.timings["tokens"] > 0

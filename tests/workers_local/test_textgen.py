@@ -54,6 +54,7 @@ def test_explicit_dtype_and_greedy_sampling() -> None:
         ("hf_audio_lm", {"adapter": "whisper"}, "adapter"),
         ("hf_audio_lm", {"model": ""}, "model"),
         ("hf_audio_lm", {"top_p": 2}, "top_p"),
+        ("hf_audio_lm", {"model_class": "Qwen2AudioForEverything"}, "model_class"),
     ],
 )
 def test_bad_settings_fail_naming_model_and_key(

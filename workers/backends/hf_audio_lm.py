@@ -61,13 +61,15 @@ TYPHOON_PROMPT_PATTERN = (
 TYPHOON_DEFAULT_INSTRUCTION = "Respond to the speech conversationally."
 
 
-def _model_class(name: str) -> Any:
+def _model_class(spec: ModelSpec, name: str) -> Any:
     import transformers
 
     cls = getattr(transformers, name, None)
-    if cls is None:
-        raise ValueError(
-            f"transformers {transformers.__version__} has no class {name!r} (setting model_class)"
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise textgen.setting_error(
+            spec,
+            "model_class",
+            f"names no transformers {transformers.__version__} model class: {name!r}",
         )
     return cls
 
@@ -97,9 +99,7 @@ class _ProcessorAdapter:
 
         options = self.backend.options
         self.processor = AutoProcessor.from_pretrained(path, **kwargs)
-        self.model = _model_class(self.backend.model_class).from_pretrained(
-            path, dtype=options.dtype, **kwargs
-        )
+        self.model = self.backend.model_cls.from_pretrained(path, dtype=options.dtype, **kwargs)
         self.model.to(options.device).eval()
         self.generator = textgen.StreamingGenerator(
             self.model, self.processor.tokenizer, options, label=self.backend.spec.id
@@ -186,9 +186,7 @@ class _RemoteCodeAdapter:
                 "checkpoint's own code; set trust_remote_code = true"
             )
         options = self.backend.options
-        self.model = _model_class(self.backend.model_class).from_pretrained(
-            path, dtype=options.dtype, **kwargs
-        )
+        self.model = self.backend.model_cls.from_pretrained(path, dtype=options.dtype, **kwargs)
         self.model.to(options.device).eval()
 
     def generate(
@@ -267,6 +265,7 @@ class HfAudioLmBackend:
         self.model_class = (
             textgen.get_optional_str(spec, "model_class") or DEFAULT_MODEL_CLASS[self.adapter]
         )
+        self.model_cls = _model_class(spec, self.model_class)
         self.instruction = textgen.get_optional_str(spec, "instruction")
         language = textgen.get_optional_str(spec, "language")
         self.system_prompt = self.options.system_prompt
