@@ -148,7 +148,7 @@ class StudyBot(commands.Bot):
         self.decoded.append(
             {**info, "duration": attachment.duration, "waveform": attachment.waveform}
         )
-        await message.channel.send(
+        await message.reply(
             f"heard {info['codec']}", file=discord.File(io.BytesIO(data), filename="echo.ogg")
         )
 
@@ -252,6 +252,9 @@ async def test_voice_message_is_downloaded_and_decodes_as_opus(
         lambda: [m for m in standin.messages("study") if m["author"]["id"] == standin.bot.id]
     )
     assert reply[0]["content"] == "heard opus"
+    assert reply[0]["type"] == 19  # a reply, referencing the voice message with string ids
+    assert reply[0]["message_reference"]["message_id"] == message["id"]
+    assert reply[0]["referenced_message"]["id"] == message["id"]
     assert standin.attachment_bytes(reply[0]["attachments"][0]) == clip.ogg
     await standin.wait_for(lambda: any(m.id == int(reply[0]["id"]) for m in bot.seen))
 

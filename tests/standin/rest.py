@@ -617,8 +617,9 @@ class Rest:
         attachments = [
             self.world.attachment_payload(self._base_url(), channel.id, stored) for stored in files
         ]
-        if body.get("message_reference"):
-            extra = {**(extra or {}), "message_reference": body["message_reference"]}
+        reference = body.get("message_reference")
+        if reference:
+            extra = {**(extra or {}), **self._reference(channel, reference)}
         return self.world.new_message(
             channel,
             self.world.bot,
@@ -630,6 +631,31 @@ class Rest:
             message_type=message_type,
             extra=extra,
         )
+
+    def _reference(self, channel: Channel, reference: dict) -> dict[str, Any]:
+        """`message_reference` as Discord returns it (string ids, channel and guild filled in)
+        plus `referenced_message` for replies."""
+        message_id = str(reference.get("message_id"))
+        channel_id = str(reference.get("channel_id") or channel.id)
+        normalized: dict[str, Any] = {
+            "type": int(reference.get("type") or 0),
+            "message_id": message_id,
+            "channel_id": channel_id,
+        }
+        if channel.guild_id is not None:
+            normalized["guild_id"] = channel.guild_id
+        referenced = self.world.messages.get(channel_id, {}).get(message_id)
+        if referenced is None and reference.get("fail_if_not_exists", True):
+            raise DiscordError(
+                400, 50035, "Invalid Form Body", {"message_reference": "Unknown message"}
+            )
+        extra: dict[str, Any] = {"message_reference": normalized}
+        if referenced is not None:
+            extra["referenced_message"] = {
+                k: v for k, v in referenced.items() if k != "referenced_message"
+            }
+            extra["type"] = 19  # REPLY
+        return extra
 
     async def post_message(self, call: RestCall) -> dict:
         channel = self._channel(call.params["channel_id"])
