@@ -17,8 +17,9 @@ from rq.job import Job
 
 from workers.protocol import WORKERS_KEY, JobRequest, audio_key, queue_name
 
-# A worker that has not refreshed its heartbeat for this long is taken for dead.
-WORKER_STALE_AFTER_S = 60.0
+# A worker that has not refreshed its heartbeat for this long is taken for dead (workers beat
+# every 5 s and call an entry stale after 15 s: workers.worker.STALE_AFTER_S).
+WORKER_STALE_AFTER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def live_workers(
         name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
         try:
             data = json.loads(raw)
-            heartbeat = float(data.get("heartbeat", 0.0))
+            heartbeat = float(data.get("heartbeat_at", 0.0))
         except (ValueError, TypeError, AttributeError):
             # A malformed entry is some other writer's bug; status must still show the rest.
             continue

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The bot never joins voice channels (voice messages are plain attachments): skip discord.py's
+# warnings about voice libraries that are not installed.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
 # Where the bot remembers which command set it last synced to the guild (a hash of the payload).
 SYNCED_KEY = "parley:discord:commands_synced:{guild_id}"
 # Each participant's private thread in the study channel, by pseudonym.

@@ -25,6 +25,7 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
         self.max_chars = max_chars
         self.text: discord.ui.TextInput[CommentModal] = discord.ui.TextInput(
             label="Why did you vote as you did?",
+            custom_id="comment",
             style=discord.TextStyle.paragraph,
             placeholder="e.g. A understood my accent; B ignored half the question.",
             required=True,
@@ -58,16 +59,20 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
 
 class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
     age_band: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
-        label="Age band", placeholder="e.g. 18-24, 25-34, 35-44 …", required=False, max_length=20
+        label="Age band",
+        custom_id="age_band",
+        placeholder="e.g. 18-24, 25-34, 35-44 …",
+        required=False,
+        max_length=20,
     )
     gender: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
-        label="Gender", required=False, max_length=40
+        label="Gender", custom_id="gender", required=False, max_length=40
     )
     first_language: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
-        label="First language", required=False, max_length=40
+        label="First language", custom_id="first_language", required=False, max_length=40
     )
     country: discord.ui.TextInput[DemographicsModal] = discord.ui.TextInput(
-        label="Country you live in", required=False, max_length=60
+        label="Country you live in", custom_id="country", required=False, max_length=60
     )
 
     def __init__(self) -> None:

@@ -27,24 +27,24 @@ log = logging.getLogger(__name__)
 
 # Discord's upload limit for bots without boosts is 10 MiB; stay under it.
 ATTACH_MAX_BYTES = 8_000_000
-# Discord clients hide these commands from members without Manage Messages unless a server
-# admin allows the moderator role in Server Settings → Integrations; the real gate is the check.
-HIDDEN_FROM = discord.Permissions(manage_messages=True)
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
 
 class Moderator(commands.Cog):
+    """`/study` and `/participant`. No `default_permissions`: those would hide the commands
+    from moderators who lack that permission (research assistants often do). Server admins can
+    hide them from everyone else in Server Settings → Integrations; the gate that counts is the
+    moderator check on every command, against PARLEY_MODERATOR_ROLE."""
+
     study = app_commands.Group(
         name="study",
         description="Run the study (moderators only).",
         guild_only=True,
-        default_permissions=HIDDEN_FROM,
     )
     participant = app_commands.Group(
         name="participant",
         description="Look after one participant (moderators only).",
         guild_only=True,
-        default_permissions=HIDDEN_FROM,
     )
 
     def __init__(self, bot: ParleyBot) -> None:

@@ -278,5 +278,4 @@ class Participant(commands.Cog):
             return
         await study.set_ui(battle.battle_id, jobs=job_ids)
         position = await asyncio.to_thread(dispatch.queue_position, self.bot.rq_conn, job_ids)
-        if position:
-            self.bot.editor.progress(battle.battle_id, position)
+        self.bot.editor.progress(battle.battle_id, position, buttons=True)

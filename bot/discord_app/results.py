@@ -44,6 +44,8 @@ class _Live:
 
     partials: dict[str, str] = field(default_factory=dict)
     position: int | None = None
+    # The first edit puts the (disabled) buttons on the message, so they are there to see.
+    show_buttons: bool = False
     last_edit: float = float("-inf")
     scheduled: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -81,10 +83,12 @@ class BattleEditor:
         self._state(battle_id).partials[side] = text
         self._schedule(battle_id)
 
-    def progress(self, battle_id: str, position: int | None) -> None:
+    def progress(self, battle_id: str, position: int | None, *, buttons: bool = False) -> None:
         if battle_id in self._done:
             return
-        self._state(battle_id).position = position
+        state = self._state(battle_id)
+        state.position = position
+        state.show_buttons = state.show_buttons or buttons
         self._schedule(battle_id)
 
     def _schedule(self, battle_id: str) -> None:
@@ -128,7 +132,12 @@ class BattleEditor:
                     rendered = render.RenderedBattle(
                         content=render.progress_header(state.position), overflow={}
                     )
-                await self._message(battle).edit(content=rendered.content)
+                if state.show_buttons:
+                    view = views.battle_view(battle_id, votes=False, comment=False)
+                    await self._message(battle).edit(content=rendered.content, view=view)
+                    state.show_buttons = False
+                else:
+                    await self._message(battle).edit(content=rendered.content)
             except (discord.HTTPException, RedisError) as exc:
                 # A progress edit is cosmetic: the final render will retry.
                 log.warning("could not update battle %s in progress: %s", battle_id, exc)
@@ -166,6 +175,7 @@ class BattleEditor:
                     reference=message.to_reference(fail_if_not_exists=False),
                     mention_author=False,
                 )
+            # A failed battle takes no vote: its buttons go.
             view = (
                 views.battle_view(fresh.battle_id)
                 if fresh.status is BattleStatus.ANSWERED

@@ -78,7 +78,7 @@ class VoteButton(
         }
         rendered = render.render_battle(battle, names=names, remaining=remaining)
         await interaction.response.edit_message(
-            content=rendered.content, view=battle_view(self.battle_id, disabled=True)
+            content=rendered.content, view=battle_view(self.battle_id, votes=False)
         )
 
 
@@ -86,13 +86,14 @@ class CommentButton(
     discord.ui.DynamicItem[discord.ui.Button],
     template=rf"parley:comment:(?P<battle_id>{_BATTLE})",
 ):
-    def __init__(self, battle_id: str) -> None:
+    def __init__(self, battle_id: str, *, disabled: bool = False) -> None:
         super().__init__(
             discord.ui.Button(
                 label="Add a comment",
                 emoji="💬",
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"parley:comment:{battle_id}",
+                disabled=disabled,
                 row=1,
             )
         )
@@ -119,12 +120,13 @@ class CommentButton(
         )
 
 
-def battle_view(battle_id: str, *, disabled: bool = False) -> discord.ui.View:
-    """Vote buttons plus "Add a comment" (which stays usable after the vote)."""
+def battle_view(battle_id: str, *, votes: bool = True, comment: bool = True) -> discord.ui.View:
+    """Vote buttons plus "Add a comment"; disabled ones show where they will be (before the
+    replies are in) or that the vote is done (the comment stays open after the vote)."""
     view = discord.ui.View(timeout=None)
     for choice in ("a", "b", "tie", "bothbad"):
-        view.add_item(VoteButton(battle_id, choice, disabled=disabled))
-    view.add_item(CommentButton(battle_id))
+        view.add_item(VoteButton(battle_id, choice, disabled=not votes))
+    view.add_item(CommentButton(battle_id, disabled=not comment))
     return view
 
 
