@@ -81,8 +81,12 @@ def test_enqueue_positions_depths_and_oldest(conn: redis.Redis) -> None:
 
 
 def test_live_workers_drop_stale_and_malformed(conn: redis.Redis) -> None:
-    conn.hset(WORKERS_KEY, "w1", json.dumps({"host": "gpu1", "models": ["m1"], "heartbeat_at": 100.0}))
-    conn.hset(WORKERS_KEY, "w0", json.dumps({"host": "gpu0", "models": ["m2"], "heartbeat_at": 10.0}))
+    conn.hset(
+        WORKERS_KEY, "w1", json.dumps({"host": "gpu1", "models": ["m1"], "heartbeat_at": 100.0})
+    )
+    conn.hset(
+        WORKERS_KEY, "w0", json.dumps({"host": "gpu0", "models": ["m2"], "heartbeat_at": 10.0})
+    )
     conn.hset(WORKERS_KEY, "bad", b"not json")
     workers = dispatch.live_workers(conn, now=120.0, stale_after_s=60.0)
     assert workers == [dispatch.WorkerInfo(name="w1", host="gpu1", models=("m1",), heartbeat=100.0)]
