@@ -120,7 +120,7 @@ async def forge_click(
     what a modified client could send. The stand-in's `click` refuses these on purpose."""
     data = {"custom_id": custom_id, "component_type": 2}
     channel = stack.standin.channel(message["channel_id"])
-    return await stack.standin._interact(MESSAGE_COMPONENT, user, channel, data, dict(message))
+    return await stack.standin.interact(MESSAGE_COMPONENT, user, channel, data, dict(message))
 
 
 async def answer(stack: Stack, interaction: Interaction, *, timeout: float = 10.0) -> Response:
@@ -137,7 +137,7 @@ async def forge_modal_submit(
         raise ValueError(f"interaction {source.id} was not answered with a modal")
     data = {"custom_id": modal["custom_id"], "components": modal_submit_components(None, values)}
     message = stack.standin.message(source.message_id) if source.message_id else None
-    return await stack.standin._interact(MODAL_SUBMIT, user, source.channel, data, message)
+    return await stack.standin.interact(MODAL_SUBMIT, user, source.channel, data, message)
 
 
 def attached_text(stack: Stack, response: Response) -> str:
