@@ -69,7 +69,10 @@ def test_processor_chat_adapter_builds_inputs_from_the_chat_template(speech: np.
 def test_remote_code_adapters_require_trust_remote_code() -> None:
     backend = HfAudioLmBackend(
         ModelSpec(
-            "diva", "DiVA", "hf_audio_lm", {"model": "local:tiny-qwen2-audio", "adapter": "diva"}
+            "typhoon",
+            "Typhoon",
+            "hf_audio_lm",
+            {"model": "local:tiny-qwen2-audio", "adapter": "typhoon_audio"},
         )
     )
     with pytest.raises(ValueError, match="set trust_remote_code = true"):
@@ -82,3 +85,9 @@ def test_answer_before_load_is_refused(speech: np.ndarray) -> None:
     )
     with pytest.raises(BackendError, match="before load"):
         backend.answer(speech, [])
+
+
+def test_diva_requires_float16() -> None:
+    settings = {"model": "local:tiny-qwen2-audio", "adapter": "diva", "dtype": "float32"}
+    with pytest.raises(ValueError, match=r"model 'diva'.*setting 'dtype'.*float16"):
+        HfAudioLmBackend(ModelSpec("diva", "DiVA", "hf_audio_lm", settings))

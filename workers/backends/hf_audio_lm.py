@@ -30,6 +30,7 @@ import time
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from workers.backends import textgen
 from workers.backends.base import SAMPLE_RATE, Answer, BackendError, PartialCallback
@@ -219,16 +220,21 @@ class _RemoteCodeAdapter:
 
 
 class _DivaAdapter(_RemoteCodeAdapter):
-    """DiVA: `generate([audio], [prompt])`; `generate_stream` yields the growing reply text."""
+    """DiVA: `generate_stream(audio, text_prompt, ...)` yields the whole reply so far.
+
+    The remote code decodes greedily (its sampling branch reads an undefined `temperature`) and
+    casts its inputs to float16, hence do_sample=False here and dtype = float16 in __init__.
+    The text prompt sits in DiVA's system slot, so it gets the system prompt (or `instruction`).
+    """
 
     def stream(self, audio: np.ndarray):
         options = self.backend.options
         prompt = self.backend.instruction or self.backend.system_prompt
-        kwargs = {"do_sample": options.temperature > 0, "max_new_tokens": options.max_new_tokens}
+        kwargs = {"do_sample": False, "max_new_tokens": options.max_new_tokens}
         if hasattr(self.model, "generate_stream"):
             yield from self.model.generate_stream(audio, prompt, **kwargs)
         else:
-            yield self.model.generate([audio], [prompt], **kwargs)[0]
+            yield self.model.generate([audio], prompt, **kwargs)[0]
 
 
 class _TyphoonAudioAdapter(_RemoteCodeAdapter):
@@ -271,6 +277,10 @@ class HfAudioLmBackend:
         self.system_prompt = self.options.system_prompt
         if language is not None:
             self.system_prompt += f" Always answer in this language: {language}."
+        if self.adapter == "diva" and self.options.dtype != torch.float16:
+            raise textgen.setting_error(
+                spec, "dtype", "must be float16 for adapter 'diva' (its remote code casts to half)"
+            )
         self._adapter: Adapter = _ADAPTER_CLASSES[self.adapter](self)
         self._loaded = False
 
