@@ -23,10 +23,19 @@ def speak(text: str, out: Path) -> bytes:
     return out.read_bytes()
 
 
-def encode(source: bytes, container: str, codec: str, rate: int | None = None) -> bytes:
-    """Re-encode any audio file to `container`/`codec`, mono."""
+def encode(
+    source: bytes,
+    container: str,
+    codec: str,
+    rate: int | None = None,
+    options: dict[str, str] | None = None,
+) -> bytes:
+    """Re-encode any audio file to `container`/`codec`, mono, with muxer `options`."""
     buffer = io.BytesIO()
-    with av.open(io.BytesIO(source)) as src, av.open(buffer, "w", format=container) as out:
+    with (
+        av.open(io.BytesIO(source)) as src,
+        av.open(buffer, "w", format=container, options=options or {}) as out,
+    ):
         stream_in = src.streams.audio[0]
         stream = out.add_stream(codec, rate=rate or stream_in.rate)
         stream.layout = "mono"

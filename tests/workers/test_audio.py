@@ -51,6 +51,15 @@ def test_load_gives_normalised_16k_mono(speech_clips: dict[str, bytes], fmt: str
     assert float(np.max(np.abs(audio))) <= 10 ** (PEAK_DBFS / 20) + 1e-6
 
 
+def test_probe_browser_webm_without_a_header_duration(speech_clips: dict[str, bytes]) -> None:
+    # MediaRecorder writes "live" webm: no duration in the header. probe() sums packet durations.
+    live = encode(speech_clips["wav"], "webm", "libopus", 48_000, options={"live": "1"})
+    info = probe(live)
+    assert info.codec == "opus"
+    assert info.duration_s == pytest.approx(2.43, abs=0.1)
+    assert load(live, 60).size / SAMPLE_RATE == pytest.approx(2.43, abs=0.1)
+
+
 def test_random_bytes_are_not_audio() -> None:
     junk = np.random.default_rng(7).bytes(4000)
     for call in (lambda: probe(junk), lambda: load(junk, 60)):
@@ -109,10 +118,10 @@ def test_too_long_is_refused_with_the_limit(long_speech: bytes) -> None:
 
 
 def test_too_long_without_a_header_duration_is_caught_while_decoding(long_speech: bytes) -> None:
-    # Raw PCM in WAV reports its length; a stream cut before its end may not. Either way the
-    # decoder stops counting at the limit.
+    # Live webm has no duration to refuse on early: the decoder stops counting at the limit.
+    live = encode(long_speech, "webm", "libopus", 48_000, options={"live": "1"})
     with pytest.raises(AudioError) as info:
-        decode(long_speech[: len(long_speech) * 3 // 4], max_seconds=5)
+        decode(live, max_seconds=5)
     assert info.value.reason == "too_long"
 
 
