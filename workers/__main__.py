@@ -55,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     ids = args.serve.split(",") if args.serve else None
     connection = redis.Redis.from_url(settings.redis_url)
     try:
+        # Before loading models (minutes on a GPU host), not after.
+        connection.ping()
+    except redis.exceptions.RedisError as exc:
+        where = connection.connection_pool.connection_kwargs
+        # Host and port only: the URL may hold a password.
+        print(
+            f"python -m workers: cannot reach Redis at {where.get('host')}:{where.get('port')} "
+            f"(REDIS_URL): {exc}",
+            file=sys.stderr,
+        )
+        connection.close()
+        return 2
+    try:
         serve(
             models_file,
             ids,

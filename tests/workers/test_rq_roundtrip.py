@@ -264,3 +264,12 @@ def test_worker_caps_job_timeouts_at_its_setting(redis_url: str) -> None:
     with pytest.raises(ValueError, match="job_timeout_s must be positive"):
         ParleyWorker([queue], connection=client, job_timeout_s=0)
     client.close()
+
+
+def test_worker_without_redis_fails_before_loading_and_hides_the_password(tmp_path: Path) -> None:
+    models = write_models(tmp_path / "models.toml", models_toml("http://127.0.0.1:9/v1"))
+    worker = start_worker(tmp_path, "redis://:hunter2-password@127.0.0.1:1/0", models, "echo")
+    assert worker.wait(30) == 2
+    log = (tmp_path / "worker-echo.log").read_text()
+    assert "cannot reach Redis at 127.0.0.1:1" in log
+    assert "hunter2" not in log
