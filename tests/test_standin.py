@@ -122,6 +122,17 @@ class StudyBot(commands.Bot):
             await interaction.response.defer(ephemeral=True, thinking=True)
             await interaction.followup.send("quietly done")
 
+        @study.command(name="model", description="Autocomplete")
+        async def study_model(interaction: discord.Interaction, model: str) -> None:
+            await interaction.response.send_message(f"model {model}")
+
+        @study_model.autocomplete("model")
+        async def model_choices(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            names = ["demo-pipeline", "demo-echo", "other"]
+            return [app_commands.Choice(name=n, value=n) for n in names if n.startswith(current)]
+
         @study.command(name="pick", description="A select menu")
         async def study_pick(interaction: discord.Interaction) -> None:
             await interaction.response.send_message("pick one", view=PickView())
@@ -299,6 +310,18 @@ async def test_unknown_command_and_bad_options_fail_loudly(standin: StandIn, bot
         )
 
 
+async def test_autocomplete_choices(standin: StandIn, bot: StudyBot) -> None:
+    alice = await standin.add_member("alice")
+    ix = await standin.autocomplete(
+        alice, "study", "model", subcommand="model", options={"model": "demo"}
+    )
+    response = await standin.wait_for_response(ix)
+    assert response.type == 8
+    assert [c["value"] for c in response.data["choices"]] == ["demo-pipeline", "demo-echo"]
+    with pytest.raises(ValueError, match="has no autocomplete"):
+        await standin.autocomplete(alice, "study", "who", subcommand="open", options={"who": "x"})
+
+
 async def test_button_click_and_modal_submit(standin: StandIn, bot: StudyBot) -> None:
     alice = await standin.add_member("alice")
     ix = await standin.slash_command(alice, "study", subcommand="open", options={"who": alice})
@@ -373,7 +396,7 @@ async def test_429_with_retry_after_is_retried(standin: StandIn, bot: StudyBot) 
     sent = await channel.send("after a rate limit")
     posts = standin.calls("POST", "/channels/{channel_id}/messages")
     assert [c.status for c in posts] == [429, 200]
-    assert posts[1].at - posts[0].at >= 0.3
+    assert posts[1].at - posts[0].at >= 0.29  # slept Retry-After (clock jitter aside)
     assert fault.hits == 1
     assert sent.content == "after a rate limit"
 

@@ -26,6 +26,7 @@ from tests.standin.state import (
 # Interaction types.
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+APPLICATION_COMMAND_AUTOCOMPLETE = 4
 MODAL_SUBMIT = 5
 
 # Callback types.
@@ -34,6 +35,7 @@ CHANNEL_MESSAGE_WITH_SOURCE = 4
 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
 DEFERRED_UPDATE_MESSAGE = 6
 UPDATE_MESSAGE = 7
+AUTOCOMPLETE_RESULT = 8
 MODAL = 9
 
 # Application command option types.
@@ -193,10 +195,13 @@ def command_data(
     subcommand: str | None,
     options: Mapping[str, Any],
     upload: Callable[[StoredFile], dict[str, Any]],
+    focused: str | None = None,
 ) -> dict[str, Any]:
     """The `data` of an APPLICATION_COMMAND interaction, with options typed by the command's
     registered definition and `resolved` filled for users, members, channels, roles, attachments.
-    `upload` stores an attachment option's file and returns its attachment object."""
+    `upload` stores an attachment option's file and returns its attachment object. With
+    `focused` (an autocomplete), that option carries the partial text typed so far and required
+    options may still be missing."""
     resolved: dict[str, dict[str, Any]] = {}
     definitions = command.get("options") or []
     path = []
@@ -219,6 +224,13 @@ def command_data(
     leaf = []
     for name, value in options.items():
         definition = _option_definition(definitions, name, command["name"])
+        if name == focused:
+            if not definition.get("autocomplete"):
+                raise ValueError(f"option {name!r} of /{command['name']} has no autocomplete")
+            # Discord sends the partial input as typed: always a string.
+            leaf.append({"name": name, "type": definition["type"], "value": str(value)})
+            leaf[-1]["focused"] = True
+            continue
         leaf.append(
             {
                 "name": name,
@@ -226,8 +238,10 @@ def command_data(
                 "value": _option_value(world, definition, value, resolved, upload),
             }
         )
+    if focused is not None and focused not in options:
+        raise ValueError(f"the focused option {focused!r} needs a value in options")
     missing = [d["name"] for d in definitions if d.get("required") and d["name"] not in options]
-    if missing:
+    if missing and focused is None:
         raise ValueError(f"/{command['name']} is missing required options {missing}")
 
     # Nest the leaf options inside the subcommand (and group), as Discord does.

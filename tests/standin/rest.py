@@ -23,6 +23,8 @@ from aiohttp import web
 from tests.standin.gateway import Gateway
 from tests.standin.interactions import (
     APPLICATION_COMMAND,
+    APPLICATION_COMMAND_AUTOCOMPLETE,
+    AUTOCOMPLETE_RESULT,
     CHANNEL_MESSAGE_WITH_SOURCE,
     DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
     DEFERRED_UPDATE_MESSAGE,
@@ -456,6 +458,13 @@ class Rest:
             if kind == UPDATE_MESSAGE:
                 channel, target = self.world.find_message(interaction.message_id)
                 message = await self._edit_message(channel, target, data, call.files)
+        elif kind == AUTOCOMPLETE_RESULT:
+            if interaction.type != APPLICATION_COMMAND_AUTOCOMPLETE:
+                raise DiscordError(400, 50035, "Invalid Form Body", {"type": "not autocomplete"})
+            if len(data.get("choices") or []) > 25:
+                raise DiscordError(400, 50035, "Invalid Form Body", {"choices": "25 or fewer"})
+        elif interaction.type == APPLICATION_COMMAND_AUTOCOMPLETE:
+            raise DiscordError(400, 50035, "Invalid Form Body", {"type": "autocomplete needs 8"})
         elif kind == MODAL:
             if interaction.type == MODAL_SUBMIT:
                 raise DiscordError(400, 50035, "Invalid Form Body", {"type": "modal after modal"})

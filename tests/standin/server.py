@@ -29,6 +29,7 @@ from aiohttp import web
 from tests.standin.gateway import INVALID_SESSION, RECONNECT, UNKNOWN_ERROR, Gateway
 from tests.standin.interactions import (
     APPLICATION_COMMAND,
+    APPLICATION_COMMAND_AUTOCOMPLETE,
     BUTTON,
     MESSAGE_COMPONENT,
     MODAL_SUBMIT,
@@ -402,6 +403,35 @@ class StandIn:
             upload=lambda stored: self.world.attachment_payload(self.base_url, target.id, stored),
         )
         return await self.interact(APPLICATION_COMMAND, user, target, data)
+
+    async def autocomplete(
+        self,
+        user: User,
+        name: str,
+        focused: str,
+        *,
+        subcommand: str | None = None,
+        group: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        channel: ChannelRef | None = None,
+    ) -> Interaction:
+        """`user` is typing `options[focused]` in /name's option `focused` (which must have
+        autocomplete); the bot answers with choices (callback type 8: response.data["choices"])."""
+        target = self.channel(channel) if channel is not None else self.study_channel
+        self._check_can_post(user, target)
+        command, guild_command = find_command(self.world, name, in_guild=target.type != DM)
+        check_can_use(self.world, command, user, target)
+        data = command_data(
+            self.world,
+            command,
+            guild_command=guild_command,
+            group=group,
+            subcommand=subcommand,
+            options=options or {},
+            upload=lambda stored: self.world.attachment_payload(self.base_url, target.id, stored),
+            focused=focused,
+        )
+        return await self.interact(APPLICATION_COMMAND_AUTOCOMPLETE, user, target, data)
 
     async def click(
         self, user: User, message: Mapping[str, Any] | str, custom_id: str
