@@ -17,11 +17,14 @@ import pytest
 import redis
 from rq import Queue
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from tests.workers.conftest import write_models
 from tests.workers.fake_apis import Behaviour, FakeApiServer
+from workers.audio import AudioError
+from workers.backends.base import BackendError
 from workers.enqueue import enqueue_answer
-from workers.jobs import PartialPublisher
+from workers.jobs import PartialPublisher, failure_kind
 from workers.protocol import (
     PARTIALS_STREAM,
     RESULTS_STREAM,
@@ -273,3 +276,12 @@ def test_worker_without_redis_fails_before_loading_and_hides_the_password(tmp_pa
     log = (tmp_path / "worker-echo.log").read_text()
     assert "cannot reach Redis at 127.0.0.1:1" in log
     assert "hunter2" not in log
+
+
+def test_failure_kind_golden() -> None:
+    assert failure_kind(JobTimeoutException("late")) == "timeout"
+    assert failure_kind(AudioError("silent", "quiet")) == "bad_audio"
+    assert failure_kind(BackendError("503", transient=True)) == "transient"
+    assert failure_kind(BackendError("400")) == "permanent"
+    assert failure_kind(RuntimeError("bug")) == "permanent"
+    assert failure_kind(None) == "permanent"
