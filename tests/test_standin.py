@@ -215,6 +215,8 @@ async def bot(standin: StandIn, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         discord_log.setLevel(previous_level)
     assert scan.tracebacks() == []
     assert standin.unknown_routes() == [], [(c.method, c.path) for c in standin.unknown_routes()]
+    refused = [(c.method, c.path, c.response) for c in standin.rest_log if 400 <= c.status < 429]
+    assert refused == []
 
 
 async def test_login_ready_and_guild(standin: StandIn, bot: StudyBot) -> None:
