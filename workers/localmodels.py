@@ -25,13 +25,17 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports stay lazy: the bot resolves references without transformers
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
 LOCAL_PREFIX = "local:"
 PACKAGE_PREFIX = "package:"
 CACHE_ENV = "PARLEY_CACHE_DIR"
 # Bump when a recipe changes so stale caches are rebuilt rather than silently reused.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 SEED = 1234
 
 # Short English text to train the tiny BPE on: enough merges for word-like pieces.
@@ -131,6 +135,9 @@ def ensure_local_model(name: str, root: Path | None = None) -> Path:
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
+        for stale in root.glob(f"{name}-v*"):  # earlier recipes of this model: dead weight
+            if stale != target and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
     return target
 
 
@@ -158,7 +165,7 @@ def _seeded_torch(seed: int) -> Iterator[None]:
         yield
 
 
-def _bpe_tokenizer(special_tokens: list[str], vocab_size: int = 600):  # -> tokenizers.Tokenizer
+def _bpe_tokenizer(special_tokens: list[str], vocab_size: int = 600) -> Tokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
@@ -194,7 +201,8 @@ def suppressed_tokens(tokenizer: Any, keep: set[int]) -> list[int]:
     """
     byte_of = _byte_level_chars()
     readable = {*range(32, 127)}
-    banned = {tid for tid in tokenizer.all_special_ids if tid not in keep}
+    # Every added token (chat headers, audio slots...), not only those registered as special.
+    banned = {tid for tid in tokenizer.added_tokens_decoder if tid not in keep}
     for token, tid in tokenizer.get_vocab().items():
         if tid in keep or tid in banned:
             continue
@@ -211,7 +219,7 @@ def _chat_tokenizer(
     eos: str,
     pad: str,
     extra: dict[str, str] | None = None,
-):  # -> PreTrainedTokenizerFast
+) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(

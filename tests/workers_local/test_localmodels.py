@@ -52,12 +52,15 @@ def test_cache_dir_comes_from_the_environment(
 def test_tiny_llama_builds_once_into_the_cache(tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
+    stale = tmp_path / "tiny-llama-chat-v0"
+    stale.mkdir()
     first = ensure_local_model("tiny-llama-chat", tmp_path)
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     second = ensure_local_model("tiny-llama-chat", tmp_path)
     assert first == second
     assert (second / "model.safetensors").stat().st_mtime_ns == stamp  # not rebuilt
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tiny-llama-chat-")]
+    assert not stale.exists()  # an earlier recipe's build is removed
 
     tokenizer = AutoTokenizer.from_pretrained(first, local_files_only=True)
     prompt = tokenizer.apply_chat_template(

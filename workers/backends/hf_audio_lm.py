@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -215,7 +216,8 @@ class _RemoteCodeAdapter:
             compiled=False,
         )
 
-    def stream(self, audio: np.ndarray):  # -> Iterator[str], the whole text so far each time
+    def stream(self, audio: np.ndarray) -> Iterator[str]:
+        """Yields the whole reply text so far, each time it grows."""
         raise NotImplementedError
 
 
@@ -227,7 +229,7 @@ class _DivaAdapter(_RemoteCodeAdapter):
     The text prompt sits in DiVA's system slot, so it gets the system prompt (or `instruction`).
     """
 
-    def stream(self, audio: np.ndarray):
+    def stream(self, audio: np.ndarray) -> Iterator[str]:
         options = self.backend.options
         prompt = self.backend.instruction or self.backend.system_prompt
         kwargs = {"do_sample": False, "max_new_tokens": options.max_new_tokens}
@@ -240,7 +242,7 @@ class _DivaAdapter(_RemoteCodeAdapter):
 class _TyphoonAudioAdapter(_RemoteCodeAdapter):
     """Typhoon-Audio: `generate(audio=, prompt=, prompt_pattern=, ...)` returns the reply."""
 
-    def stream(self, audio: np.ndarray):
+    def stream(self, audio: np.ndarray) -> Iterator[str]:
         options = self.backend.options
         pattern = TYPHOON_PROMPT_PATTERN.format(system=self.backend.system_prompt)
         yield self.model.generate(
