@@ -28,7 +28,8 @@ def texts(response: Response) -> str:
         parts.append(message.get("content") or "")
         for embed in message.get("embeds") or []:
             parts += [embed.get("title") or "", embed.get("description") or ""]
-    return "\n".join(p for p in parts if p)
+    # The callback data and the original message usually say the same: keep each text once.
+    return "\n".join(dict.fromkeys(p for p in parts if p))
 
 
 def custom_ids(message: Mapping[str, Any] | None) -> list[str]:
@@ -150,4 +151,5 @@ def attached_text(stack: Stack, response: Response) -> str:
 
 
 def everything(stack: Stack, response: Response) -> str:
-    return texts(response) + "\n" + attached_text(stack, response)
+    attached = attached_text(stack, response)
+    return texts(response) + ("\n" + attached if attached else "")
