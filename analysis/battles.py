@@ -23,9 +23,9 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix == ".csv":
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
     if suffix in (".jsonl", ".ndjson"):
-        return pd.read_json(path, lines=True, convert_dates=False)
+        return pd.read_json(path, lines=True)
     if suffix == ".json":
-        return pd.read_json(path, convert_dates=False)
+        return pd.read_json(path)
     raise ValueError(
         f"unsupported battles file type {suffix!r} ({path}); use parquet, csv or jsonl"
     )

@@ -158,6 +158,51 @@ def fit_bradley_terry(
     return Fit(theta=theta[0] if single else theta, log_nu=None, iterations=it, converged=converged)
 
 
+def refit_bradley_terry(
+    design: PairDesign,
+    wins_i: np.ndarray,
+    wins_j: np.ndarray,
+    start: np.ndarray,
+    *,
+    alpha: float = 0.0,
+    tol: float = 1e-10,
+    max_iter: int = 60,
+) -> Fit:
+    """Fit many rounds near a known solution `start` (m,), e.g. bootstrap redraws of one study.
+
+    A chord (simplified Newton) iteration with one Hessian, taken at `start` for the average
+    counts, shared by every round: each step is then a matrix product instead of a batched
+    solve, and the redraws are close enough to `start` that it contracts fast. Rounds that have
+    not converged after `max_iter` steps (sparse or degenerate draws) finish with full Newton.
+    """
+    w_ij, w_ji = _as_batch(wins_i), _as_batch(wins_j)
+    n = w_ij + w_ji
+    m = design.n_models
+    theta = np.broadcast_to(start - start.mean(), (w_ij.shape[0], m)).copy()
+    p0 = expit(start[design.pair_i] - start[design.pair_j])
+    mean_n = n.mean(axis=0, keepdims=True)
+    hess = _laplacian(design, mean_n * p0 * (1 - p0))[0] + (2 * alpha + RIDGE) * np.eye(m)
+    inverse = np.linalg.inv(hess + np.ones((m, m)))
+    signed = design.signed_incidence
+    active = np.arange(w_ij.shape[0])
+    for it in range(1, max_iter + 1):
+        th = theta[active]
+        p = expit(th[:, design.pair_i] - th[:, design.pair_j])
+        grad = (signed.T @ (w_ij[active] - n[active] * p).T).T - 2 * alpha * th
+        step = grad @ inverse  # inverse is symmetric
+        theta[active] = th + step - step.mean(axis=1, keepdims=True)
+        active = active[np.abs(step).max(axis=1) >= tol]
+        if active.size == 0:
+            return Fit(theta=theta, log_nu=None, iterations=it, converged=True)
+    rest = fit_bradley_terry(
+        design, w_ij[active], w_ji[active], alpha=alpha, init=theta[active], tol=tol
+    )
+    theta[active] = rest.theta
+    return Fit(
+        theta=theta, log_nu=None, iterations=max_iter + rest.iterations, converged=rest.converged
+    )
+
+
 def fit_davidson(
     design: PairDesign,
     wins_i: np.ndarray,

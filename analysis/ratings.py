@@ -20,6 +20,7 @@ from analysis.bradley_terry import (
     fit_bradley_terry,
     fit_davidson,
     is_connected,
+    refit_bradley_terry,
 )
 from analysis.pairs import BOTH_BAD, I_WINS, TIE, PairCounts, outcomes
 
@@ -46,11 +47,21 @@ class Ratings:
         return self.pairs.models
 
 
-def _fit(design: PairDesign, counts: np.ndarray, ties: TieMode, bothbad: bool, **kw) -> Fit:
+def _fit(
+    design: PairDesign,
+    counts: np.ndarray,
+    ties: TieMode,
+    bothbad: bool,
+    *,
+    alpha: float,
+    start: np.ndarray | None = None,
+) -> Fit:
     wins_i, wins_j, tied = outcomes(counts, ties, bothbad)
     if ties is TieMode.DAVIDSON:
-        return fit_davidson(design, wins_i, wins_j, tied, **kw)
-    return fit_bradley_terry(design, wins_i, wins_j, **kw)
+        return fit_davidson(design, wins_i, wins_j, tied, alpha=alpha, init=start)
+    if start is not None:
+        return refit_bradley_terry(design, wins_i, wins_j, start, alpha=alpha)
+    return fit_bradley_terry(design, wins_i, wins_j, alpha=alpha)
 
 
 def pair_win_rate(counts: np.ndarray) -> np.ndarray:
@@ -115,7 +126,7 @@ def fit_ratings(
             draws = np.zeros((size, flat.size))
             draws[:, nonzero] = rng.multinomial(total, probs, size=size)
             counts = draws.reshape(size, *pairs.counts.shape)
-            fit = _fit(design, counts, ties, bothbad_as_tie, alpha=alpha, init=point.theta)
+            fit = _fit(design, counts, ties, bothbad_as_tie, alpha=alpha, start=point.theta)
             boot_theta[start : start + size] = fit.theta
             boot_rate[start : start + size] = pair_win_rate(counts)
             bar.update(size)

@@ -131,3 +131,20 @@ def test_rejects_bad_input() -> None:
         fit_bradley_terry(THREE, np.ones(2), np.ones(2))
     with pytest.raises(ValueError, match="out of range"):
         PairDesign(2, np.array([0]), np.array([2]))
+
+
+def test_chord_refit_agrees_with_newton_on_redraws() -> None:
+    from analysis.bradley_terry import refit_bradley_terry
+
+    rng = np.random.default_rng(4)
+    design = full_design(12)
+    theta = rng.normal(0, 1, 12)
+    p = 1 / (1 + np.exp(-(theta[design.pair_i] - theta[design.pair_j])))
+    # Mostly large counts, plus one sparse round (3 battles a pair) that needs the fallback.
+    n = np.array([[60]] * 20 + [[3]])
+    wins = rng.binomial(n, p).astype(float)
+    start = fit_bradley_terry(design, wins[:20].mean(0), (n - wins)[:20].mean(0)).theta
+    chord = refit_bradley_terry(design, wins, n - wins, start)
+    newton = fit_bradley_terry(design, wins, n - wins)
+    assert chord.converged
+    np.testing.assert_allclose(chord.theta, newton.theta, atol=1e-8)

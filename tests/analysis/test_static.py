@@ -1,0 +1,136 @@
+"""Static benchmarks: orientation, correlations against scipy, top-k distance, PCA, VIF, mixed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from analysis.bradley_terry import to_elo
+from analysis.pairs import count_pairs
+from analysis.ratings import fit_ratings
+from analysis.static import (
+    StaticTable,
+    align_models,
+    correlate,
+    kendall_tau_b,
+    mixed_effects,
+    orient,
+    pca,
+    topk_kendall_distance,
+    variance_inflation,
+    vif_screen,
+)
+
+
+def test_lower_is_better_is_flipped() -> None:
+    raw = pd.DataFrame({"wer": [5.0, 10.0, 20.0], "acc": [0.9, 0.8, 0.7]}, index=["m1", "m2", "m3"])
+    meta = pd.DataFrame(
+        {
+            "benchmark": ["wer", "acc"],
+            "dataset": ["ls", "x"],
+            "task": ["asr", "y"],
+            "metric": ["WER", "acc"],
+            "higher_is_better": ["false", "true"],
+        }
+    )
+    table = orient(raw, meta)
+    assert list(table.scores["wer"]) == [-5.0, -10.0, -20.0]
+    assert list(table.scores["acc"]) == [0.9, 0.8, 0.7]
+    # Without META the name says it: a column called WER is an error rate.
+    assert list(orient(raw, None).meta["higher_is_better"]) == [False, True]
+
+
+def test_real_table_is_read(static_table: StaticTable) -> None:
+    assert static_table.scores.shape == (11, 18)
+    assert static_table.meta["higher_is_better"].all()
+    assert align_models(["gpt4o", "Qwen2-Audio", "nope"], static_table) == {
+        "gpt4o": "GPT4o",
+        "Qwen2-Audio": "Qwen2-audio",
+    }
+
+
+def test_vectorised_tau_b_matches_scipy_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (50, 9)).astype(float)
+    y = rng.integers(0, 4, 9).astype(float)
+    ours = kendall_tau_b(x, y)
+    ref = [stats.kendalltau(row, y, variant="b").statistic for row in x]
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+
+
+def test_correlations_match_scipy_on_the_real_table(
+    static_table: StaticTable, study_battles: pd.DataFrame
+) -> None:
+    ratings = fit_ratings(count_pairs(study_battles), rounds=200, seed=0)
+    corr = correlate(ratings, static_table).set_index("benchmark")
+    assert len(corr) == 18
+    rating = pd.Series(to_elo(ratings.theta), index=list(ratings.models))
+    for bench in ("slurp_intent", "commonvoice_age", "alpaca_instruction"):
+        score = static_table.scores[bench].loc[rating.index]
+        tau = stats.kendalltau(rating, score)
+        rho = stats.spearmanr(rating, score)
+        row = corr.loc[bench]
+        assert row["n_models"] == 11
+        assert row["kendall_tau"] == pytest.approx(tau.statistic, abs=1e-12)
+        assert row["kendall_p"] == pytest.approx(tau.pvalue, abs=1e-12)
+        assert row["spearman_rho"] == pytest.approx(rho.statistic, abs=1e-12)
+        assert row["spearman_p"] == pytest.approx(rho.pvalue, abs=1e-12)
+        assert row["kendall_tau_lo"] <= row["kendall_tau_hi"]
+
+
+def test_topk_kendall_distance_golden_cases() -> None:
+    assert topk_kendall_distance(list("abcde"), list("abcde"), 3) == 0.0
+    # Disjoint top-3 lists reach the maximum.
+    assert topk_kendall_distance(list("abcxyz"), list("xyzabc"), 3) == 1.0
+    # Top-2 [a, b] vs [b, a]: one discordant pair, max 2² + 0.5·2·1 = 5.
+    assert topk_kendall_distance(list("abc"), list("bac"), 2) == pytest.approx(1 / 5)
+    # Top-2 [a, b] vs [a, c]: (a,b) agree (a is ahead of b in both); (a,c) agree; (b,c) one in
+    # each list only: 1. Total 1 / 5.
+    assert topk_kendall_distance(list("abc"), list("acb"), 2) == pytest.approx(1 / 5)
+    with pytest.raises(ValueError, match="k >= 1"):
+        topk_kendall_distance(["a"], ["a"], 0)
+
+
+def test_pca_matches_sklearn(static_table: StaticTable) -> None:
+    from sklearn.decomposition import PCA
+
+    result = pca(static_table)
+    scores = static_table.scores
+    z = (scores - scores.mean()) / scores.std(ddof=1)
+    ref = PCA().fit(z.to_numpy())
+    np.testing.assert_allclose(
+        result.explained["variance_ratio"], ref.explained_variance_ratio_, atol=1e-10
+    )
+    assert result.explained["cumulative"].iloc[-1] == pytest.approx(1.0)
+    assert 0.3 < result.explained["variance_ratio"].iloc[0] < 0.7
+
+
+def test_vif_matches_statsmodels_and_screens_collinear_columns() -> None:
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3))
+    x[:, 2] = x[:, 0] + 0.3 * x[:, 1] + 0.2 * rng.normal(size=200)
+    with_const = np.column_stack([np.ones(200), x])
+    ref = [variance_inflation_factor(with_const, i + 1) for i in range(3)]
+    np.testing.assert_allclose(variance_inflation(x), ref, rtol=1e-8)
+    design = pd.DataFrame(x, columns=["a", "b", "c"]).assign(d=lambda f: f["a"] - f["b"])
+    kept, dropped = vif_screen(design, threshold=5)
+    assert len(kept) == 2 and len(dropped) == 2
+    assert dropped["vif"].iloc[0] == np.inf
+
+
+def test_mixed_effects_on_the_real_table(
+    static_table: StaticTable, study_battles: pd.DataFrame
+) -> None:
+    result = mixed_effects(study_battles, static_table)
+    assert result.n_battles == (study_battles["winner"].isin(["model_a", "model_b"])).sum()
+    kept = result.fixed["term"].tolist()
+    assert kept[0] == "position_a"
+    assert 1 < len(kept) <= 11  # 11 models: differences span at most 10 dimensions
+    assert len(kept) - 1 + len(result.screened_out) == 18
+    # Sides are random in the simulation: no position bias.
+    assert abs(result.fixed["z"].iloc[0]) < 3
+    assert result.model_effect_sd > 0
