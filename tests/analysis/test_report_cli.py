@@ -88,7 +88,8 @@ def test_correlate_command_on_the_real_table(battles_csv: Path, tmp_path: Path) 
     corr = pd.read_csv(tmp_path / "correlations.csv")
     for col in ("benchmark", "n_models", "kendall_tau", "kendall_p", "spearman_rho", "spearman_p"):
         assert col in corr.columns
-    assert len(corr) == 18 and (corr["n_models"] == 11).all()
+    assert len(corr) == 18
+    assert (corr["n_models"] == 11).all()
     assert corr["signature"].str.contains("ties:davidson").all()
     for name in ("pca_variance", "pca_loadings", "mixed_effects", "vif_screen", "leaderboard"):
         assert (tmp_path / f"{name}.csv").exists(), name
@@ -147,11 +148,13 @@ def test_report_on_the_real_static_table(study_battles: pd.DataFrame, tmp_path: 
         assert f"<h2>{heading}</h2>" in html
     assert "no transcripts" in html
     assert "votes:2000|filters:unvoted,flagged|rounds:200|seed:1" in html
-    assert "GPT4o" in html and "slurp_intent" in html
+    assert "GPT4o" in html
+    assert "slurp_intent" in html
     for name in ("leaderboard", "winrates", "correlations", "mixed_effects", "filters"):
         assert (tmp_path / f"{name}.csv").exists(), name
     assert not (tmp_path / "topics.csv").exists()
-    assert "<script" not in html and "http" not in html.split("</style>")[1]
+    assert "<script" not in html
+    assert "http" not in html.split("</style>")[1]
 
 
 def test_report_without_benchmarks_from_the_cli(battles_csv: Path, tmp_path: Path) -> None:

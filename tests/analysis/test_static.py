@@ -118,7 +118,8 @@ def test_vif_matches_statsmodels_and_screens_collinear_columns() -> None:
     np.testing.assert_allclose(variance_inflation(x), ref, rtol=1e-8)
     design = pd.DataFrame(x, columns=["a", "b", "c"]).assign(d=lambda f: f["a"] - f["b"])
     kept, dropped = vif_screen(design, threshold=5)
-    assert len(kept) == 2 and len(dropped) == 2
+    assert len(kept) == 2
+    assert len(dropped) == 2
     assert dropped["vif"].iloc[0] == np.inf
 
 

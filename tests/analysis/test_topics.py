@@ -34,9 +34,11 @@ def test_clusters_found_and_named_by_their_words(method: str) -> None:
     vectors = blobs(rng, [30, 20, 10])
     topics = cluster_texts(vectors, texts, rng, method=method)
     assert topics.k == 3
-    assert topics.silhouette is not None and topics.silhouette > 0.9
+    assert topics.silhouette is not None
+    assert topics.silhouette > 0.9
     np.testing.assert_array_equal(topics.labels, [0] * 30 + [1] * 20 + [2] * 10)
-    assert "cook" in topics.names[0] and "flight" in topics.names[1]
+    assert "cook" in topics.names[0]
+    assert "flight" in topics.names[1]
     shares = topic_shares(pd.DataFrame(index=range(60)), topics)
     np.testing.assert_allclose(shares["share"], [0.5, 1 / 3, 1 / 6])
 
@@ -85,7 +87,9 @@ def test_real_minilm_embeddings_cluster_by_meaning() -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     topics = cluster_texts(vectors, texts, np.random.default_rng(0), k=2)
     cooking, flights = topics.labels[:3], topics.labels[12:15]
-    assert len(set(cooking)) == 1 and len(set(flights)) == 1 and cooking[0] != flights[0]
+    assert len(set(cooking)) == 1
+    assert len(set(flights)) == 1
+    assert cooking[0] != flights[0]
     names = dict(zip(topics.labels[[0, 12]], ("cook", "flight"), strict=True))
     for label, word in names.items():
         assert word in topics.names[label]
