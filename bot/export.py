@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,9 @@ PARTICIPANT_COLUMNS = [
     "first_language",
     "country",
 ]
-_TIME_COLUMNS = ("tstamp", "created_at", "answered_at", "voted_at", "consented_at", "joined_at")
+_TIME_COLUMNS = frozenset(
+    ("tstamp", "created_at", "answered_at", "voted_at", "consented_at", "joined_at", "withdrawn_at")
+)
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 
 
@@ -145,59 +148,87 @@ def participant_row(participant: Participant) -> dict[str, Any]:
 def _frame(rows: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(columns))
     for name in columns:
-        if name in _TIME_COLUMNS or name == "withdrawn_at":
+        if name in _TIME_COLUMNS:
             frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
     return frame
+
+
+def _iso(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="microseconds")
 
 
 def _redis_of(source: Study | aioredis.Redis) -> aioredis.Redis:
     return source.redis if isinstance(source, Study) else source
 
 
+async def battle_rows(source: Study | aioredis.Redis) -> list[dict[str, Any]]:
+    return [battle_row(r) async for r in iter_battle_records(_redis_of(source))]
+
+
+async def participant_rows(source: Study | aioredis.Redis) -> list[dict[str, Any]]:
+    rows = [participant_row(p) async for p in iter_participants(_redis_of(source))]
+    return sorted(rows, key=lambda r: r["participant"])
+
+
 async def battles_frame(source: Study | aioredis.Redis) -> pd.DataFrame:
-    rows = [battle_row(r) async for r in iter_battle_records(_redis_of(source))]
-    return _frame(rows, BATTLE_COLUMNS)
+    """The battles export as a DataFrame (times as UTC timestamps)."""
+    return _frame(await battle_rows(source), BATTLE_COLUMNS)
 
 
 async def participants_frame(source: Study | aioredis.Redis) -> pd.DataFrame:
-    rows = [participant_row(p) async for p in iter_participants(_redis_of(source))]
-    rows.sort(key=lambda r: r["participant"])
-    return _frame(rows, PARTICIPANT_COLUMNS)
+    return _frame(await participant_rows(source), PARTICIPANT_COLUMNS)
 
 
-def write_frame(frame: pd.DataFrame, path: Path) -> Path:
-    """Write by suffix to a temp file, then rename: a reader never sees half an export."""
-    path = Path(path)
+def check_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ValueError(f"export file must end in {', '.join(SUFFIXES)}; got {str(path)!r}")
+    return suffix
+
+
+def write_rows(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> Path:
+    """Write by suffix to a temp file, then rename: a reader never sees half an export.
+
+    Times are UTC: timestamps in Parquet and CSV, ISO 8601 text in JSONL.
+    """
+    path = Path(path)
+    suffix = check_suffix(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
+    if suffix == ".jsonl":
+        # Plain json per row: pandas' to_json takes seconds over 100,000 rows of text.
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                out = {c: _iso(row[c]) if c in _TIME_COLUMNS else row[c] for c in columns}
+                fh.write(json.dumps(out, ensure_ascii=False) + "\n")
     elif suffix == ".csv":
         # Arrow's C++ writer: pandas' to_csv takes seconds over 100,000 rows of text.
-        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+        table = pa.Table.from_pandas(_frame(rows, columns), preserve_index=False)
+        pacsv.write_csv(table, tmp)
     else:
-        frame.to_json(tmp, orient="records", lines=True, date_format="iso", force_ascii=False)
+        _frame(rows, columns).to_parquet(tmp, index=False)
     os.replace(tmp, path)
     return path
 
 
 async def export_battles(source: Study | aioredis.Redis, path: Path | str) -> int:
-    """Write one row per battle to `path`; returns the number of rows."""
+    """Write one row per battle to `path` (.parquet, .csv or .jsonl); returns the row count."""
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"export file must end in {', '.join(SUFFIXES)}; got {str(path)!r}")
-    frame = await battles_frame(source)
-    await asyncio.to_thread(write_frame, frame, path)
-    return len(frame)
+    check_suffix(path)
+    rows = await battle_rows(source)
+    await asyncio.to_thread(write_rows, rows, BATTLE_COLUMNS, path)
+    return len(rows)
 
 
 async def export_participants(source: Study | aioredis.Redis, path: Path | str) -> int:
-    frame = await participants_frame(source)
-    await asyncio.to_thread(write_frame, frame, Path(path))
-    return len(frame)
+    """Write the participants table (pseudonym, consent, demographics, status)."""
+    path = Path(path)
+    check_suffix(path)
+    rows = await participant_rows(source)
+    await asyncio.to_thread(write_rows, rows, PARTICIPANT_COLUMNS, path)
+    return len(rows)
 
 
 async def _run(redis_url: str, out: Path, participants: Path | None) -> None:
