@@ -114,3 +114,15 @@ def test_random_tiny_whisper_runs_on_faster_whisper(speech: np.ndarray) -> None:
     backend.load()
     assert backend.engine == "faster_whisper"
     assert backend.answer(speech, []).reply
+
+
+def test_a_bad_asr_reference_is_a_config_error_not_a_fallback() -> None:
+    from workers.localmodels import LocalModelError
+
+    backend = AsrPipelineBackend(
+        pipeline_spec(
+            asr_model="package:no_such_package_xyz/model", asr_hf_model="local:tiny-whisper-hf"
+        )
+    )
+    with pytest.raises(LocalModelError, match="no_such_package_xyz"):
+        backend.load()

@@ -89,8 +89,10 @@ class AsrPipelineBackend:
 
     def load(self) -> None:
         if self.asr_engine == "faster_whisper":
+            # Resolved outside the try: a bad reference is a config error, not a CUDA problem.
+            path, is_local = resolve_model_ref(self.asr_model)
             try:
-                self._load_faster_whisper()
+                self._load_faster_whisper(path, is_local)
                 self.engine = "faster_whisper"
             except CT2_ERRORS as exc:
                 if self.asr_hf_model is None:
@@ -113,10 +115,9 @@ class AsrPipelineBackend:
             self.engine = "transformers"
         self._load_llm()
 
-    def _load_faster_whisper(self) -> None:
+    def _load_faster_whisper(self, path: str, is_local: bool) -> None:
         from faster_whisper import WhisperModel
 
-        path, is_local = resolve_model_ref(self.asr_model)
         device = "cuda" if self.asr_device.startswith("cuda") else "cpu"
         index = int(self.asr_device.split(":")[1]) if ":" in self.asr_device else 0
         compute_type = self.asr_compute_type
