@@ -19,7 +19,13 @@ from analysis import plots
 from analysis.filters import FilterConfig
 from analysis.leaderboard import leaderboard, matrix, pairwise
 from analysis.static import StaticTable, correlate, load_static, mixed_effects, orient, pca
-from analysis.study import RatingOptions, rate_battles, write_signature, write_table
+from analysis.study import (
+    RatedStudy,
+    RatingOptions,
+    rate_battles,
+    write_signature,
+    write_table,
+)
 from analysis.topics import (
     cluster_texts,
     embed_texts,
@@ -275,7 +281,7 @@ def _static_section(doc: _Doc, study, table: StaticTable, out: Path) -> None:
 
 def _topic_section(
     doc: _Doc,
-    study,
+    study: RatedStudy,
     out: Path,
     *,
     k: int | None,

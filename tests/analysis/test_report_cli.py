@@ -176,3 +176,34 @@ def test_report_without_benchmarks_from_the_cli(battles_csv: Path, tmp_path: Pat
     html = (tmp_path / "report.html").read_text()
     assert "No benchmark table given" in html
     assert len(_images(html)) == 3
+
+
+@pytest.mark.slow
+def test_report_and_topics_command_with_transcripts(
+    study_battles: pd.DataFrame, battles_csv: Path, tmp_path: Path
+) -> None:
+    path = build_report(study_battles, tmp_path / "report", rounds=100, seed=0)
+    html = path.read_text()
+    assert len(_images(html)) == 4  # leaderboard, win rates, counts, topic shares
+    shares = pd.read_csv(tmp_path / "report" / "topics.csv")
+    assert shares["share"].sum() == pytest.approx(1.0)
+    assert (tmp_path / "report" / "topic_leaderboards.csv").exists()
+    assert (
+        main(
+            [
+                "topics",
+                str(battles_csv),
+                "--k",
+                "4",
+                "--rounds",
+                "50",
+                "--out",
+                str(tmp_path / "topics"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assigned = pd.read_csv(tmp_path / "topics" / "topic_assignments.csv")
+    assert len(assigned) == len(study_battles)
+    assert set(assigned["topic"]) == {0, 1, 2, 3}
