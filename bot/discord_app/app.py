@@ -14,7 +14,9 @@ import redis
 import redis.asyncio as aioredis
 from discord import app_commands
 from discord.ext import commands
+from redis.exceptions import RedisError
 
+from bot.core.types import Refused
 from bot.discord_app import checks, views
 from bot.discord_app.results import BattleEditor, ResultListener
 from bot.settings import Settings
@@ -163,18 +165,26 @@ class ParleyBot(commands.Bot):
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
+        original = getattr(error, "original", error)
         if isinstance(error, app_commands.CheckFailure):
             text = str(error) or checks.REFUSAL
             log.info("refused /%s for a non-moderator", getattr(interaction.command, "name", "?"))
+        elif isinstance(original, Refused):
+            text = original.message
+        elif isinstance(original, RedisError):
+            log.error("Redis error in /%s: %s", getattr(interaction.command, "name", "?"), original)
+            text = views.STORAGE_DOWN
         else:
-            original = getattr(error, "original", error)
             log.error(
                 "command /%s failed",
                 getattr(interaction.command, "qualified_name", "?"),
                 exc_info=original,
             )
             text = "Sorry, something went wrong on our side. The study team has been notified."
-        await views.tell(interaction, text)
+        try:
+            await views.tell(interaction, text)
+        except discord.HTTPException as exc:
+            log.warning("could not tell the user about the error: %s", exc)
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s)", self.user, getattr(self.user, "id", "?"))

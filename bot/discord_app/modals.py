@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import discord
+from redis.exceptions import RedisError
 
 from bot.core.types import Demographics, Refused
 
@@ -16,6 +17,17 @@ log = logging.getLogger(__name__)
 
 # Discord caps a text input at 4,000 characters; the study's own limit is usually lower.
 DISCORD_TEXT_INPUT_MAX = 4000
+
+
+async def _on_error(interaction: discord.Interaction, error: Exception) -> None:
+    from bot.discord_app.views import STORAGE_DOWN, tell
+
+    if isinstance(error, RedisError):
+        log.error("Redis error in a form: %s", error)
+        await tell(interaction, STORAGE_DOWN)
+        return
+    log.error("a form failed", exc_info=error)
+    await tell(interaction, "Sorry, something went wrong on our side; nothing was saved.")
 
 
 class CommentModal(discord.ui.Modal, title="Add a comment"):
@@ -55,6 +67,9 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
             await interaction.response.send_message(refused.message, ephemeral=True)
             return
         await interaction.response.send_message("Thanks — your comment was saved.", ephemeral=True)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await _on_error(interaction, error)
 
 
 class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
@@ -97,3 +112,6 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
             await interaction.response.send_message(refused.message, ephemeral=True)
             return
         await bot.flow.show_instructions(interaction, edit=False)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await _on_error(interaction, error)

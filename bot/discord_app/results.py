@@ -225,34 +225,39 @@ class ResultListener:
         cursor = "0"  # pending entries of this consumer first, then ">" for new ones
         while True:
             try:
-                response = await self.redis.xreadgroup(
-                    RESULTS_GROUP,
-                    CONSUMER,
-                    {RESULTS_STREAM: cursor},
-                    count=20,
-                    block=None if cursor != ">" else BLOCK_MS,
-                )
+                cursor = await self._read_results(cursor)
             except (RedisError, OSError) as exc:
                 log.warning("reading %s failed (%s); retrying in 1 s", RESULTS_STREAM, exc)
                 await asyncio.sleep(1.0)
-                continue
-            entries = response[0][1] if response else []
-            if cursor != ">":
-                if not entries:
-                    cursor = ">"
-                    continue
-                last = entries[-1][0]
-                cursor = last.decode() if isinstance(last, bytes) else str(last)
-            retry = False
-            for entry_id, fields in entries:
-                if await self.handle(fields):
-                    await self.redis.xack(RESULTS_STREAM, RESULTS_GROUP, entry_id)
-                else:
-                    retry = True
-            if retry:
-                # Unacknowledged entries stay pending: read them again after a pause.
-                await asyncio.sleep(1.0)
+                # Anything read but not acknowledged is pending: start from it again.
                 cursor = "0"
+
+    async def _read_results(self, cursor: str) -> str:
+        """One read of the stream; returns the cursor for the next one."""
+        response = await self.redis.xreadgroup(
+            RESULTS_GROUP,
+            CONSUMER,
+            {RESULTS_STREAM: cursor},
+            count=20,
+            block=None if cursor != ">" else BLOCK_MS,
+        )
+        entries = response[0][1] if response else []
+        if cursor != ">":
+            if not entries:
+                return ">"
+            last = entries[-1][0]
+            cursor = last.decode() if isinstance(last, bytes) else str(last)
+        retry = False
+        for entry_id, fields in entries:
+            if await self.handle(fields):
+                await self.redis.xack(RESULTS_STREAM, RESULTS_GROUP, entry_id)
+            else:
+                retry = True
+        if retry:
+            # Unacknowledged entries stay pending: read them again after a pause.
+            await asyncio.sleep(1.0)
+            return "0"
+        return cursor
 
     async def handle(self, fields: dict[bytes, bytes]) -> bool:
         """Record and show one result; True when it may be acknowledged."""
@@ -266,6 +271,10 @@ class ResultListener:
         except Refused as refused:
             # E.g. the participant withdrew meanwhile: nothing left to show.
             log.info("result for battle %s not recorded: %s", result.battle_id, refused.code)
+            return True
+        except ValueError as exc:
+            # A result naming the wrong model for its side: a worker bug, never retried.
+            log.error("dropping an inconsistent result: %s", exc)
             return True
         except RedisError as exc:
             log.warning("could not record result for %s (%s); will retry", result.battle_id, exc)

@@ -8,11 +8,14 @@ click, meets the same rules as the first.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
+from redis.exceptions import RedisError
 
 from bot.core.types import Refused
 from bot.discord_app import modals, render
@@ -35,6 +38,31 @@ async def tell(interaction: discord.Interaction, text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
     else:
         await interaction.response.send_message(text, ephemeral=True)
+
+
+STORAGE_DOWN = "Sorry — the study's storage is not reachable right now. Please try again soon."
+ItemT = TypeVar("ItemT")
+
+
+def polite(
+    callback: Callable[[ItemT, discord.Interaction], Awaitable[None]],
+) -> Callable[[ItemT, discord.Interaction], Awaitable[None]]:
+    """Turn the failures a click can meet into a polite answer instead of a traceback."""
+
+    @functools.wraps(callback)
+    async def guarded(self: ItemT, interaction: discord.Interaction) -> None:
+        try:
+            await callback(self, interaction)
+        except Refused as refused:
+            await tell(interaction, refused.message)
+        except RedisError as exc:
+            log.error("Redis error while handling %s: %s", type(self).__name__, exc)
+            await tell(interaction, STORAGE_DOWN)
+        except discord.NotFound as exc:
+            # The interaction expired (answered too late) or its message is gone.
+            log.warning("%s: %s", type(self).__name__, exc)
+
+    return guarded
 
 
 class VoteButton(
@@ -63,6 +91,7 @@ class VoteButton(
     ) -> VoteButton:
         return cls(match["battle_id"], match["choice"])
 
+    @polite
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)
         try:
@@ -105,6 +134,7 @@ class CommentButton(
     ) -> CommentButton:
         return cls(match["battle_id"])
 
+    @polite
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)
         battle = await bot.study.battle(self.battle_id)
@@ -146,6 +176,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=r"parley:jo
     ) -> JoinButton:
         return cls()
 
+    @polite
     async def callback(self, interaction: discord.Interaction) -> None:
         await _bot(interaction).flow.start_join(interaction)
 
@@ -172,6 +203,7 @@ class ConsentButton(
     ) -> ConsentButton:
         return cls(match["version"], match["answer"])
 
+    @polite
     async def callback(self, interaction: discord.Interaction) -> None:
         flow = _bot(interaction).flow
         if self.answer == "agree":
@@ -214,6 +246,7 @@ class AboutYouButton(
     ) -> AboutYouButton:
         return cls(match["action"])
 
+    @polite
     async def callback(self, interaction: discord.Interaction) -> None:
         flow = _bot(interaction).flow
         if self.action == "open":
@@ -253,6 +286,7 @@ class WithdrawButton(
     ) -> WithdrawButton:
         return cls(int(match["user_id"]), match["action"])
 
+    @polite
     async def callback(self, interaction: discord.Interaction) -> None:
         if interaction.user.id != self.user_id:
             await tell(interaction, "This button is someone else's — use `/withdraw` yourself.")

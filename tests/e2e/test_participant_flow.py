@@ -7,6 +7,7 @@ only for the last test, which reads the bot's log.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -303,6 +304,30 @@ def _battle_id_of(stack: Stack, progress: dict) -> str | None:
     finally:
         client.close()
     return None
+
+
+async def test_replies_stream_within_the_edit_rate(
+    stack: Stack, mod: User, voice_ogg: bytes
+) -> None:
+    max_, thread = await join(stack, "max")
+    assert stack.fake_api is not None
+    stack.fake_api.chunk_delay_s = 0.5
+    try:
+        sent = await stack.standin.send_voice_message(max_, thread, voice_ogg, 2.0)
+        progress = await wait_reply(stack, thread, sent)
+        streaming = await wait_content(stack, progress["id"], "▌", timeout=30)
+        assert_anonymous(streaming)
+        await wait_vote_buttons(stack, progress["id"])
+    finally:
+        stack.fake_api.chunk_delay_s = 0.0
+    edits = [
+        call.at
+        for call in stack.standin.calls("PATCH", "/channels/{channel_id}/messages/{message_id}")
+        if call.params.get("message_id") == progress["id"]
+    ]
+    assert len(edits) >= 3, "progress, at least one partial, the final replies"
+    gaps = [later - earlier for earlier, later in itertools.pairwise(edits)]
+    assert min(gaps) >= 1.3, f"edits closer than Discord's rate limit allows: {gaps}"
 
 
 async def test_failed_model_takes_no_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
