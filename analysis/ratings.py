@@ -100,16 +100,19 @@ def fit_ratings(
         rng = np.random.default_rng(seed)
     design = pairs.design
     wins_i, wins_j, tied = outcomes(pairs.counts, ties, bothbad_as_tie)
-    if not is_connected(design, wins_i + wins_j + tied):
+    # A penalty (alpha > 0) identifies every rating, compared or not; plain ML needs one graph.
+    if alpha == 0 and not is_connected(design, wins_i + wins_j + tied):
         raise ValueError(
             f"the comparison graph of {list(pairs.models)} is not connected under ties={ties}: "
-            "some models were never compared, directly or through others"
+            "some models were never compared, directly or through others (collect more "
+            "battles, or pass alpha > 0 / --alpha for penalised ratings)"
         )
     point = _fit(design, pairs.counts, ties, bothbad_as_tie, alpha=alpha)
     if not point.converged:
         warnings.warn(
             f"the Bradley–Terry fit did not converge in {point.iterations} iterations; a model "
-            "that never wins (or never loses) has no finite maximum-likelihood rating",
+            "that never wins (or never loses) has no finite maximum-likelihood rating "
+            "(pass alpha > 0 / --alpha for penalised ratings)",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -102,3 +102,18 @@ def test_bootstrap_needs_a_seed() -> None:
     pairs = count_pairs(simulate_battles(TRUTH, 100, np.random.default_rng(0)))
     with pytest.raises(ValueError, match="seed"):
         fit_ratings(pairs, rounds=10)
+
+
+def test_a_penalty_rates_disconnected_models() -> None:
+    battles = pd.DataFrame(
+        {
+            "model_a": ["a", "c", "a"],
+            "model_b": ["b", "d", "b"],
+            "winner": ["model_a", "model_b", "tie"],
+        }
+    )
+    table = leaderboard(fit_ratings(count_pairs(battles), rounds=20, seed=0, alpha=0.1))
+    ratings = table.set_index("model")["rating"]
+    assert ratings["a"] > ratings["b"]
+    assert ratings["d"] > ratings["c"]
+    assert table["rating"].mean() == pytest.approx(1000)
