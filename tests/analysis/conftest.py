@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.simulate import simulate_battles
 from analysis.static import StaticTable, load_static
-
-REPO = Path(__file__).parents[2]
-# CI runs a clean clone with shared/ beside it; a clone alone has the committed copy.
-SHARED_DATA = REPO / ".." / "shared" / "data"
-EXAMPLE_DATA = REPO / "examples" / "data"
-
-
-def data_dir() -> Path:
-    return SHARED_DATA if (SHARED_DATA / "talkarena_static_scores.csv").exists() else EXAMPLE_DATA
+from tests.analysis.paths import data_dir
 
 
 @pytest.fixture(scope="session")

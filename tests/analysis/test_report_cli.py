@@ -11,7 +11,7 @@ import pytest
 from analysis.cli import main
 from analysis.report import build_report
 from analysis.signature import parley_version
-from tests.analysis.conftest import data_dir
+from tests.analysis.paths import data_dir
 
 LEADERBOARD_COLUMNS = [
     "model",
