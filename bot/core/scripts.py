@@ -226,14 +226,17 @@ for _, id in ipairs(ids) do out[#out + 1] = id end
 return out
 """
 
-# KEYS: config, roster.  ARGV: now, number of limit fields n, n field/value pairs, *model ids.
+# KEYS: config, roster, events.
+# ARGV: now, event data, number of limit fields n, n field/value pairs, *model ids.
+# The first start of a study: open, uniform, default limits, every model of the models file.
 INIT_CONFIG = """
 if redis.call('HSETNX', KEYS[1], 'initialised_at', ARGV[1]) == 0 then return 0 end
-local n = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
 local fields = {'state', 'open', 'strategy', 'uniform'}
-for i = 3, 2 + 2 * n do fields[#fields + 1] = ARGV[i] end
+for i = 4, 3 + 2 * n do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
-for i = 3 + 2 * n, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+for i = 4 + 2 * n, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+redis.call('XADD', KEYS[3], '*', 'type', 'config', 'data', ARGV[2])
 return 1
 """
 

@@ -265,9 +265,18 @@ class Study:
             return
         pairs = limit_fields(Limits())
         roster = sorted(self.known_models.models)
+        now = self.clock()
+        event = {
+            "by": "parley",
+            "at": now,
+            "state": StudyState.OPEN.value,
+            "strategy": Strategy.UNIFORM.value,
+            "roster": roster,
+            "limits": dataclasses.asdict(Limits()),
+        }
         await self._init_config(
-            keys=[keys.CONFIG, keys.ROSTER],
-            args=[fmt_time(self.clock()), len(pairs) // 2, *pairs, *roster],
+            keys=[keys.CONFIG, keys.ROSTER, keys.EVENTS],
+            args=[fmt_time(now), json.dumps(event), len(pairs) // 2, *pairs, *roster],
         )
         self._config_ready = True
 

@@ -267,4 +267,4 @@ async def test_events_record_the_lifecycle(
     await study.vote(1, battle.battle_id, "model_b")
     await study.comment(1, battle.battle_id, "nice")
     types = [f[b"type"].decode() for _, f in await redis_client.xrange(keys.EVENTS)]
-    assert types == ["consent", "battle_started", "reply", "reply", "vote", "comment"]
+    assert types == ["consent", "config", "battle_started", "reply", "reply", "vote", "comment"]
