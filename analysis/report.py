@@ -59,10 +59,10 @@ class _Doc:
         attr = f' class="{cls}"' if cls else ""
         self.parts.append(f"<p{attr}>{text}</p>")
 
-    def table(self, df: pd.DataFrame, digits: int = 3) -> None:
-        self.parts.append(
-            df.to_html(index=False, float_format=lambda v: f"{v:.{digits}f}", border=0, na_rep="–")
-        )
+    def table(self, df: pd.DataFrame, digits: int | None = 3) -> None:
+        """An HTML table; floats to `digits` places (None: as they are, e.g. pre-rounded)."""
+        fmt = None if digits is None else (lambda v: f"{v:.{digits}f}")
+        self.parts.append(df.to_html(index=False, float_format=fmt, border=0, na_rep="–"))
 
     def figure(self, png: bytes, alt: str) -> None:
         data = base64.b64encode(png).decode("ascii")
@@ -75,6 +75,12 @@ class _Doc:
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
             f"<body>\n{body}\n</body></html>\n"
         )
+
+
+def _rounded(board: pd.DataFrame) -> pd.DataFrame:
+    """Ratings to 0.1 point, shares and rates to 3 places: what a reader can use."""
+    digits = {"rating": 1, "rating_lo": 1, "rating_hi": 1, "strength_pct": 2, "win_rate": 3}
+    return board.round({k: v for k, v in digits.items() if k in board.columns})
 
 
 def _static_table(
@@ -155,7 +161,7 @@ def build_report(
 
     doc.h(2, "Leaderboard")
     doc.figure(plots.png_bytes(plots.leaderboard_plot(board)), "leaderboard with intervals")
-    doc.table(board, digits=1)
+    doc.table(_rounded(board), digits=None)
     if ratings.log_nu is not None:
         doc.p(f"Davidson tie parameter ν = {np.exp(ratings.log_nu):.3f}.", "note")
 
@@ -322,6 +328,6 @@ def _topic_section(
     doc.table(shares)
     if not boards.empty:
         doc.p("Leaderboard within each topic (200 bootstrap rounds at most):")
-        doc.table(boards, digits=1)
+        doc.table(_rounded(boards), digits=None)
     for note in notes:
         doc.p(html.escape(note), "note")
