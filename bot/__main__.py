@@ -12,6 +12,7 @@ import numpy as np
 import redis
 import redis.asyncio as aioredis
 
+from bot.discord_app.app import StartupError
 from bot.settings import Settings, SettingsError, load_settings
 from workers.modelsfile import ModelsFileError, load_models_file
 
@@ -40,11 +41,8 @@ async def run(settings: Settings) -> int:
     try:
         await study.check_persistence(allow_volatile=settings.allow_volatile_redis)
     except StorageNotDurable as exc:
-        log.error(
-            "refusing to start: %s. Turn on AOF in Redis (appendonly yes, appendfsync everysec "
-            "or always), or set PARLEY_ALLOW_VOLATILE_REDIS=1 for a throwaway run.",
-            exc,
-        )
+        # The core's message says what is wrong and how to fix it.
+        log.error("%s", exc)
         return 2
     except redis.RedisError as exc:
         log.error("cannot reach Redis at %s: %s", settings.redis_url, exc)
@@ -81,7 +79,8 @@ def main() -> int:
     )
     try:
         return asyncio.run(run(settings))
-    except ModelsFileError as exc:
+    except (ModelsFileError, StartupError) as exc:
+        # Bad models file or consent text: say what is wrong, no traceback.
         log.error("%s", exc)
         return 2
     except KeyboardInterrupt:

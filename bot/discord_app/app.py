@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ discord.VoiceClient.warn_dave = False
 SYNCED_KEY = "parley:discord:commands_synced:{guild_id}"
 # Each participant's private thread in the study channel, by pseudonym.
 THREAD_KEY = "parley:discord:thread:{pseudonym}"
+CONSENT_MAX_CHARS = 4096
 
 
 def intents() -> discord.Intents:
@@ -61,19 +63,34 @@ def point_at(api_base: str, gateway_url: str) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+class StartupError(RuntimeError):
+    """Something the bot cannot start without is wrong; the message says what and where."""
+
+
 def load_consent(settings: Settings) -> str:
     path = settings.consent_file or Path(__file__).resolve().parent.parent / "consent.md"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise RuntimeError(
+        raise StartupError(
             f"cannot read the consent text PARLEY_CONSENT_FILE={path}: {exc}"
         ) from exc
     # Drop HTML comments (notes for the study team) from what participants see.
     lines = [line for line in text.splitlines() if not line.strip().startswith("<!--")]
     text = "\n".join(lines).strip()
     if not text:
-        raise RuntimeError(f"the consent text {path} is empty")
+        raise StartupError(f"the consent text {path} is empty")
+    if len(text) > CONSENT_MAX_CHARS:
+        raise StartupError(
+            f"the consent text {path} has {len(text)} characters; Discord shows at most "
+            f"{CONSENT_MAX_CHARS} (an embed's description)"
+        )
+    # The version travels in the consent buttons' custom_id.
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", settings.consent_version):
+        raise StartupError(
+            "PARLEY_CONSENT_VERSION must be 1-32 letters, digits, '.', '_' or '-', got "
+            f"{settings.consent_version!r}"
+        )
     return text
 
 

@@ -169,9 +169,18 @@ class Participant(commands.Cog):
 
     # --- voice messages ----------------------------------------------------------------------
 
-    def _is_study_place(self, channel: discord.abc.Messageable) -> bool:
+    async def _is_study_place(self, channel: discord.abc.Messageable) -> bool:
+        """A DM with the bot, or a thread of the study channel."""
         if isinstance(channel, discord.DMChannel):
             return True
+        if isinstance(channel, discord.PartialMessageable) and (
+            channel.guild_id == self.bot.settings.guild_id
+        ):
+            # A thread the cache does not hold (e.g. archived while the bot was down): ask.
+            try:
+                channel = await self.bot.fetch_channel(channel.id)  # type: ignore[assignment]
+            except discord.HTTPException:
+                return False
         if isinstance(channel, discord.Thread) and channel.guild.id == self.bot.settings.guild_id:
             parent = resolve_channel(channel.guild, self.bot.settings.study_channel)
             return parent is not None and channel.parent_id == parent.id
@@ -179,7 +188,7 @@ class Participant(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not self._is_study_place(message.channel):
+        if message.author.bot or not await self._is_study_place(message.channel):
             return
         try:
             await self.take_message(message)
