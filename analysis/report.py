@@ -306,7 +306,11 @@ def _topic_section(
         doc.p(f"Topics skipped: {html.escape(str(exc))}", "note")
         return
     rng = np.random.default_rng(study.options.seed)
-    found = cluster_texts(embeddings, texts, rng, k=k)
+    try:
+        found = cluster_texts(embeddings, texts, rng, k=k)
+    except ValueError as exc:
+        doc.p(f"Topics skipped: {html.escape(str(exc))}", "note")
+        return
     shares = topic_shares(battles[has_text], found)
     boards, notes = topic_leaderboards(
         battles[has_text].reset_index(drop=True),

@@ -115,10 +115,11 @@ def cluster_texts(
         return model.fit_predict(points, sample_weight=weight)
 
     silhouette = None
+    if k is None and len(points) < 3:
+        # Too few distinct texts for a silhouette: each distinct text is its own topic.
+        k = len(points)
     if k is None:
         candidates = range(2, min(MAX_AUTO_K, len(points) - 1) + 1)
-        if not candidates:
-            raise ValueError(f"too few distinct texts ({len(points)}) to choose a number of topics")
         scored = []
         for kk in candidates:
             found = run(kk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -207,3 +208,23 @@ def test_report_and_topics_command_with_transcripts(
     assigned = pd.read_csv(tmp_path / "topics" / "topic_assignments.csv")
     assert len(assigned) == len(study_battles)
     assert set(assigned["topic"]) == {0, 1, 2, 3}
+
+
+def test_report_on_a_tiny_study_with_unknown_models(tmp_path: Path) -> None:
+    from analysis.simulate import simulate_battles
+
+    battles = simulate_battles(
+        {"demo-a": 0.3, "demo-b": -0.3}, 12, np.random.default_rng(0), with_transcripts=False
+    )
+    d = data_dir()
+    path = build_report(
+        battles,
+        tmp_path,
+        benchmarks=d / "talkarena_static_scores.csv",
+        meta=d / "talkarena_static_benchmarks.csv",
+        rounds=50,
+        seed=0,
+    )
+    html = path.read_text()
+    assert "Correlations skipped: only 0 rated model(s)" in html
+    assert "no transcripts" in html

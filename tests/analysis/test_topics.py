@@ -93,3 +93,13 @@ def test_real_minilm_embeddings_cluster_by_meaning() -> None:
     names = dict(zip(topics.labels[[0, 12]], ("cook", "flight"), strict=True))
     for label, word in names.items():
         assert word in topics.names[label]
+
+
+def test_too_few_distinct_texts_make_one_topic_each() -> None:
+    rng = np.random.default_rng(2)
+    texts = ["tell me a joke"] * 4 + ["weather today"] * 3
+    vectors = np.vstack([np.tile([1.0, 0.0], (4, 1)), np.tile([0.0, 1.0], (3, 1))])
+    topics = cluster_texts(vectors, texts, rng)
+    assert topics.k == 2
+    assert topics.silhouette is None
+    np.testing.assert_array_equal(topics.labels, [0] * 4 + [1] * 3)
