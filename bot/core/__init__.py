@@ -1,7 +1,8 @@
 """The study core: plain Python over Redis that never imports discord (docs/ARCHITECTURE.md)."""
 
 from bot.core.connection import connect
-from bot.core.study import Study, iter_battle_records, iter_battles, iter_participants
+from bot.core.reading import iter_battle_records, iter_battles, iter_participants
+from bot.core.study import Study
 from bot.core.types import (
     Battle,
     BattleStatus,

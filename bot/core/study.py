@@ -38,7 +38,9 @@ from bot.core.codec import (
 )
 from bot.core.pairing import draw_battle_models
 from bot.core.persistence import check_persistence
+from bot.core.reading import iter_battles, iter_participants
 from bot.core.refusals import refused
+from bot.core.streams import scrub_streams
 from bot.core.types import (
     Battle,
     Demographics,
@@ -52,7 +54,7 @@ from bot.core.types import (
     Winner,
 )
 from workers.modelsfile import ModelsFile
-from workers.protocol import AUDIO_TTL_S, PARTIALS_STREAM, RESULTS_STREAM, ResultMessage, audio_key
+from workers.protocol import AUDIO_TTL_S, ResultMessage, audio_key
 
 PSEUDONYM_CHARS = 16
 MAX_COMMENTS_PER_BATTLE = 10
@@ -62,7 +64,6 @@ DAILY_TTL_S = 3 * 24 * 3600
 # A moderator changing the roster between our read and our write makes us draw again.
 _MAX_DRAWS = 5
 _UI_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,31}$")
-_SCRUB_BATCH = 500
 
 
 def utc_day(at: float) -> tuple[str, float]:
@@ -230,20 +231,7 @@ class Study:
         for battle_id in battle_ids:
             await asyncio.to_thread(audio_files.delete_audio, self.data_dir, battle_id)
         if battle_ids:
-            await self._scrub_streams(battle_ids)
-
-    async def _scrub_streams(self, battle_ids: set[str]) -> None:
-        """Delete worker results and partial replies of these battles from their streams."""
-        for stream in (RESULTS_STREAM, PARTIALS_STREAM):
-            start = "-"
-            while True:
-                entries = await self.redis.xrange(stream, min=start, count=_SCRUB_BATCH)
-                if not entries:
-                    break
-                doomed = [eid for eid, fields in entries if _stream_battle(fields) in battle_ids]
-                if doomed:
-                    await self.redis.xdel(stream, *doomed)
-                start = "(" + entries[-1][0].decode()
+            await scrub_streams(self.redis, battle_ids)
 
     async def my_data(self, discord_id: int) -> dict[str, Any]:
         """Everything stored about the participant, JSON-able (for a data-access request)."""
@@ -657,49 +645,6 @@ class Study:
         }
 
 
-async def iter_battle_records(
-    redis: aioredis.Redis, batch: int = 1000
-) -> AsyncIterator[dict[str, str]]:
-    """Every stored battle record (field -> text), oldest first, one script call per batch.
-
-    The export reads these directly: 100,000s of battles, where building a Battle for each
-    would cost seconds. A battle deleted while we read (withdrawal) is skipped.
-    """
-    read = redis.register_script(scripts.READ_BATTLES)
-    start = 0
-    while True:
-        raw = await read(keys=[keys.BATTLES], args=[start, start + batch - 1, keys.BATTLE_PREFIX])
-        records = json.loads(raw)
-        if not records:
-            return
-        for record in records:
-            if record:  # JSON gave text already
-                yield dict(zip(record[0::2], record[1::2], strict=True))
-        start += batch
-
-
-async def iter_battles(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Battle]:
-    """Every battle, oldest first."""
-    async for record in iter_battle_records(redis, batch=batch):
-        yield battle_from_hash(record)
-
-
-async def iter_participants(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Participant]:
-    cursor = 0
-    while True:
-        cursor, members = await redis.sscan(keys.PARTICIPANTS, cursor=cursor, count=batch)
-        if members:
-            async with redis.pipeline(transaction=False) as pipe:
-                for p in sorted(members):
-                    pipe.hgetall(keys.participant(p.decode()))
-                raws = await pipe.execute()
-            for raw in raws:
-                if raw:
-                    yield participant_from_hash(decode_hash(raw))
-        if cursor == 0:
-            return
-
-
 def _ui_fields(ui: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for name, value in ui.items():
@@ -707,17 +652,3 @@ def _ui_fields(ui: dict[str, Any]) -> list[str]:
             raise ValueError(f"ui field names must be lowercase identifiers, got {name!r}")
         out += [f"ui.{name}", json.dumps(value)]
     return out
-
-
-def _stream_battle(fields: dict[bytes, bytes]) -> str | None:
-    """The battle id of a worker result (JSON in 'data') or partial reply ('battle_id')."""
-    if b"battle_id" in fields:
-        return fields[b"battle_id"].decode()
-    raw = fields.get(b"data")
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data.get("battle_id") if isinstance(data, dict) else None
