@@ -1,4 +1,5 @@
-"""`python -m analysis leaderboard | winrates | correlate | topics | report | simulate`."""
+"""Parley analysis over exported battles: ratings, win rates, benchmark correlations, topics,
+and a self-contained report. See docs/analysis.md."""
 
 from __future__ import annotations
 

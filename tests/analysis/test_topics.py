@@ -103,3 +103,17 @@ def test_too_few_distinct_texts_make_one_topic_each() -> None:
     assert topics.k == 2
     assert topics.silhouette is None
     np.testing.assert_array_equal(topics.labels, [0] * 4 + [1] * 3)
+
+
+def test_the_analysis_modules_never_import_torch() -> None:
+    import subprocess
+
+    code = (
+        "import sys, analysis.cli, analysis.report, analysis.topics; "
+        "bad = [m for m in ('torch', 'sentence_transformers', 'redis', 'discord') "
+        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
