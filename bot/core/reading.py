@@ -21,16 +21,20 @@ async def iter_battle_records(
     would cost seconds. A battle deleted while we read (withdrawal) is skipped.
     """
     read = redis.register_script(scripts.READ_BATTLES)
-    start = 0
+    # Resume after the last score seen, skipping the battles already read at that very score.
+    score, offset = "-inf", 0
     while True:
-        raw = await read(keys=[keys.BATTLES], args=[start, start + batch - 1, keys.BATTLE_PREFIX])
-        records = json.loads(raw)
-        if not records:
+        raw = await read(keys=[keys.BATTLES], args=[score, offset, batch, keys.BATTLE_PREFIX])
+        rows = json.loads(raw)
+        if not rows:
             return
-        for record in records:
+        for _, _, record in rows:
             if record:  # JSON gave text already
                 yield dict(zip(record[0::2], record[1::2], strict=True))
-        start += batch
+        last = rows[-1][1]
+        same = sum(1 for _, s, _ in rows if s == last)
+        offset = offset + same if last == score else same
+        score = last
 
 
 async def iter_battles(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Battle]:

@@ -247,14 +247,17 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-# KEYS: battles.  ARGV: start rank, stop rank, battle prefix.
-# A batch of battle records as one JSON string ([[field, value, ...], ...]): the export reads
-# 100,000s of battles, and one bulk reply parses far faster than 40 small ones per battle.
+# KEYS: battles.  ARGV: min score (inclusive), offset, count, battle prefix.
+# A page of battles by created_at as one JSON string [[id, score, [field, value, ...]], ...]:
+# the export reads 100,000s of battles, and one bulk reply parses far faster than 40 small ones
+# per battle. Paging by score, not rank, so a withdrawal during the export shifts nothing.
 READ_BATTLES = """
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES',
+                        'LIMIT', ARGV[2], ARGV[3])
+if #rows == 0 then return '[]' end
 local out = {}
-for i, id in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2])) do
-  out[i] = redis.call('HGETALL', ARGV[3] .. id)
+for i = 1, #rows, 2 do
+  out[#out + 1] = {rows[i], rows[i + 1], redis.call('HGETALL', ARGV[4] .. rows[i])}
 end
-if #out == 0 then return '[]' end
 return cjson.encode(out)
 """
