@@ -140,7 +140,7 @@ class FakeApiServer:
         self._stream_fault = step.stream_fault
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
-        if step.status == 200:
+        if step.status == 200 and step.body is None:
             return None
         return web.json_response(
             step.body if step.body is not None else error(step.status),

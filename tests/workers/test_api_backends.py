@@ -383,6 +383,41 @@ def test_gemini_errors(
     assert not info.value.transient
 
 
+def test_gemini_429_honours_retry_info_in_the_body(
+    fake_api: FakeApiServer, api_key_env: str, audio: np.ndarray, loaded: list[Backend]
+) -> None:
+    quota = gemini_error(429, "Resource has been exhausted", "RESOURCE_EXHAUSTED")
+    quota["error"]["details"] = [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+    ]
+    fake_api.script = [Behaviour(429, quota)]
+    backend = ready(loaded, gemini(fake_api, retries=1))
+    started = time.monotonic()
+    assert backend.answer(audio, []).reply.startswith("I heard")
+    assert time.monotonic() - started >= 1.0
+
+
+def test_openai_refusal_is_permanent_with_its_text(
+    fake_api: FakeApiServer, api_key_env: str, audio: np.ndarray, loaded: list[Backend]
+) -> None:
+    refusal = {
+        "id": "chatcmpl-2",
+        "object": "chat.completion",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": "I can't help."},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    fake_api.script = [Behaviour(200, refusal)]
+    backend = ready(loaded, openai(fake_api, stream=False))
+    with pytest.raises(BackendError, match=r"refused: I can't help\.") as info:
+        backend.answer(audio, [])
+    assert not info.value.transient
+
+
 def test_gemini_wrong_key(
     fake_api: FakeApiServer, monkeypatch: pytest.MonkeyPatch, loaded: list[Backend]
 ) -> None:

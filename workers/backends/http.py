@@ -73,6 +73,22 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def retry_delay_in_body(body: bytes) -> str | None:
+    """Gemini puts its advice in the error body, not a header: a `google.rpc.RetryInfo` detail
+    with `"retryDelay": "13s"`. Returned as seconds text, like a Retry-After value."""
+    try:
+        error = json.loads(body).get("error") or {}
+        details = error.get("details") or []
+    except (ValueError, AttributeError):
+        return None
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            delay = str(detail.get("retryDelay", "")).strip()
+            if delay.endswith("s"):
+                return delay[:-1]
+    return None
+
+
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth another try."""
 
@@ -185,10 +201,11 @@ class ApiClient:
     async def _check(self, response: aiohttp.ClientResponse) -> None:
         if response.status < 400:
             return
-        detail = error_detail(await response.read())
-        message = f"HTTP {response.status}: {detail}"
+        body = await response.read()
+        message = f"HTTP {response.status}: {error_detail(body)}"
         if response.status in RETRY_STATUSES or response.status >= 500:
-            raise _Retry(message, response.headers.get("Retry-After"))
+            advised = response.headers.get("Retry-After") or retry_delay_in_body(body)
+            raise _Retry(message, advised)
         raise self._fail(message, transient=False)
 
     async def get_json(self, url: str, headers: Mapping[str, str]) -> dict[str, Any]:

@@ -200,12 +200,14 @@ class ChatCompletionsBackend:
         url = f"{self.base_url}/chat/completions"
         pieces: list[str] = []
         finish: list[str] = []
+        refusal: list[str] = []
         usage: dict[str, Any] = {}
         if self.stream:
 
             def on_event(event: dict[str, Any]) -> None:
                 usage.update(event.get("usage") or {})
                 for choice in event.get("choices") or []:
+                    refusal.append((choice.get("delta") or {}).get("refusal") or "")
                     delta = (choice.get("delta") or {}).get("content")
                     if delta:
                         if not pieces:
@@ -225,10 +227,15 @@ class ChatCompletionsBackend:
                 raise BackendError(f"model {self.spec.id!r}: answer has no choices")
             message = choices[0].get("message") or {}
             pieces.append(message.get("content") or "")
+            refusal.append(message.get("refusal") or "")
             if choices[0].get("finish_reason"):
                 finish.append(choices[0]["finish_reason"])
         reply = "".join(pieces).strip()
         if not reply:
+            # The model declined (OpenAI puts the refusal text in its own field) or said nothing.
+            refused = "".join(refusal).strip()
+            if refused:
+                raise BackendError(f"model {self.spec.id!r} refused: {refused[:300]}")
             why = f" (finish_reason {finish[-1]})" if finish else ""
             raise BackendError(f"model {self.spec.id!r} returned an empty reply{why}")
         timings["total"] = time.perf_counter() - started
