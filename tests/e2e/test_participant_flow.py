@@ -330,6 +330,47 @@ async def test_replies_stream_within_the_edit_rate(
     assert min(gaps) >= 1.3, f"edits closer than Discord's rate limit allows: {gaps}"
 
 
+async def test_long_replies_are_cut_and_attached(stack: Stack, mod: User, voice_ogg: bytes) -> None:
+    nia, thread = await join(stack, "nia")
+    assert stack.fake_api is not None
+    long_reply = " ".join(f"word{i}" for i in range(700))  # ~6,000 characters
+    # The fake API runs in this process: an instance attribute replaces its canned reply.
+    stack.fake_api.reply_for = lambda seconds, history_turns: long_reply  # type: ignore[method-assign]
+    try:
+        message, _ = await battle(stack, nia, thread, voice_ogg)
+    finally:
+        del stack.fake_api.reply_for
+    assert len(message["content"]) <= 2000
+    assert "model-a.txt" in message["content"]
+    files = [
+        attachment for m in bot_messages(stack, thread) for attachment in m.get("attachments") or []
+    ]
+    names = sorted(a["filename"] for a in files)
+    assert names == ["model-a.txt", "model-b.txt"]
+    assert all(stack.standin.attachment_bytes(a).decode() == long_reply for a in files)
+
+
+async def test_queue_position_while_no_worker_runs(
+    stack: Stack, mod: User, voice_ogg: bytes
+) -> None:
+    ona, ona_thread = await join(stack, "ona")
+    pia, pia_thread = await join(stack, "pia")
+    await stack.stop_worker()
+    try:
+        first = await stack.standin.send_voice_message(ona, ona_thread, voice_ogg, 2.0)
+        first_progress = await wait_reply(stack, ona_thread, first)
+        await stack.standin.wait_for(
+            lambda: buttons(stack.standin.message(first_progress["id"])), timeout=10
+        )
+        second = await stack.standin.send_voice_message(pia, pia_thread, voice_ogg, 2.0)
+        second_progress = await wait_reply(stack, pia_thread, second)
+        await wait_content(stack, second_progress["id"], "1 message is ahead of yours")
+    finally:
+        await stack.start_worker()
+    await wait_vote_buttons(stack, first_progress["id"])
+    await wait_vote_buttons(stack, second_progress["id"])
+
+
 async def test_failed_model_takes_no_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
     assert "broken" in await moderate(stack, mod, "models", roster="alpha,broken")
     try:
