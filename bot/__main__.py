@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import redis
-import redis.asyncio as aioredis
 
 from bot.discord_app.app import StartupError
 from bot.settings import Settings, SettingsError, load_settings
@@ -20,14 +19,14 @@ log = logging.getLogger("bot")
 
 
 async def run(settings: Settings) -> int:
-    from bot.core import Study
+    from bot.core import Study, connect
     from bot.core.types import StorageNotDurable
     from bot.discord_app.app import ParleyBot, load_consent, point_at
 
     point_at(settings.discord_api_base, settings.discord_gateway_url)
     models = load_models_file(settings.models_file)  # type: ignore[arg-type]
     consent_text = load_consent(settings)
-    redis_client = aioredis.Redis.from_url(settings.redis_url)
+    redis_client = connect(settings.redis_url)
     rq_conn = redis.Redis.from_url(settings.redis_url)
     study = Study(
         redis_client,

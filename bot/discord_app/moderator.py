@@ -286,7 +286,7 @@ class Moderator(commands.Cog):
     @participant.command(name="withdraw", description="Withdraw a participant (deletes data).")
     @moderator_only()
     async def withdraw(self, interaction: discord.Interaction, member: discord.User) -> None:
-        await self.bot.study.withdraw(member.id)
+        await self.bot.flow.withdraw_participant(member.id)
         await self._answer(
             interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` was withdrawn."
         )

@@ -143,14 +143,18 @@ class Participant(commands.Cog):
         )
 
     async def withdraw(self, interaction: discord.Interaction) -> None:
-        await self.bot.study.withdraw(interaction.user.id)
-        await self.bot.redis.delete(
-            THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(interaction.user.id))
-        )
+        await self.withdraw_participant(interaction.user.id)
         await interaction.response.edit_message(
             content="Done — your data was deleted and you have left the study. Thank you for "
             "your help!",
             view=None,
+        )
+
+    async def withdraw_participant(self, discord_id: int) -> None:
+        """The core deletes the study data; the Discord layer forgets the thread it keeps."""
+        await self.bot.study.withdraw(discord_id)
+        await self.bot.redis.delete(
+            THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(discord_id))
         )
 
     @app_commands.command(name="mydata", description="See what the study stores about you.")

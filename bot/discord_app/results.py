@@ -249,7 +249,9 @@ class ResultListener:
             cursor = last.decode() if isinstance(last, bytes) else str(last)
         retry = False
         for entry_id, fields in entries:
-            if await self.handle(fields):
+            # An entry deleted after delivery (a withdrawal XDELs the participant's results)
+            # comes back from the pending list without fields: nothing to show, just ack.
+            if not fields or await self.handle(fields):
                 await self.redis.xack(RESULTS_STREAM, RESULTS_GROUP, entry_id)
             else:
                 retry = True
