@@ -26,7 +26,11 @@ def leaderboard_plot(table: pd.DataFrame) -> Figure:
     rows = table.sort_values("rating")
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    err = [rows["rating"] - rows["rating_lo"], rows["rating_hi"] - rows["rating"]]
+    # With few battles a percentile interval can miss the point estimate; draw it one-sided then.
+    err = [
+        (rows["rating"] - rows["rating_lo"]).clip(lower=0),
+        (rows["rating_hi"] - rows["rating"]).clip(lower=0),
+    ]
     ax.errorbar(rows["rating"], y, xerr=err, fmt="o", color="tab:blue", ecolor="gray", capsize=3)
     ax.set_yticks(y, [f"{m}  (#{r})" for m, r in zip(rows["model"], rows["rank"], strict=True)])
     ax.axvline(1000, color="lightgray", lw=1, zorder=0)
