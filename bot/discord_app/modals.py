@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import TYPE_CHECKING
 
 import discord
@@ -32,7 +33,11 @@ async def _on_error(interaction: discord.Interaction, error: Exception) -> None:
 
 class CommentModal(discord.ui.Modal, title="Add a comment"):
     def __init__(self, battle_id: str, *, max_chars: int) -> None:
-        super().__init__(custom_id=f"parley:commentmodal:{battle_id}", timeout=15 * 60)
+        # Unique per opening (see DemographicsModal): two clicks on "Add a comment" must not
+        # leave one modal answering for the other.
+        super().__init__(
+            custom_id=f"parley:commentmodal:{battle_id}:{secrets.token_hex(4)}", timeout=15 * 60
+        )
         self.battle_id = battle_id
         self.max_chars = max_chars
         self.text: discord.ui.TextInput[CommentModal] = discord.ui.TextInput(
@@ -91,7 +96,9 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
     )
 
     def __init__(self) -> None:
-        super().__init__(custom_id="parley:demographics", timeout=30 * 60)
+        # discord.py keys open modals by custom_id alone: a fixed id would let one participant's
+        # form replace another's while both are open. The suffix is random, never a user id.
+        super().__init__(custom_id=f"parley:demographics:{secrets.token_hex(6)}", timeout=30 * 60)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot: ParleyBot = interaction.client  # type: ignore[assignment]

@@ -190,9 +190,24 @@ class Participant(commands.Cog):
             return parent is not None and channel.parent_id == parent.id
         return False
 
+    def _is_study_channel(self, channel: discord.abc.Messageable) -> bool:
+        if not isinstance(channel, discord.TextChannel):
+            return False
+        study = resolve_channel(channel.guild, self.bot.settings.study_channel)
+        return study is not None and channel.id == study.id
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not await self._is_study_place(message.channel):
+        if message.author.bot:
+            return
+        if self._is_study_channel(message.channel) and any(
+            render.looks_like_audio(a.filename, a.content_type, voice_message=message.flags.voice)
+            for a in message.attachments
+        ):
+            # Everyone reads the study channel: point to the private places instead.
+            await self._reply(message, render.USE_PRIVATE_PLACE)
+            return
+        if not await self._is_study_place(message.channel):
             return
         try:
             await self.take_message(message)

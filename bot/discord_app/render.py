@@ -226,6 +226,11 @@ TEXT_HINT = (
     "or attach an audio file, and two anonymous models will answer it."
 )
 
+USE_PRIVATE_PLACE = (
+    "Everyone can hear recordings posted here, so I don't take them in this channel. "
+    "Use `/join` to get your private thread, or send your voice message to me in a DM."
+)
+
 NOT_JOINED = "You haven't joined the study yet — use `/join` first (it only takes a minute)."
 
 

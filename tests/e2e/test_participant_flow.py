@@ -258,6 +258,16 @@ async def test_bad_input_gets_a_polite_answer(
         assert sent["attachments"][0]["id"] not in stack.standin.downloads
 
 
+async def test_voice_in_the_public_channel_is_redirected(
+    stack: Stack, mod: User, voice_ogg: bytes
+) -> None:
+    rex, _ = await join(stack, "rex")
+    sent = await stack.standin.send_voice_message(rex, "study", voice_ogg, 2.0)
+    reply = await wait_reply(stack, "study", sent)
+    assert "private thread" in reply["content"]
+    assert sent["attachments"][0]["id"] not in stack.standin.downloads
+
+
 async def test_voice_before_joining(stack: Stack, mod: User, voice_ogg: bytes) -> None:
     stranger = await stack.standin.add_member("stranger")
     dm = stack.standin.dm_channel(stranger)
@@ -405,6 +415,32 @@ async def test_withdraw_with_confirmation(stack: Stack, mod: User) -> None:
     assert "your data was deleted" in texts(done)
     mine = everything(stack, await answer(stack, await stack.standin.slash_command(hal, "mydata")))
     assert "withdrawn" in mine
+
+
+async def test_withdraw_while_replies_are_on_their_way(
+    stack: Stack, mod: User, voice_ogg: bytes
+) -> None:
+    quy, thread = await join(stack, "quy")
+    assert stack.fake_api is not None
+    stack.fake_api.slow_models[E2E_MODELS["alpha"][1]] = 1.5
+    stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 1.5
+    client = stack.redis_client()
+    try:
+        sent = await stack.standin.send_voice_message(quy, thread, voice_ogg, 2.0)
+        progress = await wait_reply(stack, thread, sent)
+        await stack.standin.wait_for(
+            lambda: buttons(stack.standin.message(progress["id"])), timeout=10, what="buttons"
+        )
+        asked = await answer(stack, await stack.standin.slash_command(quy, "withdraw"))
+        confirm = f"parley:withdraw:{quy.id}:confirm"
+        await answer(stack, await stack.standin.click(quy, asked.original, confirm))
+        # The late results meet a battle that is gone: acknowledged, nothing posted.
+        await asyncio.sleep(5.0)
+        assert client.xpending("parley:results", "bot")["pending"] == 0
+        assert "Thanks for voting" not in stack.standin.message(progress["id"])["content"]
+    finally:
+        stack.fake_api.slow_models.clear()
+        client.close()
 
 
 async def test_restart_between_answer_and_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
