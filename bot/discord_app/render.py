@@ -235,7 +235,7 @@ NOT_JOINED = "You haven't joined the study yet — use `/join` first (it only ta
 
 
 def instructions(limits: Limits, where: str | None) -> str:
-    place = f"here in our DMs or in your private thread {where}" if where else "here in our DMs"
+    place = f"in your private thread {where} or in a DM with me" if where else "in a DM with me"
     return (
         "**How it works**\n"
         f"1. Send a voice message {place} — ask anything, or give the models a task "

@@ -381,6 +381,21 @@ async def test_queue_position_while_no_worker_runs(
     await wait_vote_buttons(stack, second_progress["id"])
 
 
+async def test_discord_rate_limits_and_errors_are_ridden_out(
+    stack: Stack, mod: User, voice_ogg: bytes
+) -> None:
+    sam, thread = await join(stack, "sam")
+    # Message edits meet 429s first, then a 502: discord.py waits and retries.
+    stack.standin.fail_next("PATCH", "/channels/*/messages/*", status=429, times=3, retry_after=0.3)
+    stack.standin.fail_next("PATCH", "/channels/*/messages/*", status=502, times=1)
+    message, battle_id = await battle(stack, sam, thread, voice_ogg)
+    assert "I heard" in message["content"]
+    voted = await answer(
+        stack, await stack.standin.click(sam, message, f"parley:vote:{battle_id}:a")
+    )
+    assert voted.type == UPDATE_MESSAGE
+
+
 async def test_failed_model_takes_no_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
     assert "broken" in await moderate(stack, mod, "models", roster="alpha,broken")
     try:
