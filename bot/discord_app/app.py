@@ -76,8 +76,7 @@ def load_consent(settings: Settings) -> str:
             f"cannot read the consent text PARLEY_CONSENT_FILE={path}: {exc}"
         ) from exc
     # Drop HTML comments (notes for the study team) from what participants see.
-    lines = [line for line in text.splitlines() if not line.strip().startswith("<!--")]
-    text = "\n".join(lines).strip()
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL).strip()
     if not text:
         raise StartupError(f"the consent text {path} is empty")
     if len(text) > CONSENT_MAX_CHARS:

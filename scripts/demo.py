@@ -1,0 +1,360 @@
+"""`make demo`: a whole Parley study on this machine, in one command.
+
+It starts a private Redis (AOF on), the local Discord stand-in, the real bot (`python -m bot`) and
+one worker (`python -m workers`) with the small local models of `examples/models.demo.toml`. Then
+simulated participants join, consent, send voice messages of real synthesized speech (espeak-ng,
+Ogg/Opus like Discord's voice messages) asking varied questions, and vote by a hidden preference:
+a Bradley–Terry model with known strengths. Finally it exports the battles, builds the analysis
+report, and checks that the ranking it finds is the hidden one.
+
+The simulated participants are the only part that peeks behind "Model A" / "Model B": they read
+the battle from the store to apply their hidden preference (the tiny local models have random
+weights, so their replies carry no signal a simulated voter could judge). The bot never shows a
+model's name before the vote.
+
+    python -m scripts.demo [--participants 12] [--battles 5] [--seed 7] [--data-dir data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.battles import normalise_battles
+from analysis.report import build_report
+from bot.core import Study, connect
+from workers.modelsfile import load_models_file
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_MODELS = REPO / "examples" / "models.demo.toml"
+
+# The hidden preference: Bradley–Terry strengths of the demo models (the right answer).
+HIDDEN_STRENGTHS = {"demo-qwen2-audio": 9.0, "demo-pipeline": 3.0, "demo-pipeline-qwen": 1.0}
+TIE_PROBABILITY = 0.08
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "Can you recommend a good book for a long train ride?",
+    "How do I make a simple tomato soup?",
+    "Why is the sky blue?",
+    "Tell me a short joke about cats.",
+    "What should I pack for a weekend of hiking?",
+    "How far away is the moon?",
+    "Give me three tips for sleeping better.",
+    "What is the difference between weather and climate?",
+    "How do you say thank you in Japanese?",
+    "Which planet is the largest in our solar system?",
+    "Help me plan a birthday party for a ten year old.",
+    "What is a good way to start learning to play the guitar?",
+    "Explain what a black hole is in simple words.",
+    "Is it healthy to drink coffee every day?",
+    "What are some fun things to do in London when it rains?",
+)
+COMMENTS = (
+    "A sounded more natural.",
+    "Neither answered my question really.",
+    "B was too long.",
+    "I liked the friendlier tone.",
+)
+
+
+@dataclass
+class Progress:
+    total: int
+    voted: int = 0
+    comments: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self, note: str = "") -> None:
+        width = 30
+        done = int(width * (self.voted + self.failed) / max(self.total, 1))
+        bar = "#" * done + "." * (width - done)
+        elapsed = time.monotonic() - self.started
+        print(
+            f"\r  [{bar}] {self.voted + self.failed}/{self.total} battles "
+            f"({self.voted} voted, {self.failed} failed, {self.comments} comments) "
+            f"{elapsed:5.0f} s {note}",
+            end="",
+            flush=True,
+        )
+
+
+def say(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def hidden_vote(rng: np.random.Generator, model_a: str, model_b: str) -> str:
+    """The vote a participant with the hidden preference casts (a `parley:vote` choice)."""
+    if rng.random() < TIE_PROBABILITY:
+        return "tie"
+    strength_a, strength_b = HIDDEN_STRENGTHS[model_a], HIDDEN_STRENGTHS[model_b]
+    return "a" if rng.random() < strength_a / (strength_a + strength_b) else "b"
+
+
+async def moderate(stack: Any, moderator: Any, subcommand: str, **options: Any) -> str:
+    from tests.e2e.helpers import answer, texts
+
+    interaction = await stack.standin.slash_command(
+        moderator, "study", subcommand=subcommand, options=options
+    )
+    response = await answer(stack, interaction, timeout=30)
+    if not response.followups and response.type == 5:
+        response = await stack.standin.wait_for_followups(interaction)
+    return texts(response)
+
+
+async def participant_session(
+    stack: Any,
+    study: Study,
+    index: int,
+    battles: int,
+    rng: np.random.Generator,
+    progress: Progress,
+    transcript: list[str] | None,
+) -> None:
+    """One simulated participant: join, consent, (maybe) the form, then `battles` battles."""
+    from tests.e2e.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
+    from tests.standin.voice import speak
+
+    user = await stack.standin.add_member(f"participant{index:02d}")
+    consent = await answer(stack, await stack.standin.slash_command(user, "join"), timeout=30)
+    agree = next(c for c in custom_ids(consent.original) if c.endswith(":agree"))
+    agreed = await answer(stack, await stack.standin.click(user, consent.original, agree))
+    form = agreed.original or consent.original
+    if index % 2 == 0:
+        opened = await stack.standin.click(user, form, "parley:about:open")
+        await answer(stack, opened)
+        bands = ("18-24", "25-34", "35-44", "45-54")
+        done = await answer(
+            stack,
+            await stack.standin.submit_modal(
+                user, opened, {"age_band": bands[index % 4], "first_language": "English"}
+            ),
+        )
+    else:
+        done = await answer(stack, await stack.standin.click(user, form, "parley:about:skip"))
+    if transcript is not None:
+        transcript += [
+            f"**{user.username}** runs `/join`",
+            "> **Parley** (only you can see this):",
+            *[f"> {line}" for line in _first_lines(texts(consent), 4)],
+            "> [Agree] [Decline]",
+            f"**{user.username}** clicks **Agree**, fills in the optional form (age band, first "
+            "language; every field skippable)",
+            "> **Parley**:",
+            *[f"> {line}" for line in _first_lines(texts(done), 8)],
+        ]
+    # Half talk in their private thread in the study channel, half in a DM with the bot.
+    threads = [t for t in stack.standin.threads() if user.id in t.member_ids]
+    channel = threads[0] if threads and index % 2 == 0 else stack.standin.dm_channel(user)
+
+    for turn in range(battles):
+        question = QUESTIONS[int(rng.integers(len(QUESTIONS)))]
+        clip = await asyncio.to_thread(speak, question)
+        sent = await stack.standin.send_voice_message(user, channel, clip.ogg, clip.duration_secs)
+        progress_message = await wait_reply(stack, channel, sent, timeout=120)
+        try:
+            battle_id = await wait_vote_buttons(stack, progress_message["id"], timeout=240)
+        except TimeoutError:
+            progress.failed += 1
+            progress.line()
+            continue
+        battle = await study.battle(battle_id)
+        if battle is None:
+            raise RuntimeError(f"battle {battle_id} shown with vote buttons is not in the store")
+        shown = stack.standin.message(progress_message["id"])
+        shown_before_vote = shown.get("content") or ""  # the stand-in edits `shown` in place
+        if rng.random() < 0.25:
+            opened = await stack.standin.click(user, shown, f"parley:comment:{battle_id}")
+            await answer(stack, opened)
+            comment = COMMENTS[int(rng.integers(len(COMMENTS)))]
+            await answer(
+                stack, await stack.standin.submit_modal(user, opened, {"comment": comment})
+            )
+            progress.comments += 1
+        choice = hidden_vote(rng, battle.model_a, battle.model_b)
+        voted = await answer(
+            stack,
+            await stack.standin.click(
+                user, progress_message["id"], f"parley:vote:{battle_id}:{choice}"
+            ),
+        )
+        if transcript is not None and turn == 0:
+            label = {"a": "A is better", "b": "B is better", "tie": "Tie"}[choice]
+            transcript += [
+                f'**{user.username}** sends a voice message: 🎤 *"{question}"* '
+                f"({clip.duration_secs:.1f} s)",
+                "> **Parley**:",
+                *[f"> {line}" for line in shown_before_vote.splitlines()],
+                "> [A is better] [B is better] [Tie] [Both are bad] [Add a comment]",
+                f"**{user.username}** clicks **{label}**",
+                "> **Parley**:",
+                *[f"> {line}" for line in texts(voted).splitlines() if "Thanks" in line],
+            ]
+        progress.voted += 1
+        progress.line()
+
+
+def _first_lines(text: str, n: int) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()][:n]
+
+
+def export(stack: Any, out: Path) -> None:
+    env = stack.env()
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.export", "--out", str(out),
+         "--participants", str(out.with_name("participants.csv"))],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"export failed:\n{result.stdout}\n{result.stderr}")
+    print("  " + result.stdout.strip().replace("\n", "\n  "))
+
+
+def check_ranking(leaderboard: pd.DataFrame) -> bool:
+    found = list(leaderboard.sort_values("rating", ascending=False)["model"])
+    truth = sorted(HIDDEN_STRENGTHS, key=HIDDEN_STRENGTHS.__getitem__, reverse=True)
+    print(f"  hidden preference order: {' > '.join(truth)}")
+    print(f"  order the study found:   {' > '.join(found)}")
+    return found == truth
+
+
+async def run(args: argparse.Namespace) -> int:
+    from tests.e2e.harness import Stack
+
+    workdir = (Path(args.data_dir) / "demo").resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)  # run again without leftovers
+    models = load_models_file(DEMO_MODELS)
+    say("Starting Redis (AOF), the Discord stand-in, the bot and a worker with the demo models")
+    print("  (the first run builds the tiny local models; later runs reuse them)")
+    stack = Stack(workdir, models_file=DEMO_MODELS, worker_args=[])
+    study_redis = None
+    try:
+        await stack.start(timeout=300)
+        print(f"  stack up; logs in {workdir}")
+        study_redis = connect(stack.redis_url)
+        study = Study(
+            study_redis,
+            secret=stack.env()["PARLEY_SECRET"].encode(),
+            data_dir=stack.data_dir,
+            known_models=models,
+            rng=np.random.default_rng(0),
+        )
+
+        say("A moderator sets up the study")
+        moderator = await stack.standin.add_member("moderator", roles=["Study moderator"])
+        roster = ", ".join(HIDDEN_STRENGTHS)
+        await moderate(stack, moderator, "models", roster=roster)
+        await moderate(stack, moderator, "strategy", strategy="balanced")
+        await moderate(
+            stack, moderator, "limits", min_seconds_between=0, daily_quota=args.battles + 5
+        )
+        await moderate(stack, moderator, "open")
+        print(f"  roster: {roster}; strategy: balanced")
+
+        total = args.participants * args.battles
+        say(f"{args.participants} participants speak and vote ({total} battles)")
+        progress = Progress(total=total)
+        transcript: list[str] = []
+        sessions = [
+            participant_session(
+                stack, study, i, args.battles, np.random.default_rng([args.seed, i]), progress,
+                transcript if i == 0 else None,
+            )
+            for i in range(args.participants)
+        ]  # fmt: skip
+        await asyncio.gather(*sessions)
+        progress.line("done")
+        print()
+
+        say("Exporting the battles and building the report")
+        exports = stack.data_dir / "exports"
+        battles_path = exports / "battles.parquet"
+        export(stack, battles_path)
+        report_dir = stack.data_dir / "reports"
+        battles = normalise_battles(pd.read_parquet(battles_path))
+        report = await asyncio.to_thread(
+            build_report, battles, report_dir, rounds=1000, seed=args.seed,
+            title="Parley demo study",
+        )  # fmt: skip
+        leaderboard = pd.read_csv(report_dir / "leaderboard.csv")
+        (workdir / "transcript.md").write_text("\n\n".join(transcript) + "\n", encoding="utf-8")
+
+        say("Leaderboard (Bradley–Terry, 95% bootstrap intervals)")
+        for row in leaderboard.sort_values("rank").itertuples():
+            print(
+                f"  {int(row.rank)}. {row.model:<20} {row.rating:7.1f}  "
+                f"[{row.rating_lo:7.1f}, {row.rating_hi:7.1f}]  "
+                f"{int(row.battles):3d} battles  win rate {row.win_rate:.2f}"
+            )
+        correct = check_ranking(leaderboard)
+        print(
+            "  ✓ the study recovered the hidden preference"
+            if correct
+            else "  ✗ the study did not recover the hidden preference (too few votes?)"
+        )
+        if "Traceback" in stack.bot_log() or "Traceback" in stack.worker_log():
+            print("  ! tracebacks in the logs: see bot.log / worker.log in " + str(workdir))
+            return 1
+
+        say("Done")
+        print(f"  report:      {report}")
+        print(f"  battles:     {battles_path}")
+        print(f"  transcript:  {workdir / 'transcript.md'}")
+        print(f"  logs:        {workdir}/bot.log, {workdir}/worker.log")
+        print(f"  took {time.monotonic() - progress.started:.0f} s of simulated study")
+        return 0 if correct else 2
+    finally:
+        if study_redis is not None:
+            await study_redis.aclose()
+        await stack.stop()
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the demo like Ctrl-C, so `finally` stops everything it started."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--participants", type=int, default=12)
+    parser.add_argument("--battles", type=int, default=5, help="battles per participant")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data-dir", default="data", help="the demo writes under DIR/demo")
+    args = parser.parse_args(argv)
+    if args.participants < 1 or args.battles < 1:
+        parser.error("--participants and --battles must be at least 1")
+    with terminate_on_sigterm():
+        try:
+            return asyncio.run(run(args))
+        except KeyboardInterrupt:
+            print("\ninterrupted: everything the demo started has been stopped", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
