@@ -258,7 +258,12 @@ class Participant(commands.Cog):
             await self._reply(message, render.too_big(attachment.size, limits.audio_max_bytes))
             return
         progress = await message.reply(render.progress_header(None), mention_author=False)
-        data = await attachment.read()
+        try:
+            data = await attachment.read()
+        except discord.HTTPException as exc:
+            log.warning("could not download attachment of message %s: %s", message.id, exc)
+            await progress.edit(content=render.DOWNLOAD_FAILED)
+            return
         try:
             info = await asyncio.to_thread(probe, data)
         except AudioError as exc:

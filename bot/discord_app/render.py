@@ -226,6 +226,10 @@ TEXT_HINT = (
     "or attach an audio file, and two anonymous models will answer it."
 )
 
+DOWNLOAD_FAILED = (
+    "Sorry, I couldn't fetch your recording from Discord just now. Please send it again."
+)
+
 USE_PRIVATE_PLACE = (
     "Everyone can hear recordings posted here, so I don't take them in this channel. "
     "Use `/join` to get your private thread, or send your voice message to me in a DM."
