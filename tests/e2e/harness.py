@@ -137,10 +137,9 @@ class Stack:
         return self
 
     async def stop(self) -> None:
-        if self.bot is not None:
-            self.bot.stop()
-        if self.worker is not None:
-            self.worker.stop()
+        # In threads: the stand-in (on this loop) must keep serving while the bot closes.
+        await self.stop_bot()
+        await self.stop_worker()
         await self.standin.stop()
         if self.fake_api is not None:
             self.fake_api.stop()
