@@ -204,6 +204,8 @@ async def test_participant_info_block_unblock_withdraw(
 
 
 async def test_no_tracebacks_in_the_bot_log(stack: Stack) -> None:
+    unknown = [f"{c.method} {c.path}" for c in stack.standin.unknown_routes()]
+    assert not unknown, f"the bot called routes Discord does not have: {unknown}"
     log = stack.bot_log()
     assert "Traceback" not in log, log[-5000:]
     assert " ERROR " not in log, log[-5000:]
