@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     consent_version: str = Field("1", validation_alias="PARLEY_CONSENT_VERSION")
     log_level: str = Field("INFO", validation_alias="PARLEY_LOG_LEVEL")
     job_timeout_s: int = Field(180, validation_alias="PARLEY_JOB_TIMEOUT")
+    # Seconds between two passes of the abandoned-job sweeper (bot/sweeper.py).
+    sweep_interval_s: float = Field(30.0, validation_alias="PARLEY_SWEEP_INTERVAL")
 
     @field_validator("redis_url")
     @classmethod
@@ -71,9 +73,9 @@ class Settings(BaseSettings):
             raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
         return value
 
-    @field_validator("job_timeout_s")
+    @field_validator("job_timeout_s", "sweep_interval_s")
     @classmethod
-    def _positive(cls, value: int) -> int:
+    def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError(f"must be a positive number of seconds, got {value}")
         return value

@@ -21,6 +21,7 @@ from bot.core.types import Refused
 from bot.discord_app import checks, views
 from bot.discord_app.results import BattleEditor, ResultListener
 from bot.settings import Settings
+from bot.sweeper import Sweeper
 from workers.modelsfile import ModelsFile
 
 if TYPE_CHECKING:
@@ -118,6 +119,13 @@ class ParleyBot(commands.Bot):
         self.consent_text = consent_text
         self.editor = BattleEditor(self, study)
         self.listener = ResultListener(redis_client, study, self.editor)
+        # Fails or re-enqueues jobs whose worker died (no RQ callback runs on SIGKILL).
+        self.sweeper = Sweeper(
+            study,
+            rq_conn,
+            job_timeout_s=settings.job_timeout_s,
+            interval_s=settings.sweep_interval_s,
+        )
         self._background: list[asyncio.Task[None]] = []
 
     @property
@@ -151,6 +159,7 @@ class ParleyBot(commands.Bot):
         self._background = [
             asyncio.create_task(self._results_after_ready(), name="parley-results"),
             asyncio.create_task(self.listener.run_partials(), name="parley-partials"),
+            asyncio.create_task(self.sweeper.run(), name="parley-sweeper"),
         ]
 
     async def _results_after_ready(self) -> None:

@@ -1,0 +1,402 @@
+"""The abandoned-job sweeper: no battle waits forever for a reply that will never come.
+
+A side of a battle gets its reply through the normal path: a worker publishes a `ResultMessage`
+on `RESULTS_STREAM` (the job's own result, or the RQ failure callback's). Two things break that
+path: a worker killed outright (SIGKILL, OOM, a lost host) runs no callback, and a job can
+vanish (never enqueued because the bot crashed, or gone from Redis). RQ itself only notices an
+abandoned job once its StartedJobRegistry entry expires (job timeout + 60 s for a
+`SimpleWorker`) and only when some live worker cleans that queue's registries.
+
+Every `interval_s` the sweeper looks at each queued battle's sides still without a reply, finds
+the side's current RQ job (the battle's `ui.jobs`, or the sweeper's own re-enqueued one) and
+decides from its state:
+
+- waiting in the queue: fine, unless it waited longer than `max_queue_wait_s` (then failed:
+  enqueuing it again would not help);
+- started: fine while its worker's heartbeat (`WORKERS_KEY`) is fresh and the job is within
+  its timeout + `margin_s`; else abandoned;
+- missing, or ended (finished, failed, stopped, canceled) with no reply recorded `margin_s`
+  later: abandoned.
+
+An abandoned side is enqueued again once (`requeues`; the attempt is claimed in Redis before the
+enqueue, so a crash can never cause a second one), its old job retired from RQ's started
+registry so RQ's own cleanup does not run it a third time. When no attempt is left, the sweeper
+publishes a failure `ResultMessage` on `RESULTS_STREAM`: the bot's normal result path records it
+(idempotently) and tells the participant.
+
+Plain Python over Redis and rq, no Discord: `Sweeper(study, rq_conn, ...)` where `rq_conn` is
+the synchronous `redis.Redis` RQ uses (bytes, not decoded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Literal
+
+import redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from bot.core.types import Battle, BattleStatus
+from bot.dispatch import WORKER_STALE_AFTER_S
+from workers.enqueue import FAILURE_TTL_S, enqueue_answer
+from workers.protocol import (
+    RESULTS_STREAM,
+    WORKERS_KEY,
+    ErrorKind,
+    JobRequest,
+    ResultMessage,
+    audio_key,
+)
+
+if TYPE_CHECKING:
+    from bot.core import Study
+
+log = logging.getLogger(__name__)
+
+# The sweeper's own record per battle: side -> JSON {"attempt", "job_id", "at"}. Only job ids
+# and times (nothing about the participant); it expires on its own.
+SWEEP_KEY = "parley:sweeper:{battle_id}"
+SWEEP_TTL_S = 7 * 24 * 3600
+SWEEPER_NAME = "parley-sweeper"
+SIDES = ("a", "b")
+WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+
+Action = Literal["requeued", "failed"]
+
+
+@dataclass(frozen=True)
+class SweepAction:
+    """What the sweeper did about one side of one battle."""
+
+    battle_id: str
+    side: str
+    action: Action
+    reason: str
+    job_id: str | None  # the new job when requeued, the abandoned one when failed
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    job_id: str | None
+    attempt: int  # 0: the bot's own enqueue; n: the sweeper's n-th
+    since: float  # when this attempt was enqueued
+    failed_at: float | None = None  # when the sweeper published the side's failure
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    reason: str
+    kind: ErrorKind
+    requeue: bool  # False where running the job again cannot help
+
+
+class Sweeper:
+    def __init__(
+        self,
+        study: Study,
+        conn: redis.Redis,
+        *,
+        job_timeout_s: int,
+        interval_s: float = 30.0,
+        margin_s: float = 60.0,
+        max_queue_wait_s: float = 1800.0,
+        requeues: int = 1,
+        job_retries: int = 1,
+        stale_after_s: float = WORKER_STALE_AFTER_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for name, value in (
+            ("job_timeout_s", job_timeout_s),
+            ("interval_s", interval_s),
+            ("max_queue_wait_s", max_queue_wait_s),
+            ("stale_after_s", stale_after_s),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        for name, value in (("margin_s", margin_s), ("requeues", requeues)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.study = study
+        self.conn = conn
+        self.job_timeout_s = job_timeout_s
+        self.interval_s = interval_s
+        self.margin_s = margin_s
+        self.max_queue_wait_s = max_queue_wait_s
+        self.requeues = requeues
+        self.job_retries = job_retries
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sweep every `interval_s` until cancelled; a Redis outage only delays the next sweep."""
+        while True:
+            try:
+                for action in await self.sweep():
+                    log.warning(
+                        "battle %s side %s %s: %s",
+                        action.battle_id,
+                        action.side,
+                        action.action,
+                        action.reason,
+                    )
+            except (RedisError, OSError) as exc:
+                log.warning("sweep failed (%s); next try in %.0f s", exc, self.interval_s)
+            await asyncio.sleep(self.interval_s)
+
+    async def sweep(self) -> list[SweepAction]:
+        """One pass over the open battles; returns what was done."""
+        max_audio_seconds = (await self.study.config()).limits.audio_max_seconds
+        actions: list[SweepAction] = []
+        for battle in await self.study.open_battles():
+            if battle.status is not BattleStatus.QUEUED:
+                continue
+            for side in SIDES:
+                if side in battle.replies:
+                    continue
+                action = await asyncio.to_thread(
+                    self._sweep_side, battle, side, float(max_audio_seconds)
+                )
+                if action is not None:
+                    actions.append(action)
+        return actions
+
+    # -- one side (synchronous: rq is) -------------------------------------------------------
+
+    def _sweep_side(
+        self, battle: Battle, side: str, max_audio_seconds: float
+    ) -> SweepAction | None:
+        now = self.clock()
+        attempt = self._attempt(battle, side)
+        if attempt.failed_at is not None:
+            return None  # the failure is on the stream: the bot's result path records it
+        job = self._fetch(attempt.job_id)
+        verdict = self._judge(attempt, job, now)
+        if verdict is None:
+            return None
+        if verdict.requeue and attempt.attempt < self.requeues:
+            new_id = self._requeue(battle, side, attempt, job, now, max_audio_seconds, verdict)
+            if new_id is None:
+                return None  # another sweep claimed this attempt first
+            return SweepAction(battle.battle_id, side, "requeued", verdict.reason, new_id)
+        self._retire(job, verdict.reason)
+        self._publish_failure(battle, side, attempt, verdict, now)
+        key = SWEEP_KEY.format(battle_id=battle.battle_id)
+        record = {"attempt": attempt.attempt, "job_id": attempt.job_id, "at": attempt.since}
+        with self.conn.pipeline() as pipe:
+            pipe.hset(key, side, json.dumps({**record, "failed_at": now}))
+            pipe.expire(key, SWEEP_TTL_S)
+            pipe.execute()
+        return SweepAction(battle.battle_id, side, "failed", verdict.reason, attempt.job_id)
+
+    def _attempt(self, battle: Battle, side: str) -> _Attempt:
+        raw = self.conn.hget(SWEEP_KEY.format(battle_id=battle.battle_id), side)
+        if raw is not None:
+            data = json.loads(raw)
+            return _Attempt(
+                data.get("job_id"), int(data["attempt"]), float(data["at"]), data.get("failed_at")
+            )
+        # The bot's own enqueue: ui.jobs holds the job ids in side order ("a", "b").
+        jobs = battle.ui.get("jobs")
+        job_id = None
+        if isinstance(jobs, list) and len(jobs) == len(SIDES):
+            job_id = str(jobs[SIDES.index(side)])
+        return _Attempt(job_id, 0, battle.created_at)
+
+    def _fetch(self, job_id: str | None) -> Job | None:
+        if job_id is None:
+            return None
+        return Job.fetch_many([job_id], connection=self.conn)[0]
+
+    def _judge(self, attempt: _Attempt, job: Job | None, now: float) -> _Verdict | None:
+        """Why this side's job will never publish a result, or None while it still may."""
+        waited = now - attempt.since
+        if job is None:
+            if waited <= self.margin_s:
+                return None  # the bot may be between start_battle and enqueue
+            what = "no job was enqueued" if attempt.job_id is None else "its job is gone"
+            return _Verdict(f"{what} ({waited:.0f} s after the battle)", "transient", True)
+        status = job.get_status(refresh=False)
+        if status in WAITING:
+            if waited <= self.max_queue_wait_s:
+                return None
+            return _Verdict(
+                f"job {job.id} waited {waited:.0f} s for a worker of {job.origin}",
+                "timeout",
+                False,
+            )
+        if status == JobStatus.STARTED:
+            worker = job.worker_name
+            if worker and not self._alive(worker, now):
+                return _Verdict(
+                    f"worker {worker} died while running job {job.id}", "transient", True
+                )
+            started = _timestamp(job.started_at) or attempt.since
+            if now - started > (job.timeout or self.job_timeout_s) + self.margin_s:
+                return _Verdict(
+                    f"job {job.id} still running {now - started:.0f} s after it started, past "
+                    f"its timeout of {job.timeout} s",
+                    "timeout",
+                    True,
+                )
+            return None
+        # Finished, failed, stopped or canceled: its result (or the failure callback's) should
+        # have been recorded by now.
+        ended = _timestamp(job.ended_at) or attempt.since
+        if now - ended <= self.margin_s:
+            return None
+        return _Verdict(
+            f"job {job.id} ended ({status}) {now - ended:.0f} s ago without a result",
+            "transient",
+            True,
+        )
+
+    def _alive(self, worker: str, now: float) -> bool:
+        raw = self.conn.hget(WORKERS_KEY, worker)
+        if raw is None:
+            # A clean exit deletes the entry only after its current job: a started job whose
+            # worker has no entry lost it.
+            return False
+        try:
+            beat = float(json.loads(raw).get("heartbeat_at", 0.0))
+        except (ValueError, TypeError, AttributeError):
+            return False
+        return now - beat <= self.stale_after_s
+
+    def _requeue(
+        self,
+        battle: Battle,
+        side: str,
+        attempt: _Attempt,
+        job: Job | None,
+        now: float,
+        max_audio_seconds: float,
+        verdict: _Verdict,
+    ) -> str | None:
+        """Enqueue the side again; None when another sweep already claimed this attempt."""
+        key = SWEEP_KEY.format(battle_id=battle.battle_id)
+        claim = {"attempt": attempt.attempt + 1, "job_id": None, "at": now}
+        # Claim the attempt before enqueuing: a crash right after leaves "no job enqueued",
+        # which the next sweeps fail instead of enqueuing a second time.
+        if not self._claim(key, side, attempt.attempt, claim):
+            return None
+        self._retire(job, f"abandoned ({verdict.reason}); enqueued again by {SWEEPER_NAME}")
+        request = self._request(battle, side, job, max_audio_seconds)
+        new = enqueue_answer(
+            self.conn,
+            dataclasses.replace(request, enqueued_at=now),
+            timeout_s=self.job_timeout_s,
+            retries=self.job_retries,
+        )
+        self.conn.hset(key, side, json.dumps({**claim, "job_id": new.id}))
+        return new.id
+
+    def _claim(self, key: str, side: str, seen: int, claim: dict[str, object]) -> bool:
+        with self.conn.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.hget(key, side)
+                current = int(json.loads(raw)["attempt"]) if raw is not None else 0
+                if current != seen:
+                    pipe.reset()
+                    return False
+                pipe.multi()
+                pipe.hset(key, side, json.dumps(claim))
+                pipe.expire(key, SWEEP_TTL_S)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
+
+    def _request(
+        self, battle: Battle, side: str, job: Job | None, max_audio_seconds: float
+    ) -> JobRequest:
+        """The side's job request: the old job's own, or rebuilt from the battle."""
+        if job is not None and job.args:
+            try:
+                return JobRequest.from_dict(dict(job.args[0]))
+            except (TypeError, ValueError) as exc:
+                log.warning("job %s has unreadable arguments (%s); rebuilt", job.id, exc)
+        fmt = PurePosixPath(battle.audio_ref or "").suffix.lstrip(".") or "ogg"
+        return JobRequest(
+            battle_id=battle.battle_id,
+            side=side,  # type: ignore[arg-type]
+            model_id=battle.model_a if side == "a" else battle.model_b,
+            audio_key=audio_key(battle.battle_id),
+            audio_format=fmt,
+            max_audio_seconds=max_audio_seconds,
+        )
+
+    def _retire(self, job: Job | None, reason: str) -> None:
+        """Take an abandoned job out of RQ's hands, so neither a worker nor RQ's registry
+        cleanup runs it (and publishes for it) later."""
+        if job is None:
+            return
+        status = job.get_status(refresh=False)
+        if status in WAITING:
+            try:
+                job.cancel()
+            except (NoSuchJobError, ValueError) as exc:
+                log.info("could not cancel job %s: %s", job.id, exc)
+            return
+        if status != JobStatus.STARTED or job.origin is None:
+            return
+        registry = StartedJobRegistry(job.origin, connection=self.conn)
+        executions = [
+            f"{job_id}:{execution_id}"
+            for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False)
+            if job_id == job.id
+        ]
+        # A worker serving several queues leaves the job in the queue's intermediate list too,
+        # whence RQ's maintenance would fail it again later.
+        intermediate = Queue(job.origin, connection=self.conn).intermediate_queue_key
+        with self.conn.pipeline() as pipe:
+            if executions:
+                pipe.zrem(registry.key, *executions)
+            pipe.lrem(intermediate, 0, job.id)
+            job.retries_left = 0
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            FailedJobRegistry(job.origin, connection=self.conn).add(
+                job, ttl=FAILURE_TTL_S, exc_string=reason, pipeline=pipe
+            )
+            pipe.execute()
+
+    def _publish_failure(
+        self, battle: Battle, side: str, attempt: _Attempt, verdict: _Verdict, now: float
+    ) -> None:
+        model = battle.model_a if side == "a" else battle.model_b
+        message = ResultMessage(
+            battle_id=battle.battle_id,
+            side=side,  # type: ignore[arg-type]
+            model_id=model,
+            reply=None,
+            transcript=None,
+            timings={"total": max(0.0, now - battle.created_at)},
+            error=f"no reply from model {model!r}: {verdict.reason}",
+            error_kind=verdict.kind,
+            job_id=attempt.job_id,
+            worker=SWEEPER_NAME,
+            finished_at=now,
+        )
+        self.conn.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # RQ stores naive UTC datetimes
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

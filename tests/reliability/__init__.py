@@ -1,0 +1,1 @@
+"""Reliability tests: faults, fuzzing, security and privacy over the real stack."""
