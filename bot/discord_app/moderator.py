@@ -286,10 +286,11 @@ class Moderator(commands.Cog):
     @participant.command(name="withdraw", description="Withdraw a participant (deletes data).")
     @moderator_only()
     async def withdraw(self, interaction: discord.Interaction, member: discord.User) -> None:
-        await self.bot.flow.withdraw_participant(member.id)
+        thread_id = await self.bot.flow.withdraw_participant(member.id)
         await self._answer(
             interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` was withdrawn."
         )
+        self.bot.flow.close_thread_later(thread_id, member.id)
 
     @participant.command(name="block", description="Stop a participant from starting rounds.")
     @moderator_only()

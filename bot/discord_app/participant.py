@@ -42,6 +42,7 @@ class Participant(commands.Cog):
 
     def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- joining ---------------------------------------------------------------------------
 
@@ -143,19 +144,49 @@ class Participant(commands.Cog):
         )
 
     async def withdraw(self, interaction: discord.Interaction) -> None:
-        await self.withdraw_participant(interaction.user.id)
+        thread_id = await self.withdraw_participant(interaction.user.id)
         await interaction.response.edit_message(
             content="Done — your data was deleted and you have left the study. Thank you for "
-            "your help!",
+            "your help! (Voice messages you sent me in DMs stay in your own DM history; you can "
+            "delete them there.)",
             view=None,
         )
+        # After the answer: the confirmation may sit in the very thread being closed.
+        self.close_thread_later(thread_id, interaction.user.id)
 
-    async def withdraw_participant(self, discord_id: int) -> None:
-        """The core deletes the study data; the Discord layer forgets the thread it keeps."""
+    async def withdraw_participant(self, discord_id: int) -> int | None:
+        """The core deletes the study data; the Discord layer forgets the participant's thread,
+        whose id it returns so that `close_thread_later` can remove their recordings from it."""
+        key = THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(discord_id))
+        thread_id = await self.bot.redis.get(key)
         await self.bot.study.withdraw(discord_id)
-        await self.bot.redis.delete(
-            THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(discord_id))
-        )
+        await self.bot.redis.delete(key)
+        return int(thread_id) if thread_id is not None else None
+
+    def close_thread_later(self, thread_id: int | None, user_id: int) -> None:
+        if thread_id is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._close_thread(thread_id, user_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_thread(self, thread_id: int, user_id: int) -> None:
+        """Delete the participant's own messages (their recordings) in their private thread,
+        then archive and lock it. Slow for long threads (Discord's delete rate), so in the
+        background."""
+        try:
+            thread = self.bot.get_channel(thread_id) or await self.bot.fetch_channel(thread_id)
+            if not isinstance(thread, discord.Thread):
+                return
+            deleted = 0
+            async for message in thread.history(limit=None):
+                if message.author.id == user_id:
+                    await message.delete()
+                    deleted += 1
+            await thread.edit(archived=True, locked=True)
+            log.info("closed the thread of a withdrawn participant (%d messages deleted)", deleted)
+        except discord.HTTPException as exc:
+            log.warning("could not close the thread of a withdrawn participant: %s", exc)
 
     @app_commands.command(name="mydata", description="See what the study stores about you.")
     async def mydata(self, interaction: discord.Interaction) -> None:

@@ -453,6 +453,10 @@ async def test_withdraw_while_replies_are_on_their_way(
         await asyncio.sleep(5.0)
         assert client.xpending("parley:results", "bot")["pending"] == 0
         assert "Thanks for voting" not in stack.standin.message(progress["id"])["content"]
+        # Their recording is deleted from Discord too, and their thread closed.
+        assert not [m for m in stack.standin.messages(thread) if m["author"]["id"] == quy.id]
+        assert thread.payload["thread_metadata"]["archived"] is True
+        assert thread.payload["thread_metadata"]["locked"] is True
     finally:
         stack.fake_api.slow_models.clear()
         client.close()
