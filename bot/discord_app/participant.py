@@ -118,8 +118,10 @@ class Participant(commands.Cog):
             thread = guild.get_thread(int(known))
             if thread is not None and not thread.archived:
                 return thread
+        pseudonym = self.bot.study.pseudonym(user.id)
         thread = await channel.create_thread(
-            name="Parley — your voice messages",
+            # The pseudonym tells moderators' thread lists apart without naming anyone.
+            name=f"Parley voice messages · {pseudonym[:6]}",
             type=discord.ChannelType.private_thread,
             invitable=False,
             auto_archive_duration=10080,
