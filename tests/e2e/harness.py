@@ -222,6 +222,11 @@ class Stack:
             await asyncio.sleep(0.05)
         waiter.result()
 
+    async def wait_reidentify(self, *, timeout: float = 30.0) -> None:
+        """Wait for the running bot to IDENTIFY again (after an INVALID_SESSION)."""
+        self._identifies += 1
+        await self._wait_gateway(timeout)
+
     async def stop_bot(self, *, kill: bool = False) -> int | None:
         if self.bot is None:
             return None

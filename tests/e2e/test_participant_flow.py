@@ -517,6 +517,11 @@ async def test_gateway_reconnect_and_resume(stack: Stack, mod: User, voice_ogg: 
     await stack.standin.wait_for_resume(2, timeout=30)
     _, battle_id = await battle(stack, lu, thread, voice_ogg)
     assert battle_id
+    # A session Discord will not resume: the bot identifies afresh and goes on.
+    await stack.standin.invalidate_session(resumable=False)
+    await stack.wait_reidentify()
+    sent = await stack.standin.send_message(lu, thread, "and now?")
+    assert "I only take voice messages" in (await wait_reply(stack, thread, sent))["content"]
 
 
 async def test_no_tracebacks_in_the_bot_log(stack: Stack) -> None:
