@@ -211,6 +211,9 @@ class ParleyBot(commands.Bot):
         except discord.HTTPException as exc:
             log.warning("could not tell the user about the error: %s", exc)
 
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await views.answer_unhandled(interaction)
+
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s)", self.user, getattr(self.user, "id", "?"))
 

@@ -8,6 +8,7 @@ click, meets the same rules as the first.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 from redis.exceptions import RedisError
 
-from bot.core.types import Refused
+from bot.core.types import Battle, BattleStatus, Refused
 from bot.discord_app import modals, render
 
 if TYPE_CHECKING:
@@ -100,15 +101,57 @@ class VoteButton(
             )
         except Refused as refused:
             await tell(interaction, refused.message)
+            if refused.code == "already_voted":
+                await show_reveal(interaction, self.battle_id)
             return
-        names = {
-            side: bot.display_name(model)
-            for side, model in (("a", battle.model_a), ("b", battle.model_b))
-        }
-        rendered = render.render_battle(battle, names=names, remaining=remaining)
+        rendered = render.render_battle(battle, names=_names(bot, battle), remaining=remaining)
         await interaction.response.edit_message(
             content=rendered.content, view=battle_view(self.battle_id, votes=False)
         )
+
+
+def _names(bot: ParleyBot, battle: Battle) -> dict[str, str]:
+    return {
+        side: bot.display_name(model)
+        for side, model in (("a", battle.model_a), ("b", battle.model_b))
+    }
+
+
+def _votes_open(message: discord.Message) -> bool:
+    return any(
+        isinstance(item, discord.Button)
+        and (item.custom_id or "").startswith("parley:vote:")
+        and not item.disabled
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for item in row.children
+    )
+
+
+async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
+    """Put the reveal on a voted battle's message that still offers the vote buttons.
+
+    The bot can die after `study.vote` recorded a click and before the click's answer edited
+    the message; after a restart the message still asks for a vote. The participant's repeat
+    click is told "already voted" and, through this, sees the reveal of the vote that stands.
+    """
+    message = interaction.message
+    if message is None or not _votes_open(message):
+        return
+    bot = _bot(interaction)
+    battle = await bot.study.battle(battle_id)
+    if (
+        battle is None
+        or battle.status is not BattleStatus.VOTED
+        or battle.participant != bot.study.pseudonym(interaction.user.id)
+    ):
+        return
+    remaining = await bot.study.remaining_today(interaction.user.id)
+    rendered = render.render_battle(battle, names=_names(bot, battle), remaining=remaining)
+    try:
+        await message.edit(content=rendered.content, view=battle_view(battle_id, votes=False))
+    except discord.HTTPException as exc:
+        log.warning("could not show the reveal of battle %s: %s", battle_id, exc)
 
 
 class CommentButton(
@@ -320,3 +363,52 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     AboutYouButton,
     WithdrawButton,
 )
+
+UNKNOWN_BUTTON = (
+    "Sorry — that button doesn't work (any more). Nothing was changed; use `/join` or send a "
+    "new voice message to carry on."
+)
+EXPIRED_FORM = "Sorry — that form has expired, so nothing was saved. Please open it again."
+# A form submit nobody answered within this long gets EXPIRED_FORM (Discord allows 3 s).
+UNANSWERED_FORM_S = 2.0
+
+
+def takes_click(interaction: discord.Interaction) -> bool:
+    """Whether a dynamic item will answer this click. discord.py runs one only when its
+    template fullmatches the custom_id and the message carries that custom_id; anything else
+    (a button from an older version of the bot, a forged payload) it drops without an answer."""
+    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    if not any(
+        item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS
+    ):
+        return False
+    message = interaction.message
+    if message is None:
+        return False
+    view_cls = discord.ui.LayoutView if message.flags.components_v2 else discord.ui.View
+    view = view_cls.from_message(message, timeout=None)
+    return any(getattr(item, "custom_id", None) == custom_id for item in view.walk_children())
+
+
+async def answer_unhandled(interaction: discord.Interaction) -> None:
+    """Politely answer a click or form submit that no handler takes, instead of leaving the
+    user with Discord's "This interaction failed"."""
+    if interaction.type is discord.InteractionType.component:
+        if takes_click(interaction):
+            return
+        text = UNKNOWN_BUTTON
+    elif interaction.type is discord.InteractionType.modal_submit:
+        # Open forms live in discord.py's memory only (a restart forgets them): wait for the
+        # form's own handler, and answer only if none did.
+        await asyncio.sleep(UNANSWERED_FORM_S)
+        if interaction.response.is_done():
+            return
+        text = EXPIRED_FORM
+    else:
+        return
+    log.info("answered an unhandled %s interaction", interaction.type.name)
+    try:
+        await tell(interaction, text)
+    except discord.HTTPException as exc:
+        # The form's handler answered at the very last moment: nothing more to say.
+        log.info("could not answer an unhandled interaction: %s", exc)
