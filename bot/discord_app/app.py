@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,16 +159,36 @@ class ParleyBot(commands.Bot):
         await self.listener.ensure_group()
         self._background = [
             asyncio.create_task(self._results_after_ready(), name="parley-results"),
-            asyncio.create_task(self.listener.run_partials(), name="parley-partials"),
-            asyncio.create_task(self.sweeper.run(), name="parley-sweeper"),
+            asyncio.create_task(
+                self._supervised(self.listener.run_partials, "partials"), name="parley-partials"
+            ),
+            asyncio.create_task(
+                self._supervised(self.sweeper.run, "sweeper"), name="parley-sweeper"
+            ),
         ]
 
     async def _results_after_ready(self) -> None:
         # Editing messages needs a live connection; results that arrived while the bot was
         # down are pending in the group and get shown now, once.
         await self.wait_until_ready()
-        await self.listener.catch_up()
-        await self.listener.run_results()
+        await self._supervised(self.listener.catch_up, "catch-up", forever=False)
+        await self._supervised(self.listener.run_results, "results")
+
+    async def _supervised(
+        self, loop: Callable[[], Awaitable[None]], name: str, *, forever: bool = True
+    ) -> None:
+        """Run a background loop; a bug in it is logged and the loop restarted, because a dead
+        listener would silently stop every reply from reaching participants."""
+        while True:
+            try:
+                await loop()
+                if not forever:
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the %s loop failed; restarting it in 5 s", name)
+                await asyncio.sleep(5.0)
 
     def commands_payload_hash(self) -> str:
         payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=self.guild_object)]
