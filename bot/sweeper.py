@@ -161,7 +161,9 @@ class Sweeper:
         """One pass over the open battles; returns what was done."""
         max_audio_seconds = (await self.study.config()).limits.audio_max_seconds
         actions: list[SweepAction] = []
-        for battle in await self.study.open_battles():
+        battles = await self.study.open_battles()
+        await asyncio.to_thread(self._forget_closed, {b.battle_id for b in battles})
+        for battle in battles:
             if battle.status is not BattleStatus.QUEUED:
                 continue
             for side in SIDES:
@@ -173,6 +175,18 @@ class Sweeper:
                 if action is not None:
                     actions.append(action)
         return actions
+
+    def _forget_closed(self, open_ids: set[str]) -> None:
+        """Drop the records of battles that are answered, voted, failed or withdrawn: the key
+        names a battle, and nothing of a withdrawn participant's battles may stay behind."""
+        prefix = SWEEP_KEY.format(battle_id="")
+        done = [
+            key
+            for key in self.conn.scan_iter(match=prefix + "*", count=1000)
+            if key.decode()[len(prefix) :] not in open_ids
+        ]
+        if done:
+            self.conn.delete(*done)
 
     # -- one side (synchronous: rq is) -------------------------------------------------------
 

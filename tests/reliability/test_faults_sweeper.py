@@ -146,6 +146,7 @@ async def test_dead_worker_job_is_requeued_once_then_failed(
     assert recorded.status is BattleStatus.FAILED
     clock.advance(3600)
     assert await sweep.sweep() == []
+    assert conn.exists(SWEEP_KEY.format(battle_id=battle.battle_id)) == 0, "record forgotten"
 
 
 async def test_missing_job_is_enqueued_after_the_margin(
