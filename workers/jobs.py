@@ -20,7 +20,6 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
@@ -90,8 +89,18 @@ class PartialPublisher:
 
 
 def publish(connection: redis.Redis, message: ResultMessage) -> dict[str, Any]:
+    """Put the result on the results stream; return a receipt for RQ to keep.
+
+    RQ stores a job's return value (as `rq:results:<job id>`, for the result TTL), out of the
+    study core's reach: a participant who withdraws would leave their transcript and the
+    replies there. So the receipt names the job's battle and side, never what was said."""
     connection.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
-    return asdict(message)
+    return {
+        "battle_id": message.battle_id,
+        "side": message.side,
+        "model_id": message.model_id,
+        "ok": message.ok,
+    }
 
 
 def run(

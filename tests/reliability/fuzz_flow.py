@@ -39,17 +39,24 @@ async def open_study(stack: Stack, *, name: str = "mod") -> User:
     return mod
 
 
-async def join(stack: Stack, name: str) -> tuple[User, Channel]:
-    """A member who ran /join, agreed and skipped the form; returns them and their thread."""
-    user = await stack.standin.add_member(name)
-    consent = await answer(stack, await stack.standin.slash_command(user, "join"))
+async def join(
+    stack: Stack, name: str, *, about: dict[str, str] | None = None
+) -> tuple[User, Channel]:
+    """A member who ran /join, agreed and filled the form with `about` (or skipped it);
+    returns them and their private thread."""
+    standin = stack.standin
+    user = await standin.add_member(name)
+    consent = await answer(stack, await standin.slash_command(user, "join"))
     agreed = await answer(
-        stack, await stack.standin.click(user, consent.original, "parley:consent:1:agree")
+        stack, await standin.click(user, consent.original, "parley:consent:1:agree")
     )
-    done = await answer(
-        stack,
-        await stack.standin.click(user, agreed.original or consent.original, "parley:about:skip"),
-    )
+    form = agreed.original or consent.original
+    if about is None:
+        done = await answer(stack, await standin.click(user, form, "parley:about:skip"))
+    else:
+        opened = await standin.click(user, form, "parley:about:open")
+        await answer(stack, opened)
+        done = await answer(stack, await standin.submit_modal(user, opened, about))
     if "How it works" not in texts(done):
         raise RuntimeError(f"{name} could not join: {texts(done)!r}")
     threads = [t for t in stack.standin.threads() if user.id in t.member_ids]
