@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 # The sweeper's own record per battle: side -> JSON {"attempt", "job_id", "at"}. Only job ids
 # and times (nothing about the participant); it expires on its own.
 SWEEP_KEY = "parley:sweeper:{battle_id}"
+# The battles that have such a record (a set), so forgetting them needs no keyspace scan.
+SWEPT_KEY = "parley:sweeper:battles"
 SWEEP_TTL_S = 7 * 24 * 3600
 SWEEPER_NAME = "parley-sweeper"
 SIDES = ("a", "b")
@@ -179,14 +181,13 @@ class Sweeper:
     def _forget_closed(self, open_ids: set[str]) -> None:
         """Drop the records of battles that are answered, voted, failed or withdrawn: the key
         names a battle, and nothing of a withdrawn participant's battles may stay behind."""
-        prefix = SWEEP_KEY.format(battle_id="")
-        done = [
-            key
-            for key in self.conn.scan_iter(match=prefix + "*", count=1000)
-            if key.decode()[len(prefix) :] not in open_ids
-        ]
+        swept = {raw.decode() for raw in self.conn.smembers(SWEPT_KEY)}
+        done = sorted(swept - open_ids)
         if done:
-            self.conn.delete(*done)
+            with self.conn.pipeline() as pipe:
+                pipe.delete(*(SWEEP_KEY.format(battle_id=b) for b in done))
+                pipe.srem(SWEPT_KEY, *done)
+                pipe.execute()
 
     # -- one side (synchronous: rq is) -------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Sweeper:
         with self.conn.pipeline() as pipe:
             pipe.hset(key, side, json.dumps({**record, "failed_at": now}))
             pipe.expire(key, SWEEP_TTL_S)
+            pipe.sadd(SWEPT_KEY, battle.battle_id)
             pipe.execute()
         return SweepAction(battle.battle_id, side, "failed", verdict.reason, attempt.job_id)
 
@@ -305,7 +307,7 @@ class Sweeper:
         claim = {"attempt": attempt.attempt + 1, "job_id": None, "at": now}
         # Claim the attempt before enqueuing: a crash right after leaves "no job enqueued",
         # which the next sweeps fail instead of enqueuing a second time.
-        if not self._claim(key, side, attempt.attempt, claim):
+        if not self._claim(battle.battle_id, side, attempt.attempt, claim):
             return None
         self._retire(job, f"abandoned ({verdict.reason}); enqueued again by {SWEEPER_NAME}")
         request = self._request(battle, side, job, max_audio_seconds)
@@ -318,7 +320,8 @@ class Sweeper:
         self.conn.hset(key, side, json.dumps({**claim, "job_id": new.id}))
         return new.id
 
-    def _claim(self, key: str, side: str, seen: int, claim: dict[str, object]) -> bool:
+    def _claim(self, battle_id: str, side: str, seen: int, claim: dict[str, object]) -> bool:
+        key = SWEEP_KEY.format(battle_id=battle_id)
         with self.conn.pipeline() as pipe:
             try:
                 pipe.watch(key)
@@ -330,6 +333,7 @@ class Sweeper:
                 pipe.multi()
                 pipe.hset(key, side, json.dumps(claim))
                 pipe.expire(key, SWEEP_TTL_S)
+                pipe.sadd(SWEPT_KEY, battle_id)
                 pipe.execute()
             except redis.WatchError:
                 return False

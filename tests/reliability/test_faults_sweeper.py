@@ -21,7 +21,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from bot import dispatch
 from bot.core import Battle, Study
 from bot.core.types import BattleStatus
-from bot.sweeper import SWEEP_KEY, SWEEPER_NAME, Sweeper
+from bot.sweeper import SWEEP_KEY, SWEEPER_NAME, SWEPT_KEY, Sweeper
 from tests.core.helpers import AUDIO, MODELS_TOML, Clock, make_study
 from tests.reliability.faults_rq import beat, start_job_and_die
 from workers.modelsfile import load_models_file
@@ -147,6 +147,7 @@ async def test_dead_worker_job_is_requeued_once_then_failed(
     clock.advance(3600)
     assert await sweep.sweep() == []
     assert conn.exists(SWEEP_KEY.format(battle_id=battle.battle_id)) == 0, "record forgotten"
+    assert conn.smembers(SWEPT_KEY) == set()
 
 
 async def test_missing_job_is_enqueued_after_the_margin(
