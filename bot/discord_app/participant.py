@@ -37,12 +37,17 @@ def resolve_channel(guild: discord.Guild, wanted: str | None) -> discord.TextCha
     return discord.utils.get(guild.text_channels, name=wanted)
 
 
+THREAD_WAIT_S = 1.5
+
+
 class Participant(commands.Cog):
     """Everything a participant does. Rules live in the study core; this only translates."""
 
     def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
         self._tasks: set[asyncio.Task[None]] = set()
+        # Private threads being opened, by user id (see `open_thread_soon`).
+        self._opening: dict[int, asyncio.Task[discord.Thread | None]] = {}
 
     # --- joining ---------------------------------------------------------------------------
 
@@ -90,15 +95,41 @@ class Participant(commands.Cog):
             embed=None,
             view=views.about_you_view(),
         )
+        if interaction.guild is not None:
+            # Open the thread while the participant reads the form, not when they close it.
+            self.open_thread_soon(interaction.guild, interaction.user)
+
+    def open_thread_soon(
+        self, guild: discord.Guild, user: discord.abc.User
+    ) -> asyncio.Task[discord.Thread | None]:
+        """Start opening the participant's private thread in the background (once)."""
+        task = self._opening.get(user.id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._open_thread(guild, user))
+            self._opening[user.id] = task
+            task.add_done_callback(lambda _: self._opening.pop(user.id, None))
+        return task
+
+    async def _open_thread(
+        self, guild: discord.Guild, user: discord.abc.User
+    ) -> discord.Thread | None:
+        try:
+            return await self.ensure_thread(guild, user)
+        except discord.HTTPException as exc:
+            log.warning("could not open a private thread: %s", exc)
+            return None
 
     async def show_instructions(self, interaction: discord.Interaction, *, edit: bool) -> None:
         limits = (await self.bot.study.config()).limits
         thread: discord.Thread | None = None
         if interaction.guild is not None:
+            opening = self.open_thread_soon(interaction.guild, interaction.user)
             try:
-                thread = await self.ensure_thread(interaction.guild, interaction.user)
-            except discord.HTTPException as exc:
-                log.warning("could not open a private thread: %s", exc)
+                # Discord drops an interaction not answered within 3 s, and opening a thread
+                # takes several REST calls: past this wait, answer without the thread's link.
+                thread = await asyncio.wait_for(asyncio.shield(opening), THREAD_WAIT_S)
+            except TimeoutError:
+                log.info("private thread still opening; instructions sent without its link")
         text = render.instructions(limits, thread.mention if thread else None)
         if edit:
             await interaction.response.edit_message(content=text, embed=None, view=None)
