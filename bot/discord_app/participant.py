@@ -99,6 +99,13 @@ class Participant(commands.Cog):
             # Open the thread while the participant reads the form, not when they close it.
             self.open_thread_soon(interaction.guild, interaction.user)
 
+    async def cog_unload(self) -> None:
+        # Bot.close() removes cogs before closing its HTTP session: stop REST work first.
+        pending = [*self._tasks, *self._opening.values()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def open_thread_soon(
         self, guild: discord.Guild, user: discord.abc.User
     ) -> asyncio.Task[discord.Thread | None]:
@@ -315,6 +322,12 @@ class Participant(commands.Cog):
             await study.check_eligibility(user_id)
         except Refused as refused:
             await self._reply(message, refused.message)
+            return
+        # Agreeing to an older consent text is not agreeing to the current one.
+        current = self.bot.settings.consent_version
+        participant = await study.participant(user_id)
+        if participant is not None and participant.consent_version != current:
+            await self._reply(message, render.consent_outdated(current))
             return
         limits = (await study.config()).limits
         # Refuse big files before downloading them.

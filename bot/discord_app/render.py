@@ -252,6 +252,13 @@ def instructions(limits: Limits, where: str | None) -> str:
     )
 
 
+def consent_outdated(version: str) -> str:
+    return (
+        f"The consent form has changed (it is now version {version}). Please read it and agree "
+        "again with `/join` before your next round — nothing was recorded from this message."
+    )
+
+
 def consent_title(version: str) -> str:
     return f"Consent (version {version})"
 
