@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import redis
+
 from tests.e2e.harness import Stack
 from tests.standin.interactions import (
     MESSAGE_COMPONENT,
@@ -14,6 +16,7 @@ from tests.standin.interactions import (
     modal_submit_components,
 )
 from tests.standin.state import Channel, User
+from workers.protocol import RESULTS_STREAM
 
 UPDATE_MESSAGE = 7  # interaction callback type: edit the message the component sits on
 MODAL = 9
@@ -153,3 +156,15 @@ def attached_text(stack: Stack, response: Response) -> str:
 def everything(stack: Stack, response: Response) -> str:
     attached = attached_text(stack, response)
     return texts(response) + ("\n" + attached if attached else "")
+
+
+def results_added(client: redis.Redis) -> int:
+    """Results ever added to the stream (XDEL, done by a withdrawal, does not lower it)."""
+    return int(client.xinfo_stream(RESULTS_STREAM)["entries-added"])
+
+
+def results_all_handled(client: redis.Redis) -> bool:
+    """Every result was delivered to the bot's group and acknowledged."""
+    stream = client.xinfo_stream(RESULTS_STREAM)
+    group = next(g for g in client.xinfo_groups(RESULTS_STREAM) if g["name"] == b"bot")
+    return group["last-delivered-id"] == stream["last-generated-id"] and group["pending"] == 0

@@ -24,6 +24,8 @@ from tests.e2e.helpers import (
     everything,
     forge_click,
     forge_modal_submit,
+    results_added,
+    results_all_handled,
     texts,
     wait_content,
     wait_reply,
@@ -279,7 +281,8 @@ async def test_voice_before_joining(stack: Stack, mod: User, voice_ogg: bytes) -
 async def test_vote_before_replies(stack: Stack, mod: User, voice_ogg: bytes) -> None:
     fay, thread = await join(stack, "fay")
     assert stack.fake_api is not None
-    stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 3.0
+    # Slow enough that the early click surely lands before the reply, even on a busy machine.
+    stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 6.0
     try:
         sent = await stack.standin.send_voice_message(fay, thread, voice_ogg, 2.0)
         progress = await wait_reply(stack, thread, sent)
@@ -337,7 +340,9 @@ async def test_replies_stream_within_the_edit_rate(
     ]
     assert len(edits) >= 3, "progress, at least one partial, the final replies"
     gaps = [later - earlier for earlier, later in itertools.pairwise(edits)]
-    assert min(gaps) >= 1.3, f"edits closer than Discord's rate limit allows: {gaps}"
+    # The bot spaces its edits 1.5 s apart; arrival times here jitter with the machine's load.
+    assert min(gaps) >= 1.0, f"edits closer than Discord's rate limit allows: {gaps}"
+    assert sum(gaps) / len(gaps) >= 1.4, gaps
 
 
 async def test_long_replies_are_cut_and_attached(stack: Stack, mod: User, voice_ogg: bytes) -> None:
@@ -441,6 +446,7 @@ async def test_withdraw_while_replies_are_on_their_way(
     stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 1.5
     client = stack.redis_client()
     try:
+        before = results_added(client)
         sent = await stack.standin.send_voice_message(quy, thread, voice_ogg, 2.0)
         progress = await wait_reply(stack, thread, sent)
         await stack.standin.wait_for(
@@ -450,8 +456,14 @@ async def test_withdraw_while_replies_are_on_their_way(
         confirm = f"parley:withdraw:{quy.id}:confirm"
         await answer(stack, await stack.standin.click(quy, asked.original, confirm))
         # The late results meet a battle that is gone: acknowledged, nothing posted.
-        await asyncio.sleep(5.0)
-        assert client.xpending("parley:results", "bot")["pending"] == 0
+        await stack.standin.wait_for(
+            lambda: results_added(client) >= before + 2 and results_all_handled(client),
+            timeout=30,
+            what="both late results, acknowledged",
+        )
+        await stack.standin.wait_for(
+            lambda: thread.payload["thread_metadata"].get("locked"), timeout=15, what="closing"
+        )
         assert "Thanks for voting" not in stack.standin.message(progress["id"])["content"]
         # Their recording is deleted from Discord too, and their thread closed.
         assert not [m for m in stack.standin.messages(thread) if m["author"]["id"] == quy.id]
@@ -480,7 +492,7 @@ async def test_results_while_bot_down_shown_once(stack: Stack, mod: User, voice_
     stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 2.0
     client = stack.redis_client()
     try:
-        before = client.xlen("parley:results")
+        before = results_added(client)
         sent = await stack.standin.send_voice_message(kai, thread, voice_ogg, 2.0)
         progress = await wait_reply(stack, thread, sent)
         # The disabled buttons come once both jobs are enqueued: then the bot may die.
@@ -489,7 +501,7 @@ async def test_results_while_bot_down_shown_once(stack: Stack, mod: User, voice_
         )
         await stack.stop_bot(kill=True)
         await stack.standin.wait_for(
-            lambda: client.xlen("parley:results") >= before + 2, timeout=30, what="both results"
+            lambda: results_added(client) >= before + 2, timeout=30, what="both results"
         )
         count = len(bot_messages(stack, thread))
         await stack.start_bot()
