@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Literal
 import redis
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
@@ -171,9 +171,15 @@ class Sweeper:
             for side in SIDES:
                 if side in battle.replies:
                     continue
-                action = await asyncio.to_thread(
-                    self._sweep_side, battle, side, float(max_audio_seconds)
-                )
+                try:
+                    action = await asyncio.to_thread(
+                        self._sweep_side, battle, side, float(max_audio_seconds)
+                    )
+                except (ValueError, KeyError, TypeError, DeserializationError) as exc:
+                    # Malformed data of one battle (a record, a job) must not stop the sweeps
+                    # of all the others; Redis errors end the pass (run() retries it).
+                    log.error("battle %s side %s cannot be swept: %r", battle.battle_id, side, exc)
+                    continue
                 if action is not None:
                     actions.append(action)
         return actions

@@ -8,7 +8,6 @@ a dead worker is noticed as soon as its heartbeat goes stale (15 s).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -150,19 +149,11 @@ async def test_redis_restarted_mid_study_loses_no_vote(
     # Nothing lost: the vote, the answered battle, the participant.
     assert battle_record(stack, first_id)["winner"] == "model_b"
     assert battle_record(stack, second_id)["status"] == "answered"
-    # The bot reconnects by itself: the click on the battle answered before the crash works.
-    deadline = time.monotonic() + 30
-    while True:
-        response = await answer(
-            stack,
-            await stack.standin.click(rae, second, f"parley:vote:{second_id}:tie"),
-            timeout=15,
-        )
-        if response.type == UPDATE_MESSAGE or time.monotonic() > deadline:
-            break
-        # At most a "storage not reachable" while the pool reconnects; then it must work.
-        assert "storage" in texts(response), texts(response)
-        await asyncio.sleep(1.0)
+    # The bot reconnects by itself: the first click after the restart, on the battle answered
+    # before the crash, works (no "storage is not reachable" from a dead pooled connection).
+    response = await answer(
+        stack, await stack.standin.click(rae, second, f"parley:vote:{second_id}:tie"), timeout=15
+    )
     assert response.type == UPDATE_MESSAGE, texts(response)
     assert battle_record(stack, second_id)["winner"] == "tie"
     # The worker reconnects by itself: a new battle goes all the way.
@@ -296,6 +287,7 @@ async def test_gateway_drop_misses_no_voice_message(
 async def test_no_tracebacks_in_the_logs(stack: Stack) -> None:
     log = stack.bot_log()
     assert "Traceback" not in log, log[-5000:]
+    assert " ERROR " not in log, log[-5000:]
     client = stack.redis_client()
     try:
         assert waiting_jobs(client) == 0

@@ -235,6 +235,22 @@ async def test_answered_and_failed_sides_are_not_swept(
     assert await sweeper(study, conn, clock).sweep() == []
 
 
+async def test_a_malformed_record_does_not_stop_the_other_battles(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    first = await enqueued_battle(study, conn, enqueue=False)
+    conn.hset(SWEEP_KEY.format(battle_id=first.battle_id), "a", b"{not json")
+    await study.consent(1002, "1")
+    second = await study.start_battle(1002, AUDIO, 3.0, "ogg")
+    clock.advance(MARGIN_S + 1)
+    actions = await sweeper(study, conn, clock).sweep()
+    assert {(a.battle_id, a.side) for a in actions} == {
+        (first.battle_id, "b"),
+        (second.battle_id, "a"),
+        (second.battle_id, "b"),
+    }
+
+
 def test_bad_settings_are_refused(conn: redis.Redis) -> None:
     with pytest.raises(ValueError, match="job_timeout_s must be positive, got 0"):
         Sweeper(None, conn, job_timeout_s=0)  # type: ignore[arg-type]
