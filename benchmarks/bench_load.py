@@ -228,6 +228,7 @@ async def run(args: argparse.Namespace) -> int:
                 1 for _, fields in client.xrange("parley:events") if fields.get(b"type") == b"vote"
             )
             enqueue_s: list[float] = []
+            created_s: list[float] = []  # the part of enqueue_s before start_battle's write
             vote_s: list[float] = []
             for r in rounds:
                 if not r.battle_id:
@@ -238,6 +239,8 @@ async def run(args: argparse.Namespace) -> int:
                 if len(stamps) == 2 and all(stamps):
                     enqueued = max(rq_time(s) for s in stamps if s is not None)
                     enqueue_s.append(enqueued - snowflake_time(r.message_id))
+                    created = float(record[b"created_at"])
+                    created_s.append(created - snowflake_time(r.message_id))
                 if r.voted and record.get(b"voted_at"):
                     vote_s.append(float(record[b"voted_at"]) - snowflake_time(r.click_id))
         finally:
@@ -252,6 +255,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"vote events:             {votes}")
         print(f"battle ids of the run == export's: {ours == set(by_id)}")
         print(f"message -> both jobs enqueued: {percentiles(enqueue_s)}  (n={len(enqueue_s)})")
+        print(f"  of which message -> battle stored: {percentiles(created_s)}")
         print(f"click -> vote stored:          {percentiles(vote_s)}  (n={len(vote_s)})")
         print(f"bot log: {stack.bot_log().count('Traceback')} tracebacks; logs in {workdir}")
         for failure in failures[:5]:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 EDIT_INTERVAL_S = 1.5
 CONSUMER = "bot"
 BLOCK_MS = 2000
+# Results read (and handled concurrently) per read: enough that a burst of battles finishing
+# together is shown together, each still waiting only for its own message's edit turn.
+READ_COUNT = 100
 
 
 @dataclass
@@ -238,7 +241,7 @@ class ResultListener:
             RESULTS_GROUP,
             CONSUMER,
             {RESULTS_STREAM: cursor},
-            count=20,
+            count=READ_COUNT,
             block=None if cursor != ">" else BLOCK_MS,
         )
         entries = response[0][1] if response else []
@@ -247,15 +250,19 @@ class ResultListener:
                 return ">"
             last = entries[-1][0]
             cursor = last.decode() if isinstance(last, bytes) else str(last)
-        retry = False
-        for entry_id, fields in entries:
+
+        async def settle(entry_id: bytes | str, fields: dict[bytes, bytes]) -> bool:
             # An entry deleted after delivery (a withdrawal XDELs the participant's results)
             # comes back from the pending list without fields: nothing to show, just ack.
             if not fields or await self.handle(fields):
                 await self.redis.xack(RESULTS_STREAM, RESULTS_GROUP, entry_id)
-            else:
-                retry = True
-        if retry:
+                return True
+            return False
+
+        # The entries of one read at once: a final render may wait its message's edit turn
+        # (EDIT_INTERVAL_S), and one at a time that wait would hold up every other battle.
+        settled = await asyncio.gather(*(settle(entry_id, f) for entry_id, f in entries))
+        if not all(settled):
             # Unacknowledged entries stay pending: read them again after a pause.
             await asyncio.sleep(1.0)
             return "0"
