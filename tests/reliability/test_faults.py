@@ -40,6 +40,7 @@ from tests.standin.state import User
 pytestmark = [pytest.mark.reliability, pytest.mark.asyncio(loop_scope="module")]
 
 ALPHA, BETA = E2E_MODELS["alpha"][1], E2E_MODELS["beta"][1]
+CALLBACK = "/interactions/{interaction_id}/{token}/callback"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -191,15 +192,19 @@ async def test_bot_killed_between_a_vote_click_and_its_answer(
     lev, thread = await join(stack, "lev")
     message, battle_id = await answered(stack, lev, thread, voice_ogg)
     # The click's answer meets a long 429: the vote is recorded, the answer not yet sent.
-    stack.standin.fail_next(
-        "POST", "/interactions/{interaction_id}/{token}/callback", status=429, retry_after=30
-    )
+    stack.standin.fail_next("POST", CALLBACK, status=429, retry_after=30)
     click = await stack.standin.click(lev, message, f"parley:vote:{battle_id}:a")
+    # Kill only once the answer met the 429 (else the fault would catch a later answer).
     await stack.standin.wait_for(
-        lambda: battle_record(stack, battle_id).get("status") == "voted",
+        lambda: [
+            call
+            for call in stack.standin.calls("POST", CALLBACK)
+            if call.params.get("interaction_id") == click.id and call.status == 429
+        ],
         timeout=10,
-        what="the vote recorded",
+        what="the click's answer rate-limited",
     )
+    assert battle_record(stack, battle_id).get("status") == "voted"
     await stack.stop_bot(kill=True)
     assert not click.callback.done(), "the click was answered before the bot died"
     # The message still asks for a vote: the answer that would have edited it never came.
@@ -253,7 +258,7 @@ async def test_discord_429_and_5xx_are_retried_and_nothing_is_dropped(
     message, battle_id = await answered(stack, mia, thread, voice_ogg)
     assert "**Model A**" in message["content"]
     # The vote click's answer meets a 502 and is retried within Discord's 3 s.
-    standin.fail_next("POST", "/interactions/{interaction_id}/{token}/callback", status=502)
+    standin.fail_next("POST", CALLBACK, status=502)
     voted = await answer(
         stack, await standin.click(mia, message, f"parley:vote:{battle_id}:a"), timeout=15
     )
