@@ -73,6 +73,7 @@ def percentiles(values: list[float]) -> str:
 @dataclass
 class Round:
     message_id: str
+    progress_id: str = ""  # the bot's "got your message" reply
     battle_id: str = ""
     click_id: str = ""
     voted: bool = False
@@ -120,6 +121,7 @@ async def one_round(stack: Stack, user: User, thread: Channel, ogg: bytes, choic
         [progress, *_] = await poll(
             lambda: reply_to(stack, thread, sent), WAIT_S, f"reply to {sent['id']}"
         )
+        result.progress_id = progress["id"]
 
         def enabled() -> str | None:
             state = buttons(standin.message(progress["id"]))
@@ -228,6 +230,7 @@ async def run(args: argparse.Namespace) -> int:
                 1 for _, fields in client.xrange("parley:events") if fields.get(b"type") == b"vote"
             )
             enqueue_s: list[float] = []
+            replied_s: list[float] = []  # the part of enqueue_s before the bot's first reply
             created_s: list[float] = []  # the part of enqueue_s before start_battle's write
             vote_s: list[float] = []
             for r in rounds:
@@ -239,6 +242,7 @@ async def run(args: argparse.Namespace) -> int:
                 if len(stamps) == 2 and all(stamps):
                     enqueued = max(rq_time(s) for s in stamps if s is not None)
                     enqueue_s.append(enqueued - snowflake_time(r.message_id))
+                    replied_s.append(snowflake_time(r.progress_id) - snowflake_time(r.message_id))
                     created = float(record[b"created_at"])
                     created_s.append(created - snowflake_time(r.message_id))
                 if r.voted and record.get(b"voted_at"):
@@ -255,7 +259,8 @@ async def run(args: argparse.Namespace) -> int:
         print(f"vote events:             {votes}")
         print(f"battle ids of the run == export's: {ours == set(by_id)}")
         print(f"message -> both jobs enqueued: {percentiles(enqueue_s)}  (n={len(enqueue_s)})")
-        print(f"  of which message -> battle stored: {percentiles(created_s)}")
+        print(f"  message -> progress reply posted: {percentiles(replied_s)}")
+        print(f"  message -> battle stored:         {percentiles(created_s)}")
         print(f"click -> vote stored:          {percentiles(vote_s)}  (n={len(vote_s)})")
         print(f"bot log: {stack.bot_log().count('Traceback')} tracebacks; logs in {workdir}")
         for failure in failures[:5]:

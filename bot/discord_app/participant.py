@@ -18,7 +18,7 @@ from bot import dispatch
 from bot.core.types import ParticipantStatus, Refused
 from bot.discord_app import render, views
 from bot.discord_app.app import THREAD_KEY
-from workers.audio import AudioError, probe
+from workers.audio import AudioError, AudioInfo, probe
 
 if TYPE_CHECKING:
     from bot.discord_app.app import ParleyBot
@@ -297,6 +297,20 @@ class Participant(commands.Cog):
             log.warning("could not reply to message %s: %s", message.id, exc)
             return None
 
+    async def _fetch_audio(
+        self, message: discord.Message, attachment: discord.Attachment
+    ) -> tuple[bytes, AudioInfo] | str:
+        """Download and probe the clip; or what to tell the participant when it can't be used."""
+        try:
+            data = await attachment.read()
+        except discord.HTTPException as exc:
+            log.warning("could not download attachment of message %s: %s", message.id, exc)
+            return render.DOWNLOAD_FAILED
+        try:
+            return data, await asyncio.to_thread(probe, data)
+        except AudioError as exc:
+            return str(exc)
+
     async def take_message(self, message: discord.Message) -> None:
         study = self.bot.study
         user_id = message.author.id
@@ -334,18 +348,16 @@ class Participant(commands.Cog):
         if attachment.size > limits.audio_max_bytes:
             await self._reply(message, render.too_big(attachment.size, limits.audio_max_bytes))
             return
-        progress = await message.reply(render.progress_header(None), mention_author=False)
-        try:
-            data = await attachment.read()
-        except discord.HTTPException as exc:
-            log.warning("could not download attachment of message %s: %s", message.id, exc)
-            await progress.edit(content=render.DOWNLOAD_FAILED)
+        # The "got your message" reply and the download + probe each wait (on Discord, on a
+        # thread): run them together, so only the slower is on the way to the models.
+        progress, fetched = await asyncio.gather(
+            message.reply(render.progress_header(None), mention_author=False),
+            self._fetch_audio(message, attachment),
+        )
+        if isinstance(fetched, str):
+            await progress.edit(content=fetched)
             return
-        try:
-            info = await asyncio.to_thread(probe, data)
-        except AudioError as exc:
-            await progress.edit(content=str(exc))
-            return
+        data, info = fetched
         seconds = info.duration_s
         if seconds is None:
             await progress.edit(content=render.unreadable_audio("its length is unknown"))
