@@ -151,7 +151,8 @@ def test_worker_round_trip_successes_and_every_failure(
         assert partials
         assert partials[0][1][b"battle_id"] == b"ok"
         assert ok.reply.startswith(partials[-1][1][b"text"].decode().strip())
-        assert job.get_status(refresh=True) == "finished"
+        # The result goes on the stream inside the job, before RQ marks the job finished.
+        wait_for(lambda: job.get_status(refresh=True) == "finished", 10, "job finished", log)
 
         # 2. Every permanent failure ends in exactly one failure result, without retries.
         client.set(audio_key("junk"), b"this is a text file, not a recording\n" * 50)
