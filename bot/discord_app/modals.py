@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import weakref
 from typing import TYPE_CHECKING
 
 import discord
@@ -18,6 +19,15 @@ log = logging.getLogger(__name__)
 
 # Discord caps a text input at 4,000 characters; the study's own limit is usually lower.
 DISCORD_TEXT_INPUT_MAX = 4000
+
+# The forms this process opened, by custom_id, while they live: a submit whose form is not
+# here (or finished) has no handler in discord.py and is answered by views.answer_unhandled.
+OPEN_FORMS: weakref.WeakValueDictionary[str, discord.ui.Modal] = weakref.WeakValueDictionary()
+
+
+def has_open_form(custom_id: str) -> bool:
+    form = OPEN_FORMS.get(custom_id)
+    return form is not None and not form.is_finished()
 
 
 async def _on_error(interaction: discord.Interaction, error: Exception) -> None:
@@ -38,6 +48,7 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
         super().__init__(
             custom_id=f"parley:commentmodal:{battle_id}:{secrets.token_hex(4)}", timeout=15 * 60
         )
+        OPEN_FORMS[self.custom_id] = self
         self.battle_id = battle_id
         self.max_chars = max_chars
         self.text: discord.ui.TextInput[CommentModal] = discord.ui.TextInput(
@@ -99,6 +110,7 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
         # discord.py keys open modals by custom_id alone: a fixed id would let one participant's
         # form replace another's while both are open. The suffix is random, never a user id.
         super().__init__(custom_id=f"parley:demographics:{secrets.token_hex(6)}", timeout=30 * 60)
+        OPEN_FORMS[self.custom_id] = self
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot: ParleyBot = interaction.client  # type: ignore[assignment]

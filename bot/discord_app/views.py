@@ -8,7 +8,6 @@ click, meets the same rules as the first.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -369,8 +368,6 @@ UNKNOWN_BUTTON = (
     "new voice message to carry on."
 )
 EXPIRED_FORM = "Sorry — that form has expired, so nothing was saved. Please open it again."
-# A form submit nobody answered within this long gets EXPIRED_FORM (Discord allows 3 s).
-UNANSWERED_FORM_S = 2.0
 
 
 def takes_click(interaction: discord.Interaction) -> bool:
@@ -398,10 +395,10 @@ async def answer_unhandled(interaction: discord.Interaction) -> None:
             return
         text = UNKNOWN_BUTTON
     elif interaction.type is discord.InteractionType.modal_submit:
-        # Open forms live in discord.py's memory only (a restart forgets them): wait for the
-        # form's own handler, and answer only if none did.
-        await asyncio.sleep(UNANSWERED_FORM_S)
-        if interaction.response.is_done():
+        # Open forms live in this process's memory only (a restart forgets them). A form still
+        # open here is being handled now (discord.py stops it only after its on_submit).
+        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        if modals.has_open_form(custom_id) or interaction.response.is_done():
             return
         text = EXPIRED_FORM
     else:
