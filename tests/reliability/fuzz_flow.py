@@ -6,13 +6,15 @@ set-up both reliability modules need and a reader for every text the stand-in re
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from typing import Any
 
 from tests.e2e.harness import SECRET, Stack
-from tests.e2e.helpers import answer, texts, wait_reply, wait_vote_buttons
+from tests.e2e.helpers import MODAL, answer, texts, wait_reply, wait_vote_buttons
+from tests.standin.interactions import Interaction
 from tests.standin.state import Channel, User
 
 
@@ -39,6 +41,23 @@ async def open_study(stack: Stack, *, name: str = "mod") -> User:
     return mod
 
 
+# discord.py keeps a form it showed only once Discord's answer to showing it came back, a few
+# milliseconds after the stand-in saw it; a person takes far longer to fill it in.
+FORM_READY_S = 0.2
+
+
+async def open_form(
+    stack: Stack, user: User, message: dict[str, Any] | str, custom_id: str
+) -> Interaction:
+    """Click a button that opens a form; returns the click, once the form can be submitted."""
+    opened = await stack.standin.click(user, message, custom_id)
+    shown = await answer(stack, opened)
+    if shown.type != MODAL:
+        raise RuntimeError(f"{custom_id} did not open a form: {texts(shown)!r}")
+    await asyncio.sleep(FORM_READY_S)
+    return opened
+
+
 async def join(
     stack: Stack, name: str, *, about: dict[str, str] | None = None
 ) -> tuple[User, Channel]:
@@ -54,8 +73,7 @@ async def join(
     if about is None:
         done = await answer(stack, await standin.click(user, form, "parley:about:skip"))
     else:
-        opened = await standin.click(user, form, "parley:about:open")
-        await answer(stack, opened)
+        opened = await open_form(stack, user, form, "parley:about:open")
         done = await answer(stack, await standin.submit_modal(user, opened, about))
     if "How it works" not in texts(done):
         raise RuntimeError(f"{name} could not join: {texts(done)!r}")

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from bot.discord_app import render, views
 from tests.e2e.harness import Stack
 from tests.e2e.helpers import (
-    MODAL,
     answer,
     custom_ids,
     forge_click,
@@ -34,7 +33,7 @@ from tests.e2e.helpers import (
     texts,
     wait_reply,
 )
-from tests.reliability.fuzz_flow import battle, join, open_study, pseudonym_of
+from tests.reliability.fuzz_flow import battle, join, open_form, open_study, pseudonym_of
 from tests.reliability.fuzz_state import differences, snapshot
 from tests.standin.interactions import MODAL_SUBMIT
 from tests.standin.state import Channel, User
@@ -472,22 +471,19 @@ BAD_MODAL_TEXTS = [
 async def test_comment_texts_are_stored_exactly_or_refused(stack: Stack, world: World) -> None:
     """Odd but valid comments are stored as typed (trimmed); empty or over-long ones change
     nothing. The forms are submitted raw, past the Discord client's own max_length."""
-    standin = stack.standin
     client = stack.redis_client()
     message = world.open_message
     battle_key = f"parley:battle:{world.open_id}"
     try:
         for text in BAD_MODAL_TEXTS:
-            opened = await standin.click(world.owner, message, f"parley:comment:{world.open_id}")
-            assert (await answer(stack, opened)).type == MODAL
+            opened = await open_form(stack, world.owner, message, f"parley:comment:{world.open_id}")
             with state_unchanged(stack, f"comment {text[:20]!r}"):
                 submitted = await forge_modal_submit(stack, world.owner, opened, {"comment": text})
                 response = await answer(stack, submitted)
             assert response.ephemeral
             assert "Nothing was saved" in texts(response) or "empty" in texts(response)
         for text in MODAL_TEXTS:
-            opened = await standin.click(world.owner, message, f"parley:comment:{world.open_id}")
-            await answer(stack, opened)
+            opened = await open_form(stack, world.owner, message, f"parley:comment:{world.open_id}")
             submitted = await forge_modal_submit(stack, world.owner, opened, {"comment": text})
             assert "comment was saved" in texts(await answer(stack, submitted))
             n = int(client.hget(battle_key, "n_comments") or 0)
@@ -513,8 +509,7 @@ async def test_demographics_texts_are_bounded(stack: Stack, world: World) -> Non
         "first_language": "Cymraeg\r\n<script>",
         "country": " " * 50,
     }
-    opened = await standin.click(user, form, "parley:about:open")
-    await answer(stack, opened)
+    opened = await open_form(stack, user, form, "parley:about:open")
     submitted = await forge_modal_submit(stack, user, opened, values)
     assert "How it works" in texts(await answer(stack, submitted))
     client = stack.redis_client()

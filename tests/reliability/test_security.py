@@ -23,6 +23,7 @@ from tests.e2e.helpers import answer, everything, forge_modal_submit, texts
 from tests.reliability.fuzz_flow import (
     battle,
     join,
+    open_form,
     open_study,
     pseudonym_of,
     rest_bodies,
@@ -273,8 +274,7 @@ async def test_withdrawn_participant_leaves_nothing(
     finally:
         del stack.fake_api.reply_for
     await answer(stack, await stack.standin.click(wren, first[0], f"parley:vote:{first[1]}:a"))
-    opened = await stack.standin.click(wren, second[0], f"parley:comment:{second[1]}")
-    await answer(stack, opened)
+    opened = await open_form(stack, wren, second[0], f"parley:comment:{second[1]}")
     saved = await forge_modal_submit(stack, wren, opened, {"comment": private["comment"]})
     assert "saved" in texts(await answer(stack, saved))
     mine = everything(stack, await answer(stack, await stack.standin.slash_command(wren, "mydata")))
