@@ -15,8 +15,9 @@ decides from its state:
   enqueuing it again would not help);
 - started: fine while its worker's heartbeat (`WORKERS_KEY`) is fresh and the job is within
   its timeout + `margin_s`; else abandoned;
-- missing, or ended (finished, failed, stopped, canceled) with no reply recorded `margin_s`
-  later: abandoned.
+- missing, or stopped / canceled with no reply recorded `margin_s` later: abandoned;
+- finished or failed (its result is on the stream, waiting for the bot): left to the result
+  path; failed without re-enqueue only if no result was recorded `max_queue_wait_s` later.
 
 An abandoned side is enqueued again once (`requeues`; the attempt is claimed in Redis before the
 enqueue, so a crash can never cause a second one), its old job retired from RQ's started
@@ -275,9 +276,22 @@ class Sweeper:
                     True,
                 )
             return None
-        # Finished, failed, stopped or canceled: its result (or the failure callback's) should
-        # have been recorded by now.
         ended = _timestamp(job.ended_at) or attempt.since
+        if status in (JobStatus.FINISHED, JobStatus.FAILED):
+            # The job (or RQ's failure callback) put its result on the stream before it ended:
+            # an unrecorded one is waiting for the bot (a backlog, or the bot is down), and
+            # running the model again would only duplicate it. Only a result lost from the
+            # stream leaves the side open this long; the real one, earlier on the stream, would
+            # still win over this failure (record_reply keeps the first).
+            if now - ended <= self.max_queue_wait_s:
+                return None
+            return _Verdict(
+                f"job {job.id} ended ({status}) {now - ended:.0f} s ago and its result never "
+                "reached the study",
+                "permanent",
+                False,
+            )
+        # Stopped or canceled: no result was published.
         if now - ended <= self.margin_s:
             return None
         return _Verdict(

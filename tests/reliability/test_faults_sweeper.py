@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,23 @@ def test_bad_settings_are_refused(conn: redis.Redis) -> None:
         Sweeper(None, conn, job_timeout_s=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="interval_s must be positive, got -1"):
         Sweeper(None, conn, job_timeout_s=10, interval_s=-1)  # type: ignore[arg-type]
+
+
+async def test_a_finished_job_waiting_for_the_bot_is_not_run_again(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    """A backlog (or a bot that is down) leaves a finished job's result unread on the stream:
+    re-enqueueing it would only run the model twice."""
+    battle = await enqueued_battle(study, conn)
+    job = Job.fetch(battle.ui["jobs"][0], connection=conn)
+    job.ended_at = datetime.fromtimestamp(clock.now, UTC)
+    job.save()
+    job.set_status(JobStatus.FINISHED)
+    sweep = sweeper(study, conn, clock, max_queue_wait_s=600)
+    clock.advance(MARGIN_S + 60)
+    assert [a for a in await sweep.sweep() if a.side == "a"] == []
+    assert Queue(queue_name(battle.model_a), connection=conn).count == 1  # only side b waits
+    clock.advance(600)
+    actions = {a.side: a for a in await sweep.sweep()}
+    assert actions["a"].action == "failed"
+    assert "never reached the study" in actions["a"].reason
