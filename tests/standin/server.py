@@ -57,6 +57,8 @@ from tests.standin.voice import VoiceClip
 T = TypeVar("T")
 
 _MENTION = re.compile(r"<@!?(\d+)>")
+# The least time a simulated person takes between a modal opening and its submit.
+MODAL_TYPING_S = 0.2
 
 ChannelRef = Channel | str | int
 
@@ -480,6 +482,9 @@ class StandIn:
         message = None
         if source.message_id is not None:
             message = self.world.find_message(source.message_id)[1]
+        # discord.py registers a modal only after Discord has answered its send_modal call, so
+        # a submit within milliseconds can beat the registration. No person types that fast.
+        await asyncio.sleep(MODAL_TYPING_S)
         return await self.interact(MODAL_SUBMIT, user, source.channel, data, message)
 
     def _component_message(self, user: User, message: Mapping[str, Any] | str) -> dict[str, Any]:
