@@ -243,7 +243,11 @@ async def run(args: argparse.Namespace) -> int:
     models = load_models_file(DEMO_MODELS)
     say("Starting Redis (AOF), the Discord stand-in, the bot and a worker with the demo models")
     print("  (the first run builds the tiny local models; later runs reuse them)")
-    stack = Stack(workdir, models_file=DEMO_MODELS, worker_args=[])
+    # One core for torch in the worker, the other for the bot, the stand-in and Redis: torch
+    # takes every core by default, and a starved bot would miss Discord's 3 s answer window.
+    stack = Stack(
+        workdir, models_file=DEMO_MODELS, worker_args=[], extra_env={"OMP_NUM_THREADS": "1"}
+    )
     study_redis = None
     try:
         await stack.start(timeout=300)

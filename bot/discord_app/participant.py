@@ -37,7 +37,7 @@ def resolve_channel(guild: discord.Guild, wanted: str | None) -> discord.TextCha
     return discord.utils.get(guild.text_channels, name=wanted)
 
 
-THREAD_WAIT_S = 1.5
+THREAD_WAIT_S = 1.0
 
 
 class Participant(commands.Cog):
