@@ -21,16 +21,15 @@ Settings (all but `model` optional):
 from __future__ import annotations
 
 import base64
-import os
 import time
 from typing import Any
 
 import numpy as np
 
 from workers.audio import encode_wav
+from workers.backends.api_settings import ApiSettings, api_key
 from workers.backends.base import Answer, BackendError, PartialCallback
-from workers.backends.http import ApiClient, RetryPolicy
-from workers.backends.openai_audio import system_text
+from workers.backends.http import ApiClient
 from workers.backends.spec_settings import SpecSettings
 from workers.modelsfile import ModelSpec
 
@@ -73,21 +72,9 @@ class GeminiBackend:
         s = SpecSettings(spec, SETTINGS)
         self.model: str = s.text("model").removeprefix("models/")
         self.api_key_env: str = s.text("api_key_env", "GEMINI_API_KEY")
-        base_url = s.text("base_url", "https://generativelanguage.googleapis.com/v1beta")
-        self.base_url: str = base_url.rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"model {spec.id!r}: setting 'base_url' must be an http(s) URL, got {base_url!r}"
-            )
-        self.system_prompt = system_text(s.text("system_prompt", None), s.text("language", None))
-        self.max_new_tokens: int = s.integer("max_new_tokens", 512, minimum=1)
-        self.temperature: float | None = s.number("temperature", None, maximum=2.0)
-        self.stream: bool = s.flag("stream", True)
-        self.timeout_s: float = s.number("timeout_s", 60.0, minimum=0.001)
-        self.policy = RetryPolicy(
-            retries=s.integer("retries", 2), backoff_s=s.number("backoff_s", 0.5)
+        self.api = ApiSettings.read(
+            spec, s, default_base_url="https://generativelanguage.googleapis.com/v1beta"
         )
-        self.check_on_start: bool = s.flag("check_on_start", True)
         self.extra_generation_config: dict[str, Any] = dict(s.table("extra_generation_config", {}))
         self._key: str | None = None
         self._client: ApiClient | None = None
@@ -96,24 +83,18 @@ class GeminiBackend:
         return f"GeminiBackend(id={self.spec.id!r}, model={self.model!r})"
 
     def load(self) -> None:
-        key = os.environ.get(self.api_key_env, "").strip()
-        if not key:
-            raise ValueError(
-                f"model {self.spec.id!r}: the API key variable {self.api_key_env} (setting "
-                "'api_key_env') is not set in the environment"
-            )
-        self._key = key
+        key = self._key = api_key(self.spec, self.api_key_env)
         self._client = ApiClient(
             name=f"gemini model {self.spec.id!r}",
-            timeout_s=self.timeout_s,
-            policy=self.policy,
+            timeout_s=self.api.timeout_s,
+            policy=self.api.policy,
             secrets=(key,),
         )
 
     def warmup(self) -> None:
-        if self.check_on_start:
+        if self.api.check_on_start:
             client = self._ready()
-            client.run(client.get_json(f"{self.base_url}/models/{self.model}", self._headers()))
+            client.run(client.get_json(f"{self.api.base_url}/models/{self.model}", self._headers()))
 
     def close(self) -> None:
         if self._client is not None:
@@ -144,13 +125,13 @@ class GeminiBackend:
                 "parts": [{"inline_data": {"mime_type": "audio/wav", "data": wav_b64}}],
             }
         )
-        config: dict[str, Any] = {"maxOutputTokens": self.max_new_tokens}
-        if self.temperature is not None:
-            config["temperature"] = self.temperature
+        config: dict[str, Any] = {"maxOutputTokens": self.api.max_new_tokens}
+        if self.api.temperature is not None:
+            config["temperature"] = self.api.temperature
         config.update(self.extra_generation_config)
         body: dict[str, Any] = {"contents": contents, "generationConfig": config}
-        if self.system_prompt:
-            body["system_instruction"] = {"parts": [{"text": self.system_prompt}]}
+        if self.api.system_prompt:
+            body["system_instruction"] = {"parts": [{"text": self.api.system_prompt}]}
         return body
 
     def answer(
@@ -167,8 +148,8 @@ class GeminiBackend:
         pieces: list[str] = []
         finish: list[str] = []
         usage: dict[str, Any] = {}
-        if self.stream:
-            url = f"{self.base_url}/models/{self.model}:streamGenerateContent?alt=sse"
+        if self.api.stream:
+            url = f"{self.api.base_url}/models/{self.model}:streamGenerateContent?alt=sse"
 
             def on_event(event: dict[str, Any]) -> None:
                 usage.update(event.get("usageMetadata") or {})
@@ -184,7 +165,7 @@ class GeminiBackend:
 
             client.run(client.post_sse(url, body, self._headers(), on_event))
         else:
-            url = f"{self.base_url}/models/{self.model}:generateContent"
+            url = f"{self.api.base_url}/models/{self.model}:generateContent"
             data = client.run(client.post_json(url, body, self._headers()))
             usage.update(data.get("usageMetadata") or {})
             text, reason = self._text(data)

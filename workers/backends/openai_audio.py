@@ -24,15 +24,15 @@ the same API.
 from __future__ import annotations
 
 import base64
-import os
 import time
 from typing import Any, ClassVar
 
 import numpy as np
 
 from workers.audio import encode_wav
+from workers.backends.api_settings import ApiSettings, api_key
 from workers.backends.base import Answer, BackendError, PartialCallback
-from workers.backends.http import ApiClient, RetryPolicy
+from workers.backends.http import ApiClient
 from workers.backends.spec_settings import SpecSettings
 from workers.modelsfile import ModelSpec
 
@@ -53,12 +53,6 @@ COMMON_SETTINGS = (
 )
 
 
-def system_text(system_prompt: str | None, language: str | None) -> str | None:
-    """The system prompt, with the reply language appended when the study fixes one."""
-    parts = [p for p in (system_prompt, f"Reply in {language}." if language else None) if p]
-    return " ".join(parts) or None
-
-
 class ChatCompletionsBackend:
     """Shared by openai_audio and openai_compatible: the chat completions API with audio in."""
 
@@ -76,25 +70,7 @@ class ChatCompletionsBackend:
         s = SpecSettings(spec, COMMON_SETTINGS + self.extra_settings)
         self.model: str = s.text("model")
         self.api_key_env: str | None = s.text("api_key_env", self.default_api_key_env)
-        base_url = (
-            s.text("base_url")
-            if self.default_base_url is None
-            else s.text("base_url", self.default_base_url)
-        )
-        self.base_url: str = base_url.rstrip("/")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"model {spec.id!r}: setting 'base_url' must be an http(s) URL, got {base_url!r}"
-            )
-        self.system_prompt = system_text(s.text("system_prompt", None), s.text("language", None))
-        self.max_new_tokens: int = s.integer("max_new_tokens", 512, minimum=1)
-        self.temperature: float | None = s.number("temperature", None, maximum=2.0)
-        self.stream: bool = s.flag("stream", True)
-        self.timeout_s: float = s.number("timeout_s", 60.0, minimum=0.001)
-        self.policy = RetryPolicy(
-            retries=s.integer("retries", 2), backoff_s=s.number("backoff_s", 0.5)
-        )
-        self.check_on_start: bool = s.flag("check_on_start", True)
+        self.api = ApiSettings.read(spec, s, default_base_url=self.default_base_url)
         self.extra_body: dict[str, Any] = dict(s.table("extra_body", {}))
         self.audio_part: str = (
             s.choice("audio_part", self.audio_parts, self.audio_parts[0])
@@ -112,29 +88,23 @@ class ChatCompletionsBackend:
 
     def load(self) -> None:
         if self.api_key_env is not None:
-            key = os.environ.get(self.api_key_env, "").strip()
-            if not key:
-                raise ValueError(
-                    f"model {self.spec.id!r}: the API key variable {self.api_key_env} (setting "
-                    "'api_key_env') is not set in the environment"
-                )
-            self._key = key
+            self._key = api_key(self.spec, self.api_key_env)
         self._client = ApiClient(
             name=f"{self.spec.backend} model {self.spec.id!r}",
-            timeout_s=self.timeout_s,
-            policy=self.policy,
+            timeout_s=self.api.timeout_s,
+            policy=self.api.policy,
             secrets=(self._key,) if self._key else (),
         )
 
     def warmup(self) -> None:
-        if self.check_on_start:
+        if self.api.check_on_start:
             # Costs nothing and proves the key and the model name before the first participant.
             client = self._ready()
-            listing = client.run(client.get_json(f"{self.base_url}/models", self._headers()))
+            listing = client.run(client.get_json(f"{self.api.base_url}/models", self._headers()))
             served = [str(m.get("id")) for m in listing.get("data") or [] if isinstance(m, dict)]
             if self.model not in served:
                 raise BackendError(
-                    f"model {self.spec.id!r}: {self.base_url} does not serve {self.model!r}; "
+                    f"model {self.spec.id!r}: {self.api.base_url} does not serve {self.model!r}; "
                     f"it serves: {', '.join(served[:20]) or 'nothing'}"
                 )
 
@@ -163,8 +133,8 @@ class ChatCompletionsBackend:
 
     def payload(self, wav_b64: str, history: list[dict[str, str]]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
-        if self.system_prompt:
-            messages.append({"role": "system", "content": self.system_prompt})
+        if self.api.system_prompt:
+            messages.append({"role": "system", "content": self.api.system_prompt})
         for turn in history:
             if turn.get("role") not in ("user", "assistant"):
                 raise BackendError(
@@ -175,11 +145,11 @@ class ChatCompletionsBackend:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            self.max_tokens_field: self.max_new_tokens,
+            self.max_tokens_field: self.api.max_new_tokens,
         }
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        if self.stream:
+        if self.api.temperature is not None:
+            body["temperature"] = self.api.temperature
+        if self.api.stream:
             body["stream"] = True
             if self.stream_usage:
                 body["stream_options"] = {"include_usage": True}
@@ -197,12 +167,12 @@ class ChatCompletionsBackend:
         wav_b64 = base64.b64encode(encode_wav(audio)).decode("ascii")
         timings: dict[str, float] = {"encode_audio": time.perf_counter() - started}
         body = self.payload(wav_b64, history)
-        url = f"{self.base_url}/chat/completions"
+        url = f"{self.api.base_url}/chat/completions"
         pieces: list[str] = []
         finish: list[str] = []
         refusal: list[str] = []
         usage: dict[str, Any] = {}
-        if self.stream:
+        if self.api.stream:
 
             def on_event(event: dict[str, Any]) -> None:
                 usage.update(event.get("usage") or {})
