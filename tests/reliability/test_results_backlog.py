@@ -10,7 +10,7 @@ only passes when the listener handles a read's results together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from bot.core import Study, connect
 from bot.core.types import Battle
 from bot.discord_app.results import RESULTS_GROUP, ResultListener
+from tests.redis_servers import RedisServer
 from workers.modelsfile import load_models_file
 from workers.protocol import RESULTS_STREAM, ResultMessage
 
@@ -48,8 +49,11 @@ class BarrierEditor:
 
 
 @pytest_asyncio.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
+async def redis_client(
+    redis_server_factory: Callable[..., RedisServer],
+) -> AsyncIterator[aioredis.Redis]:
+    # A private server: no other process's consumer of the `bot` group can take the results.
+    client = connect(redis_server_factory(aof=False).url)
     yield client
     await client.aclose()
 
