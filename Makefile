@@ -26,12 +26,12 @@ system-deps:
 	@bash scripts/ensure-system-deps.sh
 
 test: install system-deps
-	$(PY) -m ruff check bot workers analysis tests benchmarks scripts
+	$(PY) -m ruff check contract bot workers analysis devstack tests benchmarks scripts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(PY) -m ruff check bot workers analysis tests benchmarks scripts
-	$(PY) -m ruff format --check bot workers analysis tests benchmarks scripts
+	$(PY) -m ruff check contract bot workers analysis devstack tests benchmarks scripts
+	$(PY) -m ruff format --check contract bot workers analysis devstack tests benchmarks scripts
 
 demo: install system-deps
 	$(PY) -m scripts.demo

@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.pairs import count_pairs
 from analysis.ratings import fit_ratings

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.core import Study, Winner, connect, keys
+from bot.core import Study, Winner, connect
 from bot.export import export_battles
-from tests.redis_servers import RedisServer
-from workers.modelsfile import ModelsFile, ModelSpec
-from workers.protocol import ResultMessage
+from contract import keys
+from contract.modelsfile import ModelsFile, ModelSpec
+from contract.protocol import ResultMessage
+from devstack.redis_servers import RedisServer
 
 MODELS = ["m-alpha", "m-beta", "m-gamma", "m-delta", "m-epsilon"]
 AUDIO = b"OggS" + bytes(2000)

@@ -19,19 +19,16 @@ import dataclasses
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+from contract.modelsfile import ModelSpec, load_models_file
+from workers.backends.registry import build_backend
 
-from workers.backends.registry import build_backend  # noqa: E402
-from workers.modelsfile import ModelSpec, load_models_file  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 LOCAL_BACKENDS = ("asr_pipeline", "hf_audio_lm")
 SENTENCE = "Hello! Could you tell me a short story about a robot who learns to sing?"

@@ -1,6 +1,6 @@
 """Load: many participants send voice messages through the stand-in to one bot and its workers.
 
-The whole stack runs as in the e2e tests (tests/e2e/harness.py): a private AOF redis-server,
+The whole stack runs as in the e2e tests (devstack/harness.py): a private AOF redis-server,
 the Discord stand-in, the real bot process (`python -m bot`), 1-2 real worker processes
 (`python -m workers`) and the fake OpenAI-compatible model server, here with a short fixed
 answer delay. Participants join (/join, consent, skip the form), then voice messages arrive at
@@ -37,15 +37,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from devstack.clips import encode, speak
+from devstack.harness import ManagedProcess, Stack
+from devstack.helpers import answer, buttons, reply_to, texts
+from devstack.standin.state import DISCORD_EPOCH_MS, Channel, User
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script: make the repo's packages importable
-
-import numpy as np  # noqa: E402
-
-from tests.e2e.harness import ManagedProcess, Stack  # noqa: E402
-from tests.e2e.helpers import answer, buttons, reply_to, texts  # noqa: E402
-from tests.standin.state import DISCORD_EPOCH_MS, Channel, User  # noqa: E402
-from tests.workers.clips import encode, speak  # noqa: E402
 
 CHOICES = ("a", "b", "tie", "bothbad")
 WAIT_S = 300.0  # per message: generous, the queue may be long at high rates

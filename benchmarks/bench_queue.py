@@ -23,17 +23,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+
+from contract.keys import RESULTS_STREAM
+from contract.protocol import JobRequest, ResultMessage, audio_key
+from devstack.clips import encode, speak
+from devstack.fake_apis import FakeApiServer
+from devstack.redis_servers import RedisServer
+from workers.enqueue import enqueue_answer
+from workers.worker import live_workers
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script: make the repo's packages importable
-
-import redis  # noqa: E402
-
-from tests.redis_servers import RedisServer  # noqa: E402
-from tests.workers.clips import encode, speak  # noqa: E402
-from tests.workers.fake_apis import FakeApiServer  # noqa: E402
-from workers.enqueue import enqueue_answer  # noqa: E402
-from workers.protocol import RESULTS_STREAM, JobRequest, ResultMessage, audio_key  # noqa: E402
-from workers.worker import live_workers  # noqa: E402
 
 MODELS = """
 [models.model-a]

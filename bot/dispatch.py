@@ -15,7 +15,8 @@ import redis
 from rq import Queue
 from rq.job import Job
 
-from workers.protocol import WORKERS_KEY, JobRequest, audio_key, queue_name
+from contract.keys import WORKERS_KEY, audio_key, queue_name
+from contract.protocol import JobRequest
 
 # A worker that has not refreshed its heartbeat for this long is taken for dead (workers beat
 # every 5 s and call an entry stale after 15 s: workers.worker.STALE_AFTER_S).

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import redis.asyncio as aioredis
 
 from bot.core import Participant, Study, connect, iter_battle_records, iter_participants
-from bot.settings import SettingsError, load_settings
+from contract.settings import SettingsError, load_settings
 
 BATTLE_COLUMNS = [
     "battle_id",

@@ -49,28 +49,18 @@ from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from bot.core.types import Battle, BattleStatus
 from bot.dispatch import WORKER_STALE_AFTER_S
+from contract import keys
+from contract.keys import RESULTS_STREAM, WORKERS_KEY, audio_key
+from contract.protocol import ErrorKind, JobRequest, ResultMessage
+from contract.records import Battle, BattleStatus
 from workers.enqueue import FAILURE_TTL_S, enqueue_answer
-from workers.protocol import (
-    RESULTS_STREAM,
-    WORKERS_KEY,
-    ErrorKind,
-    JobRequest,
-    ResultMessage,
-    audio_key,
-)
 
 if TYPE_CHECKING:
     from bot.core import Study
 
 log = logging.getLogger(__name__)
 
-# The sweeper's own record per battle: side -> JSON {"attempt", "job_id", "at"}. Only job ids
-# and times (nothing about the participant); it expires on its own.
-SWEEP_KEY = "parley:sweeper:{battle_id}"
-# The battles that have such a record (a set), so forgetting them needs no keyspace scan.
-SWEPT_KEY = "parley:sweeper:battles"
 SWEEP_TTL_S = 7 * 24 * 3600
 SWEEPER_NAME = "parley-sweeper"
 SIDES = ("a", "b")
@@ -188,12 +178,12 @@ class Sweeper:
     def _forget_closed(self, open_ids: set[str]) -> None:
         """Drop the records of battles that are answered, voted, failed or withdrawn: the key
         names a battle, and nothing of a withdrawn participant's battles may stay behind."""
-        swept = {raw.decode() for raw in self.conn.smembers(SWEPT_KEY)}
+        swept = {raw.decode() for raw in self.conn.smembers(keys.SWEPT_BATTLES)}
         done = sorted(swept - open_ids)
         if done:
             with self.conn.pipeline() as pipe:
-                pipe.delete(*(SWEEP_KEY.format(battle_id=b) for b in done))
-                pipe.srem(SWEPT_KEY, *done)
+                pipe.delete(*(keys.sweeper_battle(b) for b in done))
+                pipe.srem(keys.SWEPT_BATTLES, *done)
                 pipe.execute()
 
     # -- one side (synchronous: rq is) -------------------------------------------------------
@@ -216,17 +206,17 @@ class Sweeper:
             return SweepAction(battle.battle_id, side, "requeued", verdict.reason, new_id)
         self._retire(job, verdict.reason)
         self._publish_failure(battle, side, attempt, verdict, now)
-        key = SWEEP_KEY.format(battle_id=battle.battle_id)
+        key = keys.sweeper_battle(battle.battle_id)
         record = {"attempt": attempt.attempt, "job_id": attempt.job_id, "at": attempt.since}
         with self.conn.pipeline() as pipe:
             pipe.hset(key, side, json.dumps({**record, "failed_at": now}))
             pipe.expire(key, SWEEP_TTL_S)
-            pipe.sadd(SWEPT_KEY, battle.battle_id)
+            pipe.sadd(keys.SWEPT_BATTLES, battle.battle_id)
             pipe.execute()
         return SweepAction(battle.battle_id, side, "failed", verdict.reason, attempt.job_id)
 
     def _attempt(self, battle: Battle, side: str) -> _Attempt:
-        raw = self.conn.hget(SWEEP_KEY.format(battle_id=battle.battle_id), side)
+        raw = self.conn.hget(keys.sweeper_battle(battle.battle_id), side)
         if raw is not None:
             data = json.loads(raw)
             return _Attempt(
@@ -323,7 +313,7 @@ class Sweeper:
         verdict: _Verdict,
     ) -> str | None:
         """Enqueue the side again; None when another sweep already claimed this attempt."""
-        key = SWEEP_KEY.format(battle_id=battle.battle_id)
+        key = keys.sweeper_battle(battle.battle_id)
         claim = {"attempt": attempt.attempt + 1, "job_id": None, "at": now}
         # Claim the attempt before enqueuing: a crash right after leaves "no job enqueued",
         # which the next sweeps fail instead of enqueuing a second time.
@@ -341,7 +331,7 @@ class Sweeper:
         return new.id
 
     def _claim(self, battle_id: str, side: str, seen: int, claim: dict[str, object]) -> bool:
-        key = SWEEP_KEY.format(battle_id=battle_id)
+        key = keys.sweeper_battle(battle_id)
         with self.conn.pipeline() as pipe:
             try:
                 pipe.watch(key)
@@ -353,7 +343,7 @@ class Sweeper:
                 pipe.multi()
                 pipe.hset(key, side, json.dumps(claim))
                 pipe.expire(key, SWEEP_TTL_S)
-                pipe.sadd(SWEPT_KEY, battle_id)
+                pipe.sadd(keys.SWEPT_BATTLES, battle_id)
                 pipe.execute()
             except redis.WatchError:
                 return False

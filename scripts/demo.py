@@ -36,7 +36,7 @@ import pandas as pd
 from analysis.battles import normalise_battles
 from analysis.report import build_report
 from bot.core import Study, connect
-from workers.modelsfile import load_models_file
+from contract.modelsfile import load_models_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODELS = REPO / "examples" / "models.demo.toml"
@@ -107,7 +107,7 @@ def hidden_vote(rng: np.random.Generator, model_a: str, model_b: str) -> str:
 
 
 async def moderate(stack: Any, moderator: Any, subcommand: str, **options: Any) -> str:
-    from tests.e2e.helpers import answer, texts
+    from devstack.helpers import answer, texts
 
     interaction = await stack.standin.slash_command(
         moderator, "study", subcommand=subcommand, options=options
@@ -128,8 +128,8 @@ async def participant_session(
     transcript: list[str] | None,
 ) -> None:
     """One simulated participant: join, consent, (maybe) the form, then `battles` battles."""
-    from tests.e2e.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
-    from tests.standin.voice import speak
+    from devstack.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
+    from devstack.standin.voice import speak
 
     user = await stack.standin.add_member(f"participant{index:02d}")
     consent = await answer(stack, await stack.standin.slash_command(user, "join"), timeout=30)
@@ -235,7 +235,7 @@ def check_ranking(leaderboard: pd.DataFrame) -> bool:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from tests.e2e.harness import Stack
+    from devstack.harness import Stack
 
     workdir = (Path(args.data_dir) / "demo").resolve()
     if workdir.exists():

@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis servers (see tests/redis_servers.py)."""
+"""Shared fixtures: real Redis servers (see devstack/redis_servers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.redis_servers import RedisServer
+from devstack.redis_servers import RedisServer
 
 # The shared server on this machine, in a db of its own that every test flushes. Override with
 # PARLEY_TEST_REDIS_URL (e.g. to give parallel test runs different db numbers).

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from contract.settings import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

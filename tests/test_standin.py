@@ -24,16 +24,16 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.standin import Fault, StandIn, StandInThread
-from tests.standin.gateway import without_content
-from tests.standin.interactions import (
+from devstack.standin import Fault, StandIn, StandInThread
+from devstack.standin.gateway import without_content
+from devstack.standin.interactions import (
     check_can_use,
     command_data,
     find_command,
     modal_submit_components,
 )
-from tests.standin.state import World
-from tests.standin.voice import VoiceClip, speak, waveform
+from devstack.standin.state import World
+from devstack.standin.voice import VoiceClip, speak, waveform
 
 TOKEN = "standin-token"
 

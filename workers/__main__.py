@@ -1,6 +1,6 @@
 """`python -m workers --models FILE [--serve id,id]`: a worker for the models it serves.
 
-Settings come from the environment / `.env` (bot.settings): REDIS_URL, PARLEY_MODELS (unless
+Settings come from the environment / `.env` (contract.settings): REDIS_URL, PARLEY_MODELS (unless
 --models is given), PARLEY_JOB_TIMEOUT, PARLEY_LOG_LEVEL. See docs/workers.md.
 """
 
@@ -12,9 +12,9 @@ import sys
 
 import redis
 
-from bot.settings import SettingsError, load_settings
+from contract.modelsfile import ModelsFileError, load_models_file
+from contract.settings import SettingsError, load_settings
 from workers.backends.base import BackendError
-from workers.modelsfile import ModelsFileError, load_models_file
 from workers.worker import serve
 
 

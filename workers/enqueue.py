@@ -17,7 +17,8 @@ import redis
 from rq import Callback, Queue, Retry
 from rq.job import Job
 
-from workers.protocol import JOB_FUNCTION, JobRequest, queue_name
+from contract.keys import queue_name
+from contract.protocol import JOB_FUNCTION, JobRequest
 
 FAILURE_CALLBACK = "workers.jobs.report_failure"
 # RQ bookkeeping only: the result itself travels on the results stream.

@@ -27,17 +27,11 @@ import redis
 from rq.job import Job, get_current_job
 from rq.timeouts import JobTimeoutException
 
+from contract.audio import AudioError, load
+from contract.keys import PARTIALS_MAXLEN, PARTIALS_STREAM, RESULTS_STREAM
+from contract.protocol import ErrorKind, JobRequest, ResultMessage
 from workers import runtime
-from workers.audio import AudioError, load
 from workers.backends.base import BackendError
-from workers.protocol import (
-    PARTIALS_MAXLEN,
-    PARTIALS_STREAM,
-    RESULTS_STREAM,
-    ErrorKind,
-    JobRequest,
-    ResultMessage,
-)
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +148,7 @@ def run(
 
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry point (`workers.protocol.JOB_FUNCTION`)."""
+    """RQ entry point (`contract.protocol.JOB_FUNCTION`)."""
     job = get_current_job()
     if job is None:
         raise RuntimeError("workers.jobs.answer must run inside an RQ worker (no current job)")

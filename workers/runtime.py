@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from contract.modelsfile import ModelsFile
 from workers.backends.base import Backend
 from workers.backends.registry import build_backend, select_models
-from workers.modelsfile import ModelsFile
 
 log = logging.getLogger(__name__)
 

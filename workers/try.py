@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from workers.audio import AudioError, load, probe
+from contract.audio import AudioError, load, probe
+from contract.modelsfile import ModelsFileError, load_models_file
 from workers.backends.base import BackendError
-from workers.modelsfile import ModelsFileError, load_models_file
 from workers.runtime import load_runtime
 
 

@@ -26,9 +26,9 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
+from contract.keys import WORKERS_KEY, queue_name
+from contract.modelsfile import ModelsFile
 from workers import runtime
-from workers.modelsfile import ModelsFile
-from workers.protocol import WORKERS_KEY, queue_name
 
 log = logging.getLogger(__name__)
 

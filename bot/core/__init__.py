@@ -3,7 +3,7 @@
 from bot.core.connection import connect
 from bot.core.reading import iter_battle_records, iter_battles, iter_participants
 from bot.core.study import Study
-from bot.core.types import (
+from contract.records import (
     Battle,
     BattleStatus,
     Comment,

@@ -1,4 +1,4 @@
-"""Between Redis hashes (bytes) and the plain types of bot.core.types."""
+"""Between Redis hashes (bytes) and the plain types of contract.records."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.core.types import (
+from contract.records import (
     Battle,
     BattleStatus,
     Comment,

@@ -7,8 +7,8 @@ from itertools import combinations
 
 import numpy as np
 
-from bot.core.keys import pair_field
-from bot.core.types import Strategy
+from contract.keys import pair_field
+from contract.records import Strategy
 
 
 def all_pairs(roster: Sequence[str]) -> list[tuple[str, str]]:

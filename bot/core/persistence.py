@@ -7,7 +7,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from bot.core.types import StorageNotDurable
+from contract.records import StorageNotDurable
 
 log = logging.getLogger(__name__)
 

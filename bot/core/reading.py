@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
-from bot.core import keys, scripts
+from bot.core import scripts
 from bot.core.codec import battle_from_hash, decode_hash, participant_from_hash
-from bot.core.types import Battle, Participant
+from contract import keys
+from contract.records import Battle, Participant
 
 
 async def iter_battle_records(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.core.types import Refused
+from contract.records import Refused
 
 _MESSAGES = {
     "no_consent": "Please join the study first (use /join and agree to the consent form).",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.core.codec import fmt_time
-from bot.core.types import (
+from contract.records import (
     Battle,
     BattleStatus,
     Comment,

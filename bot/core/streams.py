@@ -6,7 +6,7 @@ import json
 
 import redis.asyncio as aioredis
 
-from workers.protocol import PARTIALS_STREAM, RESULTS_STREAM
+from contract.keys import PARTIALS_STREAM, RESULTS_STREAM
 
 _BATCH = 500
 

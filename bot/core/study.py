@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import redis.asyncio as aioredis
 
-from bot.core import audio_files, keys, scripts
+from bot.core import audio_files, scripts
 from bot.core.codec import (
     LIMIT_FIELDS,
     battle_from_hash,
@@ -41,7 +41,11 @@ from bot.core.persistence import check_persistence
 from bot.core.reading import iter_battles, iter_participants
 from bot.core.refusals import refused
 from bot.core.streams import scrub_streams
-from bot.core.types import (
+from contract import keys
+from contract.keys import AUDIO_TTL_S, audio_key
+from contract.modelsfile import ModelsFile
+from contract.protocol import ResultMessage
+from contract.records import (
     Battle,
     Demographics,
     Limits,
@@ -53,8 +57,6 @@ from bot.core.types import (
     StudyState,
     Winner,
 )
-from workers.modelsfile import ModelsFile
-from workers.protocol import AUDIO_TTL_S, ResultMessage, audio_key
 
 PSEUDONYM_CHARS = 16
 MAX_COMMENTS_PER_BATTLE = 10

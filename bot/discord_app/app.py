@@ -18,12 +18,13 @@ from discord import app_commands
 from discord.ext import commands
 from redis.exceptions import RedisError
 
-from bot.core.types import Refused
 from bot.discord_app import checks, views
 from bot.discord_app.results import BattleEditor, ResultListener
-from bot.settings import Settings
 from bot.sweeper import Sweeper
-from workers.modelsfile import ModelsFile
+from contract import keys
+from contract.modelsfile import ModelsFile
+from contract.records import Refused
+from contract.settings import Settings
 
 if TYPE_CHECKING:
     from bot.core import Study
@@ -36,10 +37,6 @@ log = logging.getLogger(__name__)
 discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
-# Where the bot remembers which command set it last synced to the guild (a hash of the payload).
-SYNCED_KEY = "parley:discord:commands_synced:{guild_id}"
-# Each participant's private thread in the study channel, by pseudonym.
-THREAD_KEY = "parley:discord:thread:{pseudonym}"
 CONSENT_MAX_CHARS = 4096
 
 
@@ -197,7 +194,7 @@ class ParleyBot(commands.Bot):
 
     async def sync_commands(self, *, force: bool) -> bool:
         """Sync slash commands to the guild unless this exact set was synced before."""
-        key = SYNCED_KEY.format(guild_id=self.guild_object.id)
+        key = keys.commands_synced(self.guild_object.id)
         digest = self.commands_payload_hash()
         stored = await self.redis.get(key)
         if not force and stored is not None and stored.decode() == digest:

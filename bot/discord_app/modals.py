@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import discord
 from redis.exceptions import RedisError
 
-from bot.core.types import Demographics, Refused
+from contract.records import Demographics, Refused
 
 if TYPE_CHECKING:
     from bot.discord_app.app import ParleyBot

@@ -15,10 +15,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import dispatch
-from bot.core.types import Refused, Strategy, StudyState
 from bot.discord_app import render, views
 from bot.discord_app.checks import moderator_only
 from bot.discord_app.participant import resolve_channel
+from contract.records import Refused, Strategy, StudyState
 
 if TYPE_CHECKING:
     from bot.discord_app.app import ParleyBot

@@ -15,10 +15,10 @@ from discord.ext import commands
 from redis.exceptions import RedisError
 
 from bot import dispatch
-from bot.core.types import ParticipantStatus, Refused
 from bot.discord_app import render, views
-from bot.discord_app.app import THREAD_KEY
-from workers.audio import AudioError, AudioInfo, probe
+from contract import keys
+from contract.audio import AudioError, AudioInfo, probe
+from contract.records import ParticipantStatus, Refused
 
 if TYPE_CHECKING:
     from bot.discord_app.app import ParleyBot
@@ -150,7 +150,7 @@ class Participant(commands.Cog):
         channel = resolve_channel(guild, self.bot.settings.study_channel)
         if channel is None:
             return None
-        key = THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(user.id))
+        key = keys.participant_thread(self.bot.study.pseudonym(user.id))
         known = await self.bot.redis.get(key)
         if known is not None:
             thread = guild.get_thread(int(known))
@@ -197,7 +197,7 @@ class Participant(commands.Cog):
     async def withdraw_participant(self, discord_id: int) -> int | None:
         """The core deletes the study data; the Discord layer forgets the participant's thread,
         whose id it returns so that `close_thread_later` can remove their recordings from it."""
-        key = THREAD_KEY.format(pseudonym=self.bot.study.pseudonym(discord_id))
+        key = keys.participant_thread(self.bot.study.pseudonym(discord_id))
         thread_id = await self.bot.redis.get(key)
         await self.bot.study.withdraw(discord_id)
         await self.bot.redis.delete(key)

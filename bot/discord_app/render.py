@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.types import Battle, BattleStatus, Limits, StudyConfig, Winner
+from contract.records import Battle, BattleStatus, Limits, StudyConfig, Winner
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
 HEADER_BUDGET = 400  # room kept for the header / the reveal above the two replies

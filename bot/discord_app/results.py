@@ -22,9 +22,10 @@ import discord
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from bot.core.types import Battle, BattleStatus, Refused
 from bot.discord_app import render, views
-from workers.protocol import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM, ResultMessage
+from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
+from contract.protocol import ResultMessage
+from contract.records import Battle, BattleStatus, Refused
 
 if TYPE_CHECKING:
     from bot.core import Study

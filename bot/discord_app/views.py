@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 from redis.exceptions import RedisError
 
-from bot.core.types import Battle, BattleStatus, Refused
 from bot.discord_app import modals, render
+from contract.records import Battle, BattleStatus, Refused
 
 if TYPE_CHECKING:
     from bot.discord_app.app import ParleyBot

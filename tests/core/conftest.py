@@ -9,8 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.core import Study
+from contract.modelsfile import ModelsFile, load_models_file
 from tests.core.helpers import MODELS_TOML, Clock, make_study
-from workers.modelsfile import ModelsFile, load_models_file
 
 
 @pytest.fixture

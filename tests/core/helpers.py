@@ -8,8 +8,8 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from bot.core import Battle, Study
-from workers.modelsfile import ModelsFile
-from workers.protocol import ResultMessage
+from contract.modelsfile import ModelsFile
+from contract.protocol import ResultMessage
 
 SECRET = b"test-secret-0123456789"
 MODELS_TOML = """

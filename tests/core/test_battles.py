@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from bot.core import BattleStatus, Refused, Strategy, StudyState, keys
+from bot.core import BattleStatus, Refused, Strategy, StudyState
 from bot.core.study import Study
+from contract import keys
+from contract.keys import AUDIO_TTL_S, audio_key
 from tests.core.helpers import AUDIO, T0, Clock, result_for
-from workers.protocol import AUDIO_TTL_S, audio_key
 
 MIDNIGHT = T0 + 12 * 3600  # the UTC day of T0 ends here
 

@@ -10,9 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.core import StorageNotDurable, Study, Winner
+from contract.modelsfile import ModelsFile
+from devstack.redis_servers import RedisServer
 from tests.core.helpers import AUDIO, SECRET, Clock, result_for
-from tests.redis_servers import RedisServer
-from workers.modelsfile import ModelsFile
 
 
 def _study(client: aioredis.Redis, models: ModelsFile, data_dir: Path, clock: Clock) -> Study:

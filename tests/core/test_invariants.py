@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from bot.core import Battle, BattleStatus, Refused, Winner, keys
+from bot.core import Battle, BattleStatus, Refused, Winner
 from bot.core.replay import decode_events, replay_battles
 from bot.core.study import Study, utc_day
+from contract import keys
 from tests.core.helpers import AUDIO, Clock, result_for
 
 USERS = range(1, 7)

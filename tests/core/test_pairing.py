@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bot.core.keys import pair_field
 from bot.core.pairing import all_pairs, draw_battle_models, order_sides, pick_pair
-from bot.core.types import Strategy
+from contract.keys import pair_field
+from contract.records import Strategy
 
 ROSTER = ["delta", "alpha", "gamma", "beta"]
 

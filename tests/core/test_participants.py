@@ -9,7 +9,8 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from bot.core import Demographics, ParticipantStatus, Refused, Study, keys
+from bot.core import Demographics, ParticipantStatus, Refused, Study
+from contract import keys
 from tests.core.helpers import SECRET, T0, Clock
 
 

@@ -6,9 +6,10 @@ import dataclasses
 
 import redis.asyncio as aioredis
 
-from bot.core import Demographics, Winner, keys
+from bot.core import Demographics, Winner
 from bot.core.replay import decode_events, replay_battles, replay_participants
 from bot.core.study import Study
+from contract import keys
 from tests.core.helpers import AUDIO, Clock, answered_battle, result_for
 
 

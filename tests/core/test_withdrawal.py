@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import redis.asyncio as aioredis
 
-from bot.core import Demographics, ParticipantStatus, Refused, Winner, keys
+from bot.core import Demographics, ParticipantStatus, Refused, Winner
 from bot.core.study import Study
 from bot.export import export_battles, export_participants
+from contract import keys
+from contract.keys import PARTIALS_STREAM, RESULTS_STREAM, audio_key
 from tests.core.helpers import AUDIO, T0, Clock, answered_battle, result_for
-from workers.protocol import PARTIALS_STREAM, RESULTS_STREAM, audio_key
 
 LEAVER, STAYER = 1001, 2002
 

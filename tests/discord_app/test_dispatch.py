@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from bot import dispatch
-from workers.protocol import WORKERS_KEY, JobRequest, audio_key
+from contract.keys import WORKERS_KEY, audio_key
+from contract.protocol import JobRequest
 
 
 @pytest.fixture

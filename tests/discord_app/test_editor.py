@@ -19,10 +19,10 @@ import pytest
 import pytest_asyncio
 
 from bot.core import Study, connect
-from bot.core.types import BattleStatus
 from bot.discord_app.results import BattleEditor
-from workers.modelsfile import load_models_file
-from workers.protocol import ResultMessage
+from contract.modelsfile import load_models_file
+from contract.protocol import ResultMessage
+from contract.records import BattleStatus
 
 INTERVAL = 0.2
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.types import Battle, BattleStatus, Reply, Strategy, Winner
 from bot.discord_app import render
+from contract.records import Battle, BattleStatus, Reply, Strategy, Winner
 
 
 def _battle(status: BattleStatus, a: str | None, b: str | None, **extra: object) -> Battle:

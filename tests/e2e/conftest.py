@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import Stack
-from tests.workers.clips import encode, speak
+from devstack.clips import encode, speak
+from devstack.harness import Stack
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

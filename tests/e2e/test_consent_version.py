@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.harness import Stack
-from tests.e2e.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
+from devstack.harness import Stack
+from devstack.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

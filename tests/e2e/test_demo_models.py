@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import REPO, Stack
-from tests.e2e.helpers import UPDATE_MESSAGE, answer, everything, wait_reply, wait_vote_buttons
+from devstack.harness import REPO, Stack
+from devstack.helpers import UPDATE_MESSAGE, answer, everything, wait_reply, wait_vote_buttons
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

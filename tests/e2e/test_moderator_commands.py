@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import Stack
-from tests.e2e.helpers import (
+from devstack.harness import Stack
+from devstack.helpers import (
     UPDATE_MESSAGE,
     answer,
     attached_text,
@@ -18,8 +18,8 @@ from tests.e2e.helpers import (
     wait_reply,
     wait_vote_buttons,
 )
-from tests.standin.interactions import Response
-from tests.standin.state import User
+from devstack.standin.interactions import Response
+from devstack.standin.state import User
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import E2E_MODELS, Stack
-from tests.e2e.helpers import (
+from devstack.harness import E2E_MODELS, Stack
+from devstack.helpers import (
     MODAL,
     UPDATE_MESSAGE,
     answer,
@@ -31,7 +31,7 @@ from tests.e2e.helpers import (
     wait_reply,
     wait_vote_buttons,
 )
-from tests.standin.state import Channel, User
+from devstack.standin.state import Channel, User
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

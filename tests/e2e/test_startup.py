@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import REPO, SECRET
-from tests.redis_servers import RedisServer
+from devstack.harness import REPO, SECRET
+from devstack.redis_servers import RedisServer
 
 pytestmark = pytest.mark.e2e
 

@@ -9,10 +9,10 @@ import redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
-from tests.e2e.harness import E2E_MODELS, Stack
-from tests.e2e.helpers import answer, texts, wait_reply, wait_vote_buttons
-from tests.standin.state import Channel, User
-from workers.protocol import queue_name
+from contract.keys import queue_name
+from devstack.harness import E2E_MODELS, Stack
+from devstack.helpers import answer, texts, wait_reply, wait_vote_buttons
+from devstack.standin.state import Channel, User
 
 
 async def moderate(stack: Stack, mod: User, subcommand: str, **options: Any) -> str:

@@ -9,7 +9,7 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from workers.protocol import WORKERS_KEY
+from contract.keys import WORKERS_KEY
 
 
 def start_job_and_die(

@@ -1,6 +1,6 @@
 """Driving the real stack for the fuzz and security tests: a moderator, participants, battles.
 
-Small on purpose: the e2e helpers (`tests/e2e/helpers.py`) do the waiting; this adds the study
+Small on purpose: the e2e helpers (`devstack/helpers.py`) do the waiting; this adds the study
 set-up both reliability modules need and a reader for every text the stand-in recorded.
 """
 
@@ -12,10 +12,10 @@ import hmac
 import json
 from typing import Any
 
-from tests.e2e.harness import SECRET, Stack
-from tests.e2e.helpers import MODAL, answer, texts, wait_reply, wait_vote_buttons
-from tests.standin.interactions import Interaction
-from tests.standin.state import Channel, User
+from devstack.harness import SECRET, Stack
+from devstack.helpers import MODAL, answer, texts, wait_reply, wait_vote_buttons
+from devstack.standin.interactions import Interaction
+from devstack.standin.state import Channel, User
 
 
 async def moderate(stack: Stack, mod: User, subcommand: str, **options: Any) -> str:

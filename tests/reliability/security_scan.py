@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from tests.e2e.harness import REPO, Stack
+from devstack.harness import REPO, Stack
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
 

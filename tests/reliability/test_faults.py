@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import E2E_MODELS, Stack
-from tests.e2e.helpers import (
+from devstack.harness import E2E_MODELS, Stack
+from devstack.helpers import (
     UPDATE_MESSAGE,
     answer,
     bot_messages,
@@ -24,6 +24,7 @@ from tests.e2e.helpers import (
     wait_content,
     wait_vote_buttons,
 )
+from devstack.standin.state import User
 from tests.reliability.faults_flow import (
     answered,
     ask,
@@ -35,7 +36,6 @@ from tests.reliability.faults_flow import (
     vote_events,
     waiting_jobs,
 )
-from tests.standin.state import User
 
 pytestmark = [pytest.mark.reliability, pytest.mark.asyncio(loop_scope="module")]
 

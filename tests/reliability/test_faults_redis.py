@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bot.core import connect
-from tests.redis_servers import RedisServer
+from devstack.redis_servers import RedisServer
 
 pytestmark = pytest.mark.reliability
 

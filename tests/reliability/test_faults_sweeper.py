@@ -21,12 +21,14 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bot import dispatch
 from bot.core import Battle, Study
-from bot.core.types import BattleStatus
-from bot.sweeper import SWEEP_KEY, SWEEPER_NAME, SWEPT_KEY, Sweeper
+from bot.sweeper import SWEEPER_NAME, Sweeper
+from contract import keys
+from contract.keys import RESULTS_STREAM, queue_name
+from contract.modelsfile import load_models_file
+from contract.protocol import JobRequest, ResultMessage
+from contract.records import BattleStatus
 from tests.core.helpers import AUDIO, MODELS_TOML, Clock, make_study
 from tests.reliability.faults_rq import beat, start_job_and_die
-from workers.modelsfile import load_models_file
-from workers.protocol import RESULTS_STREAM, JobRequest, ResultMessage, queue_name
 
 pytestmark = pytest.mark.reliability
 
@@ -147,8 +149,8 @@ async def test_dead_worker_job_is_requeued_once_then_failed(
     assert recorded.status is BattleStatus.FAILED
     clock.advance(3600)
     assert await sweep.sweep() == []
-    assert conn.exists(SWEEP_KEY.format(battle_id=battle.battle_id)) == 0, "record forgotten"
-    assert conn.smembers(SWEPT_KEY) == set()
+    assert conn.exists(keys.sweeper_battle(battle.battle_id)) == 0, "record forgotten"
+    assert conn.smembers(keys.SWEPT_BATTLES) == set()
 
 
 async def test_missing_job_is_enqueued_after_the_margin(
@@ -170,10 +172,10 @@ async def test_missing_job_is_enqueued_after_the_margin(
         )
         assert request.audio_format == "ogg"
         assert request.audio_key == f"parley:audio:{battle.battle_id}"
-    record = json.loads(conn.hget(SWEEP_KEY.format(battle_id=battle.battle_id), "a"))
+    record = json.loads(conn.hget(keys.sweeper_battle(battle.battle_id), "a"))
     assert record["attempt"] == 1
     assert record["job_id"] == actions[0].job_id
-    assert conn.ttl(SWEEP_KEY.format(battle_id=battle.battle_id)) > 0
+    assert conn.ttl(keys.sweeper_battle(battle.battle_id)) > 0
 
 
 async def test_deleted_job_is_enqueued_again(study: Study, conn: redis.Redis, clock: Clock) -> None:
@@ -240,7 +242,7 @@ async def test_a_malformed_record_does_not_stop_the_other_battles(
     study: Study, conn: redis.Redis, clock: Clock
 ) -> None:
     first = await enqueued_battle(study, conn, enqueue=False)
-    conn.hset(SWEEP_KEY.format(battle_id=first.battle_id), "a", b"{not json")
+    conn.hset(keys.sweeper_battle(first.battle_id), "a", b"{not json")
     await study.consent(1002, "1")
     second = await study.start_battle(1002, AUDIO, 3.0, "ogg")
     clock.advance(MARGIN_S + 1)

@@ -24,8 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.discord_app import render, views
-from tests.e2e.harness import Stack
-from tests.e2e.helpers import (
+from contract.audio import AudioError, decode, probe
+from devstack.clips import encode, speak
+from devstack.harness import Stack
+from devstack.helpers import (
     answer,
     custom_ids,
     forge_click,
@@ -33,12 +35,10 @@ from tests.e2e.helpers import (
     texts,
     wait_reply,
 )
+from devstack.standin.interactions import MODAL_SUBMIT
+from devstack.standin.state import Channel, User
 from tests.reliability.fuzz_flow import battle, join, open_form, open_study, pseudonym_of
 from tests.reliability.fuzz_state import differences, snapshot
-from tests.standin.interactions import MODAL_SUBMIT
-from tests.standin.state import Channel, User
-from tests.workers.clips import encode, speak
-from workers.audio import AudioError, decode, probe
 
 pytestmark = pytest.mark.reliability
 # The stack is shared by the module's end-to-end tests, so they run on the module's event loop.
@@ -360,7 +360,7 @@ async def _lying_upload(
 ) -> dict[str, Any]:
     """A message whose attachment declares `size` bytes: the stand-in has no public way to make
     an attachment lie about its size, so build the payload as `send_message` does and edit it."""
-    from tests.standin.state import StoredFile
+    from devstack.standin.state import StoredFile
 
     standin = stack.standin
     name, data, content_type = upload

@@ -19,11 +19,12 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from bot.core import Study, connect
-from bot.core.types import Battle
 from bot.discord_app.results import RESULTS_GROUP, ResultListener
-from tests.redis_servers import RedisServer
-from workers.modelsfile import load_models_file
-from workers.protocol import RESULTS_STREAM, ResultMessage
+from contract.keys import RESULTS_STREAM
+from contract.modelsfile import load_models_file
+from contract.protocol import ResultMessage
+from contract.records import Battle
+from devstack.redis_servers import RedisServer
 
 pytestmark = pytest.mark.reliability
 

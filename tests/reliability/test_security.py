@@ -18,8 +18,14 @@ import pytest
 import pytest_asyncio
 import redis
 
-from tests.e2e.harness import E2E_MODELS, Stack
-from tests.e2e.helpers import answer, everything, forge_modal_submit, texts
+from contract.keys import RESULTS_STREAM
+from contract.protocol import ResultMessage
+from devstack.clips import encode, speak
+from devstack.fake_apis import FakeApiServer
+from devstack.harness import E2E_MODELS, Stack
+from devstack.helpers import answer, everything, forge_modal_submit, texts
+from devstack.standin.server import StandIn
+from devstack.standin.state import User
 from tests.reliability.fuzz_flow import (
     battle,
     join,
@@ -30,12 +36,7 @@ from tests.reliability.fuzz_flow import (
 )
 from tests.reliability.fuzz_state import differences, snapshot
 from tests.reliability.security_scan import export, export_text, files_text, redis_text
-from tests.standin.server import StandIn
-from tests.standin.state import User
-from tests.workers.clips import encode, speak
-from tests.workers.fake_apis import FakeApiServer
 from workers.jobs import publish
-from workers.protocol import RESULTS_STREAM, ResultMessage
 
 pytestmark = pytest.mark.reliability
 # The stack is shared by the module's end-to-end tests, so they run on the module's event loop.

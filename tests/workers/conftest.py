@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.clips import FORMATS, encode, speak
-from tests.workers.fake_apis import FakeApiServer
+from devstack.clips import FORMATS, encode, speak
+from devstack.fake_apis import FakeApiServer
 
 
 @pytest.fixture(scope="session")

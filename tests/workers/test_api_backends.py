@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.workers.fake_apis import Behaviour, FakeApiServer, gemini_error, openai_error
-from workers.audio import load
+from contract.audio import load
+from contract.modelsfile import ModelSpec
+from devstack.fake_apis import Behaviour, FakeApiServer, gemini_error, openai_error
 from workers.backends.base import BackendError
 from workers.backends.gemini import GeminiBackend
 from workers.backends.http import RetryPolicy, error_detail, parse_retry_after
 from workers.backends.openai_audio import OpenAiAudioBackend
 from workers.backends.openai_compatible import OpenAiCompatibleBackend
-from workers.modelsfile import ModelSpec
 
 Backend = OpenAiAudioBackend | OpenAiCompatibleBackend | GeminiBackend
 

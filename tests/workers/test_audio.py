@@ -1,4 +1,4 @@
-"""workers.audio on real speech (espeak-ng) in every upload format, and on what must be refused."""
+"""contract.audio on real speech (espeak-ng) in every upload format, and on what must be refused."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.workers.clips import encode, pcm_wav
-from workers.audio import (
+from contract.audio import (
     PEAK_DBFS,
     SAMPLE_RATE,
     TARGET_DBFS,
@@ -20,6 +19,7 @@ from workers.audio import (
     normalise,
     probe,
 )
+from devstack.clips import encode, pcm_wav
 
 EXPECTED = {
     "wav": ("pcm_s16le", "wav"),

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from contract.modelsfile import KNOWN_BACKENDS, ModelSpec, load_models_file
+from devstack.fake_apis import FakeApiServer
 from tests.workers.conftest import write_models
-from tests.workers.fake_apis import FakeApiServer
 from workers import runtime
 from workers.backends.gemini import GeminiBackend
 from workers.backends.openai_audio import OpenAiAudioBackend
 from workers.backends.openai_compatible import OpenAiCompatibleBackend
 from workers.backends.registry import BACKENDS, backend_class, build_backend, select_models
-from workers.modelsfile import KNOWN_BACKENDS, ModelSpec, load_models_file
 
 
 def test_registry_covers_every_known_backend() -> None:
@@ -36,7 +36,7 @@ def test_api_backends_and_bot_side_modules_never_import_torch() -> None:
     code = (
         "import sys\n"
         "from workers.backends.registry import backend_class\n"
-        "import workers.audio, workers.enqueue, workers.jobs, workers.worker\n"
+        "import contract.audio, workers.enqueue, workers.jobs, workers.worker\n"
         "for name in ('openai_audio', 'gemini', 'openai_compatible'):\n"
         "    backend_class(name)\n"
         "heavy = [m for m in ('torch', 'transformers', 'faster_whisper') if m in sys.modules]\n"

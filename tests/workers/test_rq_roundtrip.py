@@ -19,20 +19,14 @@ from rq import Queue
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from contract.audio import AudioError
+from contract.keys import PARTIALS_STREAM, RESULTS_STREAM, WORKERS_KEY, audio_key
+from contract.protocol import JobRequest, ResultMessage
+from devstack.fake_apis import Behaviour, FakeApiServer
 from tests.workers.conftest import write_models
-from tests.workers.fake_apis import Behaviour, FakeApiServer
-from workers.audio import AudioError
 from workers.backends.base import BackendError
 from workers.enqueue import enqueue_answer
 from workers.jobs import PartialPublisher, failure_kind
-from workers.protocol import (
-    PARTIALS_STREAM,
-    RESULTS_STREAM,
-    WORKERS_KEY,
-    JobRequest,
-    ResultMessage,
-    audio_key,
-)
 from workers.worker import ParleyWorker, live_workers
 
 REPO = Path(__file__).resolve().parents[2]

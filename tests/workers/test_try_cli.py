@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.fake_apis import FakeApiServer
 from tests.workers.conftest import write_models
-from tests.workers.fake_apis import FakeApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 

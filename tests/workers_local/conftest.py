@@ -14,9 +14,9 @@ import av
 import numpy as np
 import pytest
 
+from contract.modelsfile import ModelsFile, load_models_file
 from workers.backends.asr_pipeline import AsrPipelineBackend
 from workers.backends.hf_audio_lm import HfAudioLmBackend
-from workers.modelsfile import ModelsFile, load_models_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODELS = ROOT / "examples" / "models.demo.toml"

@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
+from contract.modelsfile import ModelsFile, ModelSpec
 from workers.backends.asr_pipeline import AsrPipelineBackend
 from workers.backends.base import BackendError
-from workers.modelsfile import ModelsFile, ModelSpec
 
 pytestmark = pytest.mark.slow
 

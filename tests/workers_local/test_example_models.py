@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from contract.modelsfile import load_models_file
 from workers.backends.registry import build_backend
-from workers.modelsfile import load_models_file
 
 from .conftest import DEMO_MODELS, STUDY_MODELS
 

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+from contract.modelsfile import ModelSpec
 from workers.backends.base import BackendError
 from workers.backends.hf_audio_lm import HfAudioLmBackend
-from workers.modelsfile import ModelSpec
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import itertools
 import pytest
 import torch
 
+from contract.modelsfile import ModelSpec
 from workers.backends import textgen
 from workers.backends.asr_pipeline import AsrPipelineBackend
 from workers.backends.hf_audio_lm import HfAudioLmBackend
-from workers.modelsfile import ModelSpec
 
 
 def spec(backend: str = "asr_pipeline", **settings: object) -> ModelSpec:

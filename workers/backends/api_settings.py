@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from contract.modelsfile import ModelSpec
 from workers.backends.http import RetryPolicy
 from workers.backends.spec_settings import SpecSettings
-from workers.modelsfile import ModelSpec
 
 
 def system_text(system_prompt: str | None, language: str | None) -> str | None:

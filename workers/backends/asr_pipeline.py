@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from contract.modelsfile import ModelSpec
 from workers.backends import textgen
 from workers.backends.base import SAMPLE_RATE, Answer, BackendError, PartialCallback
 from workers.localmodels import resolve_model_ref
-from workers.modelsfile import ModelSpec
 
 log = logging.getLogger(__name__)
 

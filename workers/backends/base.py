@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from workers.modelsfile import ModelSpec
+from contract.modelsfile import ModelSpec
 
 SAMPLE_RATE = 16_000
 

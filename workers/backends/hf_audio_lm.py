@@ -33,9 +33,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from contract.modelsfile import ModelSpec
 from workers.backends import textgen
 from workers.backends.base import SAMPLE_RATE, Answer, BackendError, PartialCallback
-from workers.modelsfile import ModelSpec
 
 log = logging.getLogger(__name__)
 

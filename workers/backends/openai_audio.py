@@ -29,12 +29,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from workers.audio import encode_wav
+from contract.audio import encode_wav
+from contract.modelsfile import ModelSpec
 from workers.backends.api_settings import ApiSettings, api_key
 from workers.backends.base import Answer, BackendError, PartialCallback
 from workers.backends.http import ApiClient
 from workers.backends.spec_settings import SpecSettings
-from workers.modelsfile import ModelSpec
 
 COMMON_SETTINGS = (
     "model",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 
+from contract.modelsfile import KNOWN_BACKENDS, ModelsFile, ModelSpec
 from workers.backends.base import Backend
-from workers.modelsfile import KNOWN_BACKENDS, ModelsFile, ModelSpec
 
 BACKENDS: dict[str, str] = {
     "asr_pipeline": "workers.backends.asr_pipeline:AsrPipelineBackend",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from workers.modelsfile import ModelSpec
+from contract.modelsfile import ModelSpec
 
 _MISSING = object()
 

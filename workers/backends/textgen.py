@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from transformers import TextIteratorStreamer
 
+from contract.modelsfile import ModelSpec
 from workers.backends.base import PartialCallback
 from workers.localmodels import resolve_model_ref
-from workers.modelsfile import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.standin.state import World
+from devstack.standin.state import World
 
 _log = logging.getLogger(__name__)
 

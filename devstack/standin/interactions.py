@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.standin.state import (
+from devstack.standin.state import (
     ADMINISTRATOR,
     DM,
     EVERYONE_PERMISSIONS,

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.standin.gateway import Gateway
-from tests.standin.interactions import (
+from devstack.standin.gateway import Gateway
+from devstack.standin.interactions import (
     APPLICATION_COMMAND,
     APPLICATION_COMMAND_AUTOCOMPLETE,
     AUTOCOMPLETE_RESULT,
@@ -33,7 +33,7 @@ from tests.standin.interactions import (
     UPDATE_MESSAGE,
     Interaction,
 )
-from tests.standin.state import (
+from devstack.standin.state import (
     EPHEMERAL,
     GUILD_TEXT,
     LOADING,

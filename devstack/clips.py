@@ -52,6 +52,6 @@ def encode(
 
 def pcm_wav(samples: np.ndarray, rate: int = 16_000) -> bytes:
     """A WAV file from float samples (for silence and synthetic signals)."""
-    from workers.audio import encode_wav
+    from contract.audio import encode_wav
 
     return encode_wav(samples.astype(np.float32), rate)

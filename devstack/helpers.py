@@ -7,16 +7,16 @@ from typing import Any
 
 import redis
 
-from tests.e2e.harness import Stack
-from tests.standin.interactions import (
+from contract.keys import RESULTS_STREAM
+from devstack.harness import Stack
+from devstack.standin.interactions import (
     MESSAGE_COMPONENT,
     MODAL_SUBMIT,
     Interaction,
     Response,
     modal_submit_components,
 )
-from tests.standin.state import Channel, User
-from workers.protocol import RESULTS_STREAM
+from devstack.standin.state import Channel, User
 
 UPDATE_MESSAGE = 7  # interaction callback type: edit the message the component sits on
 MODAL = 9

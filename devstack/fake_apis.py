@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.redis_servers import free_port
+from devstack.redis_servers import free_port
 
 
 @dataclass

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import redis
 
-from tests.redis_servers import RedisServer
-from tests.standin.server import StandIn
-from tests.workers.fake_apis import FakeApiServer
-from workers.protocol import WORKERS_KEY
+from contract.keys import WORKERS_KEY
+from devstack.fake_apis import FakeApiServer
+from devstack.redis_servers import RedisServer
+from devstack.standin.server import StandIn
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "e2e-secret-0123456789abcdef"

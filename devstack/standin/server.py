@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from tests.standin.gateway import INVALID_SESSION, RECONNECT, UNKNOWN_ERROR, Gateway
-from tests.standin.interactions import (
+from devstack.standin.gateway import INVALID_SESSION, RECONNECT, UNKNOWN_ERROR, Gateway
+from devstack.standin.interactions import (
     APPLICATION_COMMAND,
     APPLICATION_COMMAND_AUTOCOMPLETE,
     BUTTON,
@@ -41,8 +41,8 @@ from tests.standin.interactions import (
     interaction_payload,
     modal_submit_components,
 )
-from tests.standin.rest import Fault, Rest, RestCall
-from tests.standin.state import (
+from devstack.standin.rest import Fault, Rest, RestCall
+from devstack.standin.state import (
     DM,
     EPHEMERAL,
     IS_VOICE_MESSAGE,
@@ -52,7 +52,7 @@ from tests.standin.state import (
     User,
     World,
 )
-from tests.standin.voice import VoiceClip
+from devstack.standin.voice import VoiceClip
 
 T = TypeVar("T")
 
@@ -348,7 +348,7 @@ class StandIn:
     async def send_voice_clip(
         self, user: User, channel: ChannelRef, clip: VoiceClip
     ) -> dict[str, Any]:
-        """send_voice_message with a clip from tests.standin.voice.speak()."""
+        """send_voice_message with a clip from devstack.standin.voice.speak()."""
         return await self.send_voice_message(
             user, channel, clip.ogg, clip.duration_secs, waveform=clip.waveform
         )

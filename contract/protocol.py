@@ -17,26 +17,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-NAMESPACE = "parley"
-RESULTS_STREAM = f"{NAMESPACE}:results"
-RESULTS_GROUP = "bot"
-PARTIALS_STREAM = f"{NAMESPACE}:partials"
-PARTIALS_MAXLEN = 10_000
-AUDIO_TTL_S = 24 * 3600
 JOB_FUNCTION = "workers.jobs.answer"
-# Live workers announce themselves here (hash: worker name -> JSON with host, models, heartbeat).
-WORKERS_KEY = f"{NAMESPACE}:workers"
 
 Side = Literal["a", "b"]
 ErrorKind = Literal["transient", "permanent", "timeout", "bad_audio"]
-
-
-def queue_name(model_id: str) -> str:
-    return f"model:{model_id}"
-
-
-def audio_key(battle_id: str) -> str:
-    return f"{NAMESPACE}:audio:{battle_id}"
 
 
 @dataclass(frozen=True)

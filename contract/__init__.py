@@ -1,0 +1,9 @@
+"""The bottom layer that the bot and the workers share: nothing here imports `bot` or `workers`.
+
+- `settings`: the one typed `Settings` object (environment / `.env`).
+- `keys`: every Redis key and queue name.
+- `records`: typed records of a study (participants, battles, limits, refusals).
+- `protocol`: what travels between the bot and the workers (`JobRequest`, `ResultMessage`).
+- `modelsfile`: the models file (TOML) and its validation.
+- `audio`: probing, decoding and normalising participants' audio (PyAV; no torch).
+"""
