@@ -32,7 +32,7 @@ from devstack.fake_apis import FakeApiServer
 from devstack.redis_servers import RedisServer
 from devstack.standin.server import StandIn
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SECRET = "e2e-secret-0123456789abcdef"
 MODERATOR_ROLE = "Study moderator"
 STUDY_CHANNEL = "study"
