@@ -7,6 +7,11 @@ from enum import StrEnum
 from typing import Any
 
 
+def fmt_time(value: float) -> str:
+    """Times are stored as text with microseconds; Lua compares them as doubles."""
+    return f"{value:.6f}"
+
+
 class StudyState(StrEnum):
     OPEN = "open"
     PAUSED = "paused"
