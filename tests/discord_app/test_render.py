@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.discord_app import render
+from bot.service.clips import audio_suffix, looks_like_audio
 from contract.records import Battle, BattleStatus, Reply, Strategy, Winner
 
 
@@ -116,7 +117,7 @@ def test_progress_header(position: int | None, expected: str) -> None:
 def test_looks_like_audio(
     filename: str, content_type: str | None, voice: bool, expected: bool
 ) -> None:
-    assert render.looks_like_audio(filename, content_type, voice_message=voice) is expected
+    assert looks_like_audio(filename, content_type, voice_message=voice) is expected
 
 
 @pytest.mark.parametrize(
@@ -124,7 +125,7 @@ def test_looks_like_audio(
     [("a.ogg", "audio/ogg", "ogg"), ("blob", "audio/x-wav", "xwav"), ("blob", None, "ogg")],
 )
 def test_audio_suffix(filename: str, content_type: str | None, expected: str) -> None:
-    assert render.audio_suffix(filename, content_type) == expected
+    assert audio_suffix(filename, content_type) == expected
 
 
 def test_split_text_prefers_line_breaks() -> None:
