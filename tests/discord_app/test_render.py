@@ -6,6 +6,17 @@ import pytest
 
 from bot.discord_app import render
 from bot.service.clips import audio_suffix, looks_like_audio
+from bot.service.outcomes import (
+    BadAudio,
+    ConsentOutdated,
+    NotAudio,
+    NotDispatched,
+    Refusal,
+    TextOnly,
+    TooBig,
+    TooLong,
+    UnknownLength,
+)
 from contract.records import Battle, BattleStatus, Reply, Strategy, Winner
 
 
@@ -139,3 +150,32 @@ def test_split_text_prefers_line_breaks() -> None:
 def test_json_block_refuses_what_does_not_fit() -> None:
     assert render.json_block({"a": 1}) == '```json\n{\n  "a": 1\n}\n```'
     assert render.json_block({"a": "x" * 3000}) is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (TextOnly(joined=True), render.TEXT_HINT),
+        (TextOnly(joined=False), render.NOT_JOINED),
+        (NotAudio("notes.txt"), render.not_audio("notes.txt")),
+        (Refusal("paused", "The study is paused."), "The study is paused."),
+        (BadAudio("corrupt", "The recording seems damaged."), "The recording seems damaged."),
+        (ConsentOutdated("2"), render.consent_outdated("2")),
+        (TooBig(9_000_000, 8_000_000), render.too_big(9_000_000, 8_000_000)),
+        (UnknownLength(), render.unreadable_audio("its length is unknown")),
+        (TooLong(75.0, 60.0), render.too_long(75.0, 60.0)),
+        (NotDispatched("00000000000000a1"), render.NOT_DISPATCHED),
+    ],
+)
+def test_clip_answer(outcome: render.ClipAnswer, expected: str) -> None:
+    assert render.clip_answer(outcome) == expected
+
+
+def test_clip_answer_texts() -> None:
+    assert render.too_long(75.0, 60.0) == (
+        "That recording is 75 s long; the study takes up to 60 s. Please send a shorter one."
+    )
+    assert render.NOT_DISPATCHED == (
+        "Sorry, I couldn't pass your message to the models right now. "
+        "Please try again in a little while."
+    )
