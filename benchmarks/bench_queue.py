@@ -26,8 +26,8 @@ from pathlib import Path
 import redis
 
 from contract.heartbeat import live_workers
-from contract.keys import RESULTS_STREAM
-from contract.protocol import JobRequest, ResultMessage, audio_key
+from contract.keys import RESULTS_STREAM, audio_key
+from contract.protocol import JobRequest, ResultMessage
 from contract.queueing import enqueue_answer
 from devstack.clips import encode, speak
 from devstack.fake_apis import FakeApiServer
