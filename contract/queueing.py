@@ -196,7 +196,8 @@ def fetch_job(conn: redis.Redis, job_id: str) -> JobSnapshot | None:
         if status == _status(job).value:
             return _snapshot(job, replies[1] if queue_key is not None else None)
         # It moved on (e.g. a worker started it) between the two reads: read it again.
-    raise RuntimeError(f"job {job_id} changes state faster than it can be read")
+    # A ValueError like other unreadable jobs: the sweeper skips it this pass and reads it next.
+    raise JobUnreadable(f"job {job_id} changes state faster than it can be read")
 
 
 def fetch_jobs(conn: redis.Redis, job_ids: Iterable[str]) -> list[JobSnapshot | None]:
