@@ -36,7 +36,6 @@ from bot.core.codec import (
     participant_json,
     reply_json,
 )
-from bot.core.pairing import draw_battle_models
 from bot.core.persistence import check_persistence
 from bot.core.reading import iter_battles, iter_participants
 from bot.core.refusals import refused
@@ -44,6 +43,7 @@ from bot.core.streams import scrub_streams
 from contract import keys
 from contract.keys import AUDIO_TTL_S, audio_key
 from contract.modelsfile import ModelsFile
+from contract.pairing import draw_battle_models
 from contract.protocol import ResultMessage
 from contract.records import (
     Battle,
