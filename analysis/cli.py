@@ -15,7 +15,15 @@ from analysis.bradley_terry import TieMode, to_elo
 from analysis.filters import FilterConfig, load_identity_words
 from analysis.leaderboard import leaderboard, matrix, pairwise
 from analysis.simulate import SPREAD_ELO
-from analysis.study import RatedStudy, RatingOptions, rate_battles, write_signature, write_table
+from analysis.study import (
+    RESAMPLE_UNITS,
+    RatedStudy,
+    RatingOptions,
+    rate_battles,
+    write_signature,
+    write_table,
+)
+from analysis.style import STYLE_FEATURES, parse_style, style_table
 from contract.records import Strategy
 
 
@@ -65,6 +73,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=_timestamp, help="keep battles at or after this time (UTC)")
     parser.add_argument("--until", type=_timestamp, help="keep battles before this time (UTC)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--resample",
+        choices=list(RESAMPLE_UNITS),
+        default="battles",
+        help="what a bootstrap round redraws: battles (default) or whole participants",
+    )
+    parser.add_argument(
+        "--style",
+        type=parse_style,
+        default=(),
+        help="style control: comma-separated covariates among "
+        f"{','.join(STYLE_FEATURES)} (e.g. length,latency)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +159,8 @@ def _options(args: argparse.Namespace) -> tuple[FilterConfig, RatingOptions]:
         rounds=args.rounds,
         seed=args.seed,
         alpha=args.alpha,
+        resample=args.resample,
+        style=args.style,
     )
     return filters, options
 
@@ -172,7 +195,10 @@ def _emit(study: RatedStudy, args: argparse.Namespace, tables: dict[str, pd.Data
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     study = _rate(args)
-    _emit(study, args, {"leaderboard": leaderboard(study.ratings)})
+    tables = {"leaderboard": leaderboard(study.ratings)}
+    if study.style is not None:
+        tables["style"] = style_table(study.style)
+    _emit(study, args, tables)
     return 0
 
 
