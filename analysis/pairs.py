@@ -13,6 +13,8 @@ from analysis.bradley_terry import PairDesign, TieMode
 # Outcome columns of a count array, from the point of view of the pair's first model i (< j).
 I_WINS, J_WINS, TIE, BOTH_BAD = 0, 1, 2, 3
 N_OUTCOMES = 4
+# Winner values in the order of their code in `_battle_cells`.
+WINNER_ORDER = ("model_a", "model_b", "tie", "tie (bothbad)")
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,9 @@ def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
         stray = sorted(set(df["model_a"][a < 0]) | set(df["model_b"][b < 0]))
         raise ValueError(f"battles name model(s) {stray} that are not in {names}")
     # Winner as a code: 0 model_a, 1 model_b, 2 tie, 3 both bad (unvoted rows are gone).
-    won = pd.Categorical(df["winner"], categories=["model_a", "model_b", "tie"]).codes
-    won = np.where(won < 0, 3, won).astype(np.int64)
+    won = pd.Categorical(df["winner"], categories=list(WINNER_ORDER)).codes.astype(np.int64)
+    if (won < 0).any():
+        raise ValueError(f"unknown winner value(s) {sorted(set(df['winner'][won < 0]))}")
     swap = a > b
     lo, hi = np.where(swap, b, a), np.where(swap, a, b)
     # a won: i wins unless swapped; b won: j wins unless swapped; ties keep their code.
