@@ -43,6 +43,7 @@ class Winner(StrEnum):
 class Strategy(StrEnum):
     UNIFORM = "uniform"  # every unordered pair of the roster equally likely
     BALANCED = "balanced"  # least-battled pairs first, until each reaches the target
+    ACTIVE = "active"  # pairs whose order is least certain, from the votes so far
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from typing import Any
 from bot.core import audio_files
 from bot.core.codec import battle_from_hash, decode_hash, reply_json
 from bot.core.context import StudyContext, utc_day
-from bot.core.pairing import draw_battle_models
 from bot.core.reading import read_battles
 from bot.core.refusals import refused, refused_until
 from bot.core.scripts import CheckEligibility, RecordReply, SetUi, StartBattle
 from bot.core.study_config import ConfigStore
 from contract import keys
 from contract.events import BattleStarted, ReplyReceived
+from contract.pairing import draw_battle_models
 from contract.protocol import ResultMessage
 from contract.records import Battle, Strategy, StudyConfig
 
