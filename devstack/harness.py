@@ -16,7 +16,6 @@ only through environment variables, as in production. Their output goes to log f
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import redis
 
-from contract.keys import WORKERS_KEY
+from contract import heartbeat
 from devstack.fake_apis import FakeApiServer
 from devstack.redis_servers import RedisServer
 from devstack.standin.server import StandIn
@@ -255,8 +254,7 @@ class Stack:
             while True:
                 if not self.worker.running:
                     raise RuntimeError(f"the worker exited at start:\n{self.worker_log()[-3000:]}")
-                beats = [json.loads(raw) for raw in client.hgetall(WORKERS_KEY).values()]
-                if any(float(b.get("heartbeat_at", 0)) >= started - 1 for b in beats):
+                if any(w.heartbeat_at >= started - 1 for w in heartbeat.live_workers(client)):
                     return self.worker
                 if time.time() - started > timeout:
                     raise TimeoutError(f"no worker heartbeat in {timeout} s:\n{self.worker_log()}")

@@ -3,7 +3,6 @@ and one participant."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,8 @@ import redis
 from bot.core import Study
 from bot.service import StudyService
 from bot.service.outcomes import ClipMeta, DesignView, ModerationDone, Refusal, Started
-from contract.keys import WORKERS_KEY
+from contract import heartbeat
+from contract.heartbeat import WorkerEntry
 from contract.records import Strategy, StudyConfig, StudyState
 from tests.core.helpers import T0, Clock, answered_battle
 from tests.service.conftest import tone
@@ -56,10 +56,11 @@ async def test_status_reads_queues_and_workers(
     data = tone(1.0)
     started = await service.clips.take(1, ClipMeta("c.wav", "audio/wav", len(data)), data)
     assert isinstance(started, Started)
-    rq_conn.hset(
-        WORKERS_KEY,
-        "w1",
-        json.dumps({"host": "gpu1", "models": ["alpha"], "heartbeat_at": T0 + 1e9}),
+    heartbeat.write(
+        rq_conn,
+        WorkerEntry(
+            name="w1", host="gpu1", pid=1, models=("alpha",), started_at=T0, heartbeat_at=T0 + 1e9
+        ),
     )
     report = await service.moderation.status()
     battle = started.battle
