@@ -42,6 +42,9 @@ OPEN_BATTLES = f"{NAMESPACE}:battles:open"  # set: queued or answered
 STATUS_COUNTS = f"{NAMESPACE}:battles:by_status"  # hash: status -> battles
 PAIR_BATTLES = f"{NAMESPACE}:pairs:battles"  # hash: "a|b" -> battles not failed
 PAIR_VOTES = f"{NAMESPACE}:pairs:votes"  # hash: "a|b" -> voted battles
+# hash: "a|b:low" / "a|b:high" / "a|b:tie" -> votes won by the pair's first (sorted) model, by its
+# second, and ties of either kind: the running tally the `active` strategy and `/study status` read.
+PAIR_OUTCOMES = f"{NAMESPACE}:pairs:outcomes"
 EVENTS = f"{NAMESPACE}:events"  # stream: append-only audit of everything that happened
 
 BATTLE_PREFIX = f"{NAMESPACE}:battle:"
@@ -79,6 +82,16 @@ def pair_field(model_1: str, model_2: str) -> str:
     """Unordered pair as a hash field; model ids cannot contain '|' (contract.modelsfile)."""
     low, high = sorted((model_1, model_2))
     return f"{low}|{high}"
+
+
+OUTCOME_SIDES = ("low", "high", "tie")
+
+
+def outcome_field(pair: str, side: str) -> str:
+    """The `PAIR_OUTCOMES` field of one pair's tally: side is "low", "high" or "tie"."""
+    if side not in OUTCOME_SIDES:
+        raise ValueError(f"outcome side must be one of {OUTCOME_SIDES}, got {side!r}")
+    return f"{pair}:{side}"
 
 
 def split_pair(field: str) -> tuple[str, str]:

@@ -11,13 +11,13 @@ from typing import Any
 from bot.core import audio_files
 from bot.core.codec import battle_from_hash, decode_hash, reply_json
 from bot.core.context import StudyContext, utc_day
-from bot.core.reading import read_battles
+from bot.core.reading import read_battles, read_outcomes
 from bot.core.refusals import refused, refused_until
 from bot.core.scripts import CheckEligibility, RecordReply, SetUi, StartBattle
 from bot.core.study_config import ConfigStore
 from contract import keys
 from contract.events import BattleStarted, ReplyReceived
-from contract.pairing import draw_battle_models
+from contract.pairing import PairOutcome, draw_battle_models
 from contract.protocol import ResultMessage
 from contract.records import Battle, Strategy, StudyConfig
 
@@ -111,11 +111,19 @@ class Battles:
             if len(config.roster) < 2:
                 raise refused("roster_too_small")
             counts: dict[str, int] = {}
-            if config.strategy is Strategy.BALANCED:
+            outcomes: dict[str, PairOutcome] | None = None
+            if config.strategy in (Strategy.BALANCED, Strategy.ACTIVE):
                 raw = await self._ctx.redis.hgetall(keys.PAIR_BATTLES)
                 counts = {k.decode(): int(v) for k, v in raw.items()}
+            if config.strategy is Strategy.ACTIVE:
+                outcomes = await read_outcomes(self._ctx.redis)
             model_a, model_b = draw_battle_models(
-                config.roster, config.strategy, counts, config.limits.pair_target, self._ctx.rng
+                config.roster,
+                config.strategy,
+                counts,
+                config.limits.pair_target,
+                self._ctx.rng,
+                outcomes,
             )
             call = StartBattle(
                 started=BattleStarted(

@@ -111,6 +111,16 @@ local function log_event(events_key, participant_events_key, event_type, event_d
 end
 """
 
+# Which tally of PAIR_OUTCOMES a vote counts in: the pair field is "low|high" (sorted ids).
+_OUTCOME_SIDE = """
+local function outcome_side(pair, model_a, winner)
+  local low = string.sub(pair, 1, string.find(pair, '|', 1, true) - 1)
+  if winner == 'model_a' then if model_a == low then return 'low' else return 'high' end end
+  if winner == 'model_b' then if model_a == low then return 'high' else return 'low' end end
+  return 'tie'
+end
+"""
+
 CHECK_ELIGIBILITY = LuaScript(
     name="check_eligibility",
     keys=("config", "roster", "participant", "daily"),
@@ -244,6 +254,7 @@ VOTE = LuaScript(
         "battle",
         "open",
         "pair_votes",
+        "pair_outcomes",
         "status_counts",
         "events",
         "participant_events",
@@ -253,8 +264,10 @@ VOTE = LuaScript(
     argv=("participant", "winner", "now", "battle_id", "event_type", "event_data"),
     body=_WITH_RECORD
     + _LOG_EVENT
+    + _OUTCOME_SIDE
     + """
-local b = redis.call('HMGET', battle_key, 'participant', 'status', 'answered_at', 'pair')
+local b = redis.call('HMGET', battle_key, 'participant', 'status', 'answered_at', 'pair',
+                    'model_a')
 if not b[1] then return {'no_such_battle', ''} end
 if b[1] ~= participant then return {'not_your_battle', ''} end
 if b[2] == 'voted' then return {'already_voted', ''} end
@@ -266,6 +279,7 @@ redis.call('HSET', battle_key, 'status', 'voted', 'winner', winner, 'voted_at', 
            'revealed_at', now, 'vote_delay_s', string.format('%.6f', delay))
 redis.call('SREM', open_key, battle_id)
 redis.call('HINCRBY', pair_votes_key, b[4], 1)
+redis.call('HINCRBY', pair_outcomes_key, b[4] .. ':' .. outcome_side(b[4], b[5], winner), 1)
 redis.call('HINCRBY', status_counts_key, 'answered', -1)
 redis.call('HINCRBY', status_counts_key, 'voted', 1)
 log_event(events_key, participant_events_key, event_type, event_data)
@@ -332,6 +346,7 @@ WITHDRAW = LuaScript(
         "open",
         "pair_battles",
         "pair_votes",
+        "pair_outcomes",
         "status_counts",
         "events",
         "participants",
@@ -345,15 +360,19 @@ WITHDRAW = LuaScript(
         "event_type",
         "event_data",
     ),
-    body="""
+    body=_OUTCOME_SIDE
+    + """
 if redis.call('HGET', participant_key, 'status') == 'withdrawn' then return {'already'} end
 local ids = redis.call('SMEMBERS', participant_battles_key)
 for _, id in ipairs(ids) do
   local bk = battle_prefix .. id
-  local b = redis.call('HMGET', bk, 'status', 'pair', 'day')
+  local b = redis.call('HMGET', bk, 'status', 'pair', 'day', 'model_a', 'winner')
   if b[1] then
     if b[1] ~= 'failed' then redis.call('HINCRBY', pair_battles_key, b[2], -1) end
-    if b[1] == 'voted' then redis.call('HINCRBY', pair_votes_key, b[2], -1) end
+    if b[1] == 'voted' then
+      redis.call('HINCRBY', pair_votes_key, b[2], -1)
+      redis.call('HINCRBY', pair_outcomes_key, b[2] .. ':' .. outcome_side(b[2], b[4], b[5]), -1)
+    end
     redis.call('HINCRBY', status_counts_key, b[1], -1)
     redis.call('DEL', bk, daily_prefix .. b[3])
   end

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from bot.core.codec import battle_from_hash, decode_hash, participant_from_hash
 from bot.core.scripts import ReadBattles, Scripts
 from contract import keys
+from contract.pairing import PairOutcome
 from contract.records import Battle, Participant
 
 
@@ -66,3 +67,19 @@ async def iter_participants(redis: aioredis.Redis, batch: int = 1000) -> AsyncIt
                     yield participant_from_hash(decode_hash(raw))
         if cursor == 0:
             return
+
+
+async def read_outcomes(redis: aioredis.Redis) -> dict[str, PairOutcome]:
+    """The running tally of decided votes per pair (`keys.PAIR_OUTCOMES`), for `active` pairing
+    and the votes still needed; pairs with no vote are absent."""
+    tally: dict[str, dict[str, int]] = {}
+    for raw_field, raw_count in (await redis.hgetall(keys.PAIR_OUTCOMES)).items():
+        pair, _, side = raw_field.decode().rpartition(":")
+        if side not in keys.OUTCOME_SIDES or not pair:
+            raise ValueError(f"unreadable field {raw_field!r} in {keys.PAIR_OUTCOMES}")
+        tally.setdefault(pair, {})[side] = int(raw_count)
+    return {
+        pair: PairOutcome(t.get("low", 0), t.get("high", 0), t.get("tie", 0))
+        for pair, t in tally.items()
+        if any(t.values())
+    }

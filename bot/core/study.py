@@ -24,11 +24,12 @@ from bot.core.battles import Battles
 from bot.core.context import StudyContext, utc_day
 from bot.core.participants import Participants
 from bot.core.persistence import check_persistence
-from bot.core.reading import iter_battles, iter_participants
+from bot.core.reading import iter_battles, iter_participants, read_outcomes
 from bot.core.study_config import ConfigStore
 from bot.core.votes import Votes
 from bot.core.withdrawal import Withdrawal
 from contract.modelsfile import ModelsFile
+from contract.pairing import PairOutcome
 from contract.protocol import ResultMessage
 from contract.records import (
     Battle,
@@ -186,6 +187,10 @@ class Study:
         return await self._votes.comment(discord_id, battle_id, text)
 
     # ---------------------------------------------------------------- summary
+
+    async def pair_outcomes(self) -> dict[str, PairOutcome]:
+        """Decided votes per pair so far (what `active` pairing and votes-still-needed read)."""
+        return await read_outcomes(self._ctx.redis)
 
     async def summary(self) -> dict[str, Any]:
         return await summary_module.summary(self.redis, await self.config())

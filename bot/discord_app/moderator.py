@@ -123,6 +123,8 @@ class Moderator(commands.Cog):
         if report.oldest is not None:
             waited = render.duration(report.oldest.waited_s)
             lines.append(f"**Oldest waiting job:** `{report.oldest.model_id}` for {waited}")
+        if report.gaps:
+            lines.append(render.votes_needed_text(report.gaps, report.design.names))
         text = "\n".join(lines)
         block = render.json_block(summary, limit=render.MESSAGE_LIMIT - len(text) - 2)
         if block is not None:

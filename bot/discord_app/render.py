@@ -7,6 +7,8 @@ model's error text (which may name it) is never shown, only that it failed.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from bot.service.outcomes import (
     TooLong,
     UnknownLength,
 )
+from contract.pairing import NeighbourGap
 from contract.records import Battle, BattleStatus, Limits, StudyConfig, Winner
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
@@ -317,3 +320,18 @@ def clip_answer(outcome: ClipAnswer) -> str:
         case NotDispatched():
             return NOT_DISPATCHED
     raise TypeError(f"no text for the clip outcome {outcome!r}")
+
+
+def votes_needed_text(gaps: Sequence[NeighbourGap], names: Mapping[str, str]) -> str:
+    """Each adjacent pair of the running ranking and the further votes until the two separate."""
+    lines = ["**Votes still needed** (adjacent models, at the current pace, 95% intervals):"]
+    for gap in gaps:
+        pair = f"{names.get(gap.upper, gap.upper)} > {names.get(gap.lower, gap.lower)}"
+        if gap.votes_needed == 0:
+            need = "separated"
+        elif math.isinf(gap.votes_needed):
+            need = "— (no difference yet)"
+        else:
+            need = f"about {math.ceil(gap.votes_needed):,} more votes"
+        lines.append(f"• {pair}: {need}")
+    return "\n".join(lines)

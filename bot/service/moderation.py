@@ -20,6 +20,7 @@ from bot.service.outcomes import (
     Refusal,
     StatusReport,
 )
+from contract.pairing import neighbour_gaps
 from contract.records import Refused, Strategy, StudyConfig, StudyState
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
@@ -72,7 +73,9 @@ class Moderation:
         depths = await asyncio.to_thread(dispatch.queue_depths, conn, models)
         workers = await asyncio.to_thread(dispatch.live_workers, conn)
         oldest = await asyncio.to_thread(dispatch.oldest_waiting, conn, models)
-        return StatusReport(design, summary, depths, workers, oldest)
+        outcomes = await self.deps.study.pair_outcomes()
+        gaps = neighbour_gaps(design.config.roster, outcomes) if outcomes else []
+        return StatusReport(design, summary, depths, workers, oldest, gaps)
 
     async def export(self, fmt: str = "csv") -> Exported:
         """Every battle to `<data dir>/exports/battles-<UTC time>.<fmt>`."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.dispatch import WaitingJob, WorkerInfo
+from contract.pairing import NeighbourGap
 from contract.records import Battle, Limits, Participant, Refused, StudyConfig
 
 
@@ -222,6 +223,8 @@ class StatusReport:
     depths: dict[str, int]
     workers: list[WorkerInfo]
     oldest: WaitingJob | None
+    # Adjacent models of the running ranking and the votes each pair still needs to separate.
+    gaps: list[NeighbourGap] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
