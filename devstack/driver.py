@@ -30,6 +30,7 @@ from devstack.helpers import (
     DEFERRED,
     MODAL,
     answered_battle,
+    buttons,
     custom_ids,
     everything,
     reply_to,
@@ -120,12 +121,14 @@ class StudyDriver:
             found, timeout=timeout, what=f"{needle!r} in message {message_id}"
         )
 
-    async def wait_buttons(self, message_id: str, *, timeout: float | None = None) -> dict:
+    async def wait_buttons(
+        self, message_id: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
         """Wait until a message carries buttons (enabled or not); returns the message."""
 
         def found() -> dict[str, Any] | None:
             message = self.standin.message(message_id)
-            return message if custom_ids(message) else None
+            return message if buttons(message) else None
 
         return await self.wait_for(found, timeout=timeout, what=f"buttons on {message_id}")
 
