@@ -60,9 +60,11 @@ def normalise_battles(raw: pd.DataFrame) -> pd.DataFrame:
     if "tstamp" not in df.columns:
         df["tstamp"] = pd.NaT
     df["tstamp"] = _to_utc(df["tstamp"])
-    winner = df["winner"].astype(object).where(df["winner"].notna(), "")
-    df["winner"] = winner.astype(str).str.strip()
-    unknown = sorted(set(df["winner"]) - {*WINNERS, ""})
+    # Strip and check the few distinct values, not every row (1M rows: ~1 s saved).
+    codes, uniques = pd.factorize(df["winner"], use_na_sentinel=True)
+    cleaned = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+    df["winner"] = cleaned[codes]  # code -1 (missing) picks the trailing ""
+    unknown = sorted(set(cleaned) - {*WINNERS, ""})
     if unknown:
         raise ValueError(f"unknown winner value(s) {unknown}; expected one of {[*WINNERS, '']}")
     for side in ("model_a", "model_b"):

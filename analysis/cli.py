@@ -11,10 +11,20 @@ import numpy as np
 import pandas as pd
 
 from analysis.battles import load_battles
-from analysis.bradley_terry import TieMode
+from analysis.bradley_terry import TieMode, to_elo
 from analysis.filters import FilterConfig, load_identity_words
 from analysis.leaderboard import leaderboard, matrix, pairwise
-from analysis.study import RatedStudy, RatingOptions, rate_battles, write_signature, write_table
+from analysis.simulate import SPREAD_ELO
+from analysis.study import (
+    RESAMPLE_UNITS,
+    RatedStudy,
+    RatingOptions,
+    rate_battles,
+    write_signature,
+    write_table,
+)
+from analysis.style import STYLE_FEATURES, parse_style, style_table
+from contract.records import Strategy
 
 
 def _timestamp(text: str) -> pd.Timestamp:
@@ -63,6 +73,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=_timestamp, help="keep battles at or after this time (UTC)")
     parser.add_argument("--until", type=_timestamp, help="keep battles before this time (UTC)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--resample",
+        choices=list(RESAMPLE_UNITS),
+        default="battles",
+        help="what a bootstrap round redraws: battles (default) or whole participants",
+    )
+    parser.add_argument(
+        "--style",
+        type=parse_style,
+        default=(),
+        help="style control: comma-separated covariates among "
+        f"{','.join(STYLE_FEATURES)} (e.g. length,latency)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--meta", type=Path)
     p.add_argument("--models", type=_positive, default=6, help="without --benchmarks: how many")
+    p.add_argument(
+        "--strategy",
+        choices=[s.value for s in Strategy],
+        help="draw the votes one after another with the study's own pairing strategy, from a "
+        "hidden truth spread evenly over --spread Elo points (default: the old batch draw)",
+    )
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=SPREAD_ELO,
+        help=f"with --strategy: Elo points the hidden ratings span (default {SPREAD_ELO:g})",
+    )
+    p.add_argument("--truth", type=Path, help="also write the hidden ratings: model,rating")
     return parser
 
 
@@ -123,6 +159,8 @@ def _options(args: argparse.Namespace) -> tuple[FilterConfig, RatingOptions]:
         rounds=args.rounds,
         seed=args.seed,
         alpha=args.alpha,
+        resample=args.resample,
+        style=args.style,
     )
     return filters, options
 
@@ -157,7 +195,10 @@ def _emit(study: RatedStudy, args: argparse.Namespace, tables: dict[str, pd.Data
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     study = _rate(args)
-    _emit(study, args, {"leaderboard": leaderboard(study.ratings)})
+    tables = {"leaderboard": leaderboard(study.ratings)}
+    if study.style is not None:
+        tables["style"] = style_table(study.style)
+    _emit(study, args, tables)
     return 0
 
 
@@ -274,18 +315,24 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from analysis.simulate import simulate_battles
+    from analysis.simulate import even_truth, simulate_battles, simulate_study
     from analysis.static import load_static
 
     rng = np.random.default_rng(args.seed)
-    if args.benchmarks:
+    if args.strategy is not None:
+        if args.benchmarks:
+            raise SystemExit("--strategy draws from an even hidden truth; drop --benchmarks")
+        theta = even_truth(args.models, args.spread)
+        battles = simulate_study(theta, args.battles, Strategy(args.strategy), rng)
+    elif args.benchmarks:
         scores = load_static(args.benchmarks, args.meta).scores
         z = ((scores - scores.mean()) / scores.std(ddof=1)).mean(axis=1)
         # Preference follows the benchmarks only in part: the rest is model-specific noise.
         theta = {m: 1.2 * v + 0.35 * rng.normal() for m, v in z.items()}
     else:
         theta = {f"model-{i + 1}": v for i, v in enumerate(rng.normal(0, 0.6, args.models))}
-    battles = simulate_battles(theta, args.battles, rng)
+    if args.strategy is None:
+        battles = simulate_battles(theta, args.battles, rng)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     suffix = args.out.suffix.lower()
     if suffix == ".parquet":
@@ -298,6 +345,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise SystemExit(f"--out must end in .csv, .parquet or .jsonl, got {args.out}")
     truth = pd.DataFrame({"model": list(theta), "theta": list(theta.values())})
     _show("true log-strengths (synthetic)", truth.sort_values("theta", ascending=False))
+    if args.truth:
+        rating = to_elo(truth["theta"].to_numpy())
+        args.truth.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"model": truth["model"], "rating": rating}).to_csv(args.truth, index=False)
+        print(f"hidden ratings written to {args.truth}")
     print(f"{len(battles)} synthetic battles written to {args.out}")
     return 0
 

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from analysis.bradley_terry import PairDesign, TieMode
 
 # Outcome columns of a count array, from the point of view of the pair's first model i (< j).
 I_WINS, J_WINS, TIE, BOTH_BAD = 0, 1, 2, 3
 N_OUTCOMES = 4
+# Winner values in the order of their code in `_battle_cells`.
+WINNER_ORDER = ("model_a", "model_b", "tie", "tie (bothbad)")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,28 @@ class PairCounts:
         return int(self.counts.sum())
 
 
+def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Flat (low · m + high) · 4 + outcome cell of each voted battle, from categorical codes.
+
+    Every string step works on the few distinct values, never per battle (fast on 1M rows)."""
+    a = pd.Categorical(df["model_a"], categories=names).codes.astype(np.int64)
+    b = pd.Categorical(df["model_b"], categories=names).codes.astype(np.int64)
+    if (a < 0).any() or (b < 0).any():
+        stray = sorted(set(df["model_a"][a < 0]) | set(df["model_b"][b < 0]))
+        raise ValueError(f"battles name model(s) {stray} that are not in {names}")
+    # Winner as a code: 0 model_a, 1 model_b, 2 tie, 3 both bad (unvoted rows are gone).
+    won = pd.Categorical(df["winner"], categories=list(WINNER_ORDER)).codes.astype(np.int64)
+    if (won < 0).any():
+        raise ValueError(f"unknown winner value(s) {sorted(set(df['winner'][won < 0]))}")
+    swap = a > b
+    lo, hi = np.where(swap, b, a), np.where(swap, a, b)
+    # a won: i wins unless swapped; b won: j wins unless swapped; ties keep their code.
+    flip = np.array([[I_WINS, J_WINS, TIE, BOTH_BAD], [J_WINS, I_WINS, TIE, BOTH_BAD]])
+    outcome = flip[swap.astype(np.int64), won]
+    m = len(names)
+    return (lo * m + hi) * N_OUTCOMES + outcome
+
+
 def count_pairs(battles: pd.DataFrame, models: list[str] | None = None) -> PairCounts:
     """Aggregate voted battles by unordered pair; side (a/b) is forgotten.
 
@@ -32,30 +57,45 @@ def count_pairs(battles: pd.DataFrame, models: list[str] | None = None) -> PairC
     the pairs that exist, not by the number of battles.
     """
     df = battles[battles["winner"] != ""]
-    names = sorted(set(df["model_a"]) | set(df["model_b"])) if models is None else list(models)
+    if models is None:
+        a_names = pd.unique(df["model_a"])
+        names = sorted(set(a_names) | set(pd.unique(df["model_b"])))
+    else:
+        names = list(models)
     if len(names) < 2:
         raise ValueError(f"need voted battles between at least 2 models, got {names}")
-    # Categorical codes: a hash lookup per distinct name, not per battle (fast on 1M rows).
-    a = pd.Categorical(df["model_a"], categories=names).codes.astype(np.int64)
-    b = pd.Categorical(df["model_b"], categories=names).codes.astype(np.int64)
-    if (a < 0).any() or (b < 0).any():
-        stray = sorted(set(df["model_a"][a < 0]) | set(df["model_b"][b < 0]))
-        raise ValueError(f"battles name model(s) {stray} that are not in {names}")
-    winner = df["winner"].to_numpy()
-    swap = a > b
-    lo, hi = np.where(swap, b, a), np.where(swap, a, b)
-    a_won, b_won = winner == "model_a", winner == "model_b"
-    outcome = np.select(
-        [a_won & ~swap, b_won & swap, a_won & swap, b_won & ~swap, winner == "tie"],
-        [I_WINS, I_WINS, J_WINS, J_WINS, TIE],
-        default=BOTH_BAD,
-    )
     m = len(names)
-    cell = (lo * m + hi) * N_OUTCOMES + outcome
+    cell = _battle_cells(df, names)
     flat = np.bincount(cell, minlength=m * m * N_OUTCOMES).reshape(m * m, N_OUTCOMES)
     pair_code = np.flatnonzero(flat.sum(axis=1))
     design = PairDesign(m, pair_code // m, pair_code % m)
     return PairCounts(models=tuple(names), design=design, counts=flat[pair_code].astype(float))
+
+
+def battle_cells(battles: pd.DataFrame, pairs: PairCounts) -> np.ndarray:
+    """Index into `pairs.counts.reshape(-1)` of each voted battle (in file order)."""
+    df = battles[battles["winner"] != ""]
+    m = len(pairs.models)
+    cell = _battle_cells(df, list(pairs.models))
+    pair_code = pairs.design.pair_i * m + pairs.design.pair_j
+    lookup = np.full(m * m, -1, dtype=np.int64)
+    lookup[pair_code] = np.arange(pair_code.size)
+    row = lookup[cell // N_OUTCOMES]
+    if (row < 0).any():
+        raise ValueError("battles hold a pair that `pairs` does not; count them with it")
+    return row * N_OUTCOMES + cell % N_OUTCOMES
+
+
+def participant_counts(battles: pd.DataFrame, pairs: PairCounts) -> tuple[sp.csr_matrix, int]:
+    """(U, P·4) sparse counts of each participant's voted battles per (pair, outcome) cell, and
+    U: what a bootstrap over participants redraws."""
+    df = battles[battles["winner"] != ""]
+    who, _ = pd.factorize(df["participant"])
+    cells = battle_cells(battles, pairs)
+    users = int(who.max()) + 1 if who.size else 0
+    matrix = sp.csr_matrix((np.ones(cells.size), (who, cells)), shape=(users, pairs.counts.size))
+    matrix.sum_duplicates()
+    return matrix, users
 
 
 def outcomes(

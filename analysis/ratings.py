@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from analysis.bradley_terry import (
@@ -41,6 +42,7 @@ class Ratings:
     bothbad_as_tie: bool
     rounds: int
     seed: int | None
+    resample: str = "battles"  # what a bootstrap round redraws: battles or participants
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -83,11 +85,14 @@ def fit_ratings(
     alpha: float = 0.0,
     chunk: int = DEFAULT_CHUNK,
     progress: bool = False,
+    participants: sp.csr_matrix | None = None,
 ) -> Ratings:
     """Fit the point estimate, then `rounds` bootstrap rounds drawn with `rng`.
 
     Pass either a Generator (`rng`) or a `seed` (recorded in the signature); rounds=0 skips the
-    bootstrap. Raises when the comparison graph is not connected: ratings of models that were
+    bootstrap. With `participants` (`pairs.participant_counts`: U × cells) a round redraws U
+    participants with replacement, each with all their votes, instead of the battles one by one.
+    Raises when the comparison graph is not connected: ratings of models that were
     never compared, even indirectly, are not identified.
     """
     if rounds < 0:
@@ -116,6 +121,10 @@ def fit_ratings(
             RuntimeWarning,
             stacklevel=2,
         )
+    if participants is not None and participants.shape[1] != pairs.counts.size:
+        raise ValueError(
+            f"participant counts have {participants.shape[1]} cells, pairs {pairs.counts.size}"
+        )
     # Multinomial redraw of battles = multinomial redraw of the non-empty cells.
     flat = pairs.counts.reshape(-1)
     nonzero = np.flatnonzero(flat)
@@ -126,8 +135,13 @@ def fit_ratings(
     with tqdm(total=rounds, desc="bootstrap", unit="round", disable=not progress) as bar:
         for start in range(0, rounds, chunk):
             size = min(chunk, rounds - start)
-            draws = np.zeros((size, flat.size))
-            draws[:, nonzero] = rng.multinomial(total, probs, size=size)
+            if participants is None:
+                draws = np.zeros((size, flat.size))
+                draws[:, nonzero] = rng.multinomial(total, probs, size=size)
+            else:
+                users = participants.shape[0]
+                times = rng.multinomial(users, np.full(users, 1.0 / users), size=size)
+                draws = np.asarray((participants.T @ times.T).T, dtype=float)
             counts = draws.reshape(size, *pairs.counts.shape)
             fit = _fit(design, counts, ties, bothbad_as_tie, alpha=alpha, start=point.theta)
             boot_theta[start : start + size] = fit.theta
@@ -143,6 +157,7 @@ def fit_ratings(
         bothbad_as_tie=bothbad_as_tie,
         rounds=rounds,
         seed=seed,
+        resample="battles" if participants is None else "participants",
     )
 
 

@@ -16,8 +16,16 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
+from analysis.behaviour import agreement, position_bias, vote_times
 from analysis.filters import FilterConfig
 from analysis.leaderboard import leaderboard, matrix, pairwise
+from analysis.precision import (
+    DIFFER_MUCH,
+    differ_much,
+    error_table,
+    resampling_table,
+    votes_needed_table,
+)
 from analysis.static import StaticTable, correlate, load_static, mixed_effects, orient, pca
 from analysis.study import (
     RatedStudy,
@@ -26,6 +34,7 @@ from analysis.study import (
     write_signature,
     write_table,
 )
+from analysis.style import style_table
 from analysis.topics import (
     cluster_texts,
     embed_texts,
@@ -164,6 +173,14 @@ def build_report(
     doc.table(_rounded(board), digits=None)
     if ratings.log_nu is not None:
         doc.p(f"Davidson tie parameter ν = {np.exp(ratings.log_nu):.3f}.", "note")
+    if study.style is not None and study.raw_ratings is not None:
+        _style_section(doc, study, board, out)
+
+    doc.h(2, "How precise the ratings are")
+    _precision_section(doc, study, out)
+
+    doc.h(2, "How participants vote")
+    _behaviour_section(doc, study, out)
 
     doc.h(2, "Head to head")
     doc.p(
@@ -214,12 +231,123 @@ def build_report(
         f"Ties: {html.escape(str(options.ties))} ('half': half a win each; 'davidson': "
         "Davidson's tie model; 'drop': ignored); 'both bad' votes are "
         f"{'ties' if options.bothbad_as_tie else 'dropped'}. The bootstrap redraws the "
-        f"battles with replacement {options.rounds} times (seed {options.seed}), as Chatbot "
-        "Arena does; all rounds are fitted at once. Strength % is e^θ normalised to sum to 100."
+        f"{options.resample} with replacement {options.rounds} times (seed {options.seed})"
+        + (
+            ", each participant with all their votes, since one person's votes are not independent"
+            if options.resample == "participants"
+            else ", as Chatbot Arena does"
+        )
+        + "; all rounds are fitted at once. Strength % is e^θ normalised to sum to 100."
+        + (
+            f" Style control: covariates {', '.join(options.style)} (see above)."
+            if options.style
+            else ""
+        )
     )
     path = out / "report.html"
     path.write_text(doc.render(title))
     return path
+
+
+def _style_section(doc: _Doc, study: RatedStudy, board: pd.DataFrame, out: Path) -> None:
+    if study.style is None or study.raw_ratings is None:
+        raise ValueError("the style section needs a style-controlled study")
+    styles = style_table(study.style)
+    write_table(styles, out, "style", study.signature)
+    raw = leaderboard(study.raw_ratings)[["model", "rating", "rating_lo", "rating_hi", "rank"]]
+    side = board[["model", "rating", "rating_lo", "rating_hi", "rank"]].merge(
+        raw, on="model", suffixes=("_styled", "_raw")
+    )
+    doc.h(3, "Style control")
+    doc.p(
+        "The leaderboard above holds the style-controlled ratings: a Bradley–Terry model with "
+        "covariates for the normalised differences (a − b)/(a + b) in "
+        f"{', '.join(study.style.names)}, each per standard deviation, as LMArena's style "
+        "control. Raw and controlled side by side, and the coefficients (logit per SD; "
+        "positive: the longer / slower / longer-spoken reply is preferred):"
+    )
+    doc.table(_rounded(side).round(1), digits=None)
+    doc.table(styles)
+
+
+def _precision_section(doc: _Doc, study: RatedStudy, out: Path) -> None:
+    ratings, sig = study.ratings, study.signature
+    if ratings.rounds < 2:
+        doc.p("No bootstrap (rounds < 2): nothing to say about precision.", "note")
+        return
+    doc.p(
+        f"Intervals above come from redrawing <b>{ratings.resample}</b>. A person's votes are "
+        "not independent, so redrawing whole participants is the honest unit when a few people "
+        "cast many votes."
+    )
+    rounds = min(ratings.rounds, 200)
+    comparison = resampling_table(ratings, study.battles, study.options.seed, rounds=rounds)
+    write_table(comparison, out, "resampling", sig)
+    if differ_much(comparison):
+        doc.p(
+            f"The two units give interval widths that differ by more than {DIFFER_MUCH:g}× for "
+            f"some model ({rounds} rounds for the other unit); both, side by side:"
+        )
+        doc.table(comparison.round(1), digits=None)
+    else:
+        doc.p(
+            f"Redrawing participants instead of battles changes no interval width by more than "
+            f"{DIFFER_MUCH:g}× (ratio participants / battles from "
+            f"{comparison['ratio'].min():.2f} to {comparison['ratio'].max():.2f})."
+        )
+    errors = error_table(ratings if study.raw_ratings is None else study.raw_ratings, study.battles)
+    write_table(errors, out, "errors", sig)
+    doc.p(
+        "Standard errors (Elo points): the bootstrap's, and the sandwich (robust) estimate "
+        "clustered by battle and by participant, a cheap check on the bootstrap."
+    )
+    doc.table(errors.round(2), digits=None)
+    needed = votes_needed_table(ratings)
+    write_table(needed, out, "votes_needed", sig)
+    doc.h(3, "Votes still needed")
+    doc.p(
+        "For each pair of neighbouring models, the further votes (falling as they have so far) "
+        "until their 95% intervals no longer overlap, projected from the current gap and "
+        "errors: 0 means already separated; ∞ means the two are estimated equal. A moderator "
+        "can stop when the pairs that matter read 0."
+    )
+    doc.table(needed.round({"gap": 1}), digits=None)
+
+
+def _behaviour_section(doc: _Doc, study: RatedStudy, out: Path) -> None:
+    sig = study.signature
+    overall, per = position_bias(study.battles)
+    write_table(pd.concat([overall, per], ignore_index=True), out, "position_bias", sig)
+    row = overall.iloc[0]
+    doc.p(
+        f"Position bias: side A won {100 * row['a_share']:.1f}% of {int(row['decided'])} "
+        f"decided votes (95% interval {100 * row['a_share_lo']:.1f}–"
+        f"{100 * row['a_share_hi']:.1f}%, binomial p = {row['p_value']:.3g}); sides are a fair "
+        "coin, so a share away from 50% is the voters' bias. Participants with the most votes:"
+    )
+    doc.table(per.head(10))
+    times = vote_times(study.battles)
+    if times.empty:
+        doc.p("The battles carry no vote_delay_s, so vote times are not shown.", "note")
+    else:
+        write_table(times, out, "vote_times", sig)
+        doc.p("Seconds from the replies being shown to the vote (quantiles):")
+        doc.table(times)
+    ratings = study.raw_ratings or study.ratings
+    i, j = ratings.pairs.design.pair_i, ratings.pairs.design.pair_j
+    models = ratings.models
+    p_low = {
+        f"{models[a]}|{models[b]}": float(1 / (1 + np.exp(ratings.theta[b] - ratings.theta[a])))
+        for a, b in zip(i, j, strict=True)
+    }
+    agree = agreement(study.battles, p_low)
+    write_table(agree, out, "agreement", sig)
+    doc.p(
+        "Agreement on repeated pairs (decided votes): the share of vote pairs on the same two "
+        "models that prefer the same one, between different participants and within one; "
+        "'expected' is what independent votes under the fitted ratings would give."
+    )
+    doc.table(agree)
 
 
 def _static_section(doc: _Doc, study, table: StaticTable, out: Path) -> None:

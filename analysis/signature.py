@@ -23,10 +23,13 @@ class Signature:
     seed: int | None
     ties: str
     bothbad: str = "tie"
+    resample: str = "battles"  # the bootstrap's unit
+    style: str = "none"  # style covariates, comma-separated
 
     def __str__(self) -> str:
         seed = "none" if self.seed is None else str(self.seed)
         return (
             f"votes:{self.votes}|filters:{self.filters}|rounds:{self.rounds}|seed:{seed}"
-            f"|ties:{self.ties}|bothbad:{self.bothbad}|parley:{parley_version()}"
+            f"|ties:{self.ties}|bothbad:{self.bothbad}|resample:{self.resample}"
+            f"|style:{self.style}|parley:{parley_version()}"
         )

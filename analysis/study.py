@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,10 @@ import pandas as pd
 
 from analysis.bradley_terry import TieMode
 from analysis.filters import FilterConfig, Filtered, apply_filters
-from analysis.pairs import count_pairs
+from analysis.pairs import count_pairs, participant_counts
 from analysis.ratings import Ratings, fit_ratings
 from analysis.signature import Signature
+from analysis.style import StyleFit, fit_style, parse_style
 
 
 @dataclass(frozen=True)
@@ -23,18 +25,28 @@ class RatingOptions:
     rounds: int = 1000
     seed: int = 0
     alpha: float = 0.0  # choix-style L2 penalty on θ; 0 is plain maximum likelihood
+    resample: str = "battles"  # the bootstrap's unit: "battles" or "participants"
+    style: tuple[str, ...] = ()  # style covariates (analysis.style.STYLE_FEATURES)
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if self.resample not in RESAMPLE_UNITS:
+            raise ValueError(f"resample must be one of {RESAMPLE_UNITS}, got {self.resample!r}")
+        parse_style(",".join(self.style))
+
+
+RESAMPLE_UNITS = ("battles", "participants")
 
 
 @dataclass(frozen=True)
 class RatedStudy:
     filtered: Filtered
-    ratings: Ratings
+    ratings: Ratings  # style-controlled when options.style is set
     signature: Signature
     options: RatingOptions
+    raw_ratings: Ratings | None = None  # without style control, when `ratings` has it
+    style: StyleFit | None = None
 
     @property
     def battles(self) -> pd.DataFrame:
@@ -55,8 +67,10 @@ def rate_battles(
         raise ValueError(
             f"no battles left after the filters ({filtered.signature_part}) out of {len(battles)}"
         )
+    pairs = count_pairs(filtered.battles)
+    by_person = options.resample == "participants"
     ratings = fit_ratings(
-        count_pairs(filtered.battles),
+        pairs,
         ties=options.ties,
         bothbad_as_tie=options.bothbad_as_tie,
         rounds=options.rounds,
@@ -64,7 +78,24 @@ def rate_battles(
         seed=options.seed,
         alpha=options.alpha,
         progress=progress,
+        participants=participant_counts(filtered.battles, pairs)[0] if by_person else None,
     )
+    raw, style = None, None
+    if options.style:
+        style = fit_style(
+            filtered.battles,
+            pairs.models,
+            options.style,
+            ties=options.ties,
+            bothbad_as_tie=options.bothbad_as_tie,
+            rounds=options.rounds,
+            rng=np.random.default_rng(options.seed),
+            participants=by_person,
+        )
+        raw = ratings
+        ratings = dataclasses.replace(
+            ratings, theta=style.theta, boot_theta=style.boot_theta, log_nu=None
+        )
     signature = Signature(
         votes=len(filtered.battles),
         filters=filtered.signature_part,
@@ -72,8 +103,17 @@ def rate_battles(
         seed=options.seed,
         ties=str(options.ties),
         bothbad="tie" if options.bothbad_as_tie else "drop",
+        resample=options.resample,
+        style=",".join(options.style) or "none",
     )
-    return RatedStudy(filtered=filtered, ratings=ratings, signature=signature, options=options)
+    return RatedStudy(
+        filtered=filtered,
+        ratings=ratings,
+        signature=signature,
+        options=options,
+        raw_ratings=raw,
+        style=style,
+    )
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, signature: Signature) -> Path:

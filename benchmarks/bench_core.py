@@ -68,7 +68,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
 
-async def bench_vote_latency(study: Study, n: int) -> None:
+async def bench_vote_latency(study: Study, n: int) -> bool:
     battles = await answered_battles(study, n, first_user=1)
     winners = list(Winner)
     times = []
@@ -77,13 +77,15 @@ async def bench_vote_latency(study: Study, n: int) -> None:
         await study.vote(user, battle_id, winners[i % 4])
         times.append((time.perf_counter() - start) * 1000)
     median, p99 = statistics.median(times), percentile(times, 99)
+    ok = median <= 2 and p99 <= 10
     print(
         f"vote latency over {n} votes: median {median:.3f} ms, p99 {p99:.3f} ms "
-        f"(target <= 2 ms / <= 10 ms): {'OK' if median <= 2 and p99 <= 10 else 'MISSED'}"
+        f"(target <= 2 ms / <= 10 ms): {'OK' if ok else 'MISSED'}"
     )
+    return ok
 
 
-async def bench_concurrent_votes(study: Study, n: int) -> None:
+async def bench_concurrent_votes(study: Study, n: int) -> bool:
     battles = await answered_battles(study, n, first_user=100_000)
     before = await study.redis.xlen(keys.EVENTS)
     start = time.perf_counter()
@@ -103,6 +105,7 @@ async def bench_concurrent_votes(study: Study, n: int) -> None:
         f"{n} concurrent votes on distinct battles: {landed} landed, {len(failures)} failed, "
         f"{vote_events} vote events, {elapsed:.2f} s: {'OK' if ok else 'MISSED'}"
     )
+    return ok
 
 
 async def seed_battles(study: Study, n: int) -> None:
@@ -124,21 +127,26 @@ async def seed_battles(study: Study, n: int) -> None:
             await pipe.execute()
 
 
-async def bench_export(study: Study, n: int, out_dir: Path) -> None:
+async def bench_export(study: Study, n: int, out_dir: Path) -> bool:
     await seed_battles(study, n)
     total = await study.redis.zcard(keys.BATTLES)
+    all_ok = True
     for suffix in (".parquet", ".csv", ".jsonl"):
         start, cpu = time.perf_counter(), time.process_time()
         rows = await export_battles(study, out_dir / f"battles{suffix}")
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        ok = elapsed <= 10 and rows == total
+        all_ok = all_ok and ok
         print(
             f"export {rows} battles ({total} stored) to {suffix}: "
             f"{elapsed:.2f} s wall, {cpu:.2f} s CPU in this process "
-            f"(target <= 10 s): {'OK' if elapsed <= 10 and rows == total else 'MISSED'}"
+            f"(target <= 10 s): {'OK' if ok else 'MISSED'}"
         )
+    return all_ok
 
 
-async def run(url: str, votes: int, concurrent: int, export_rows: int) -> None:
+async def run(url: str, votes: int, concurrent: int, export_rows: int) -> bool:
+    """Every benchmark; False when any missed its target."""
     client = connect(url)
     await client.flushdb()
     # Audio files go to RAM where there is one, so disk fsyncs do not blur the Redis figures.
@@ -154,11 +162,14 @@ async def run(url: str, votes: int, concurrent: int, export_rows: int) -> None:
         problems = await study.check_persistence(allow_volatile=True)
         print(f"redis {url}: {'durable (AOF)' if not problems else '; '.join(problems)}")
         await study.set_limits("bench", min_seconds_between=0, daily_quota=1000)
-        await bench_vote_latency(study, votes)
-        await bench_concurrent_votes(study, concurrent)
-        await bench_export(study, export_rows, Path(tmp))
+        results = [
+            await bench_vote_latency(study, votes),
+            await bench_concurrent_votes(study, concurrent),
+            await bench_export(study, export_rows, Path(tmp)),
+        ]
     await client.flushdb()
     await client.aclose()
+    return all(results)
 
 
 def main() -> int:
@@ -171,16 +182,23 @@ def main() -> int:
     if args.redis_url:
         if args.redis_url.rstrip("/").endswith(("/0", ":6379")) or "/" not in args.redis_url[8:]:
             parser.error(f"refusing to flush db 0: {args.redis_url}; name another db")
-        asyncio.run(run(args.redis_url, args.votes, args.concurrent, args.export_rows))
-        return 0
+        ok = asyncio.run(run(args.redis_url, args.votes, args.concurrent, args.export_rows))
+        return _verdict(ok)
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(dir=Path(tmp) / "redis").start()
         try:
             asyncio.run(_configure_everysec(server.url))
-            asyncio.run(run(server.url, args.votes, args.concurrent, args.export_rows))
+            ok = asyncio.run(run(server.url, args.votes, args.concurrent, args.export_rows))
         finally:
             server.kill()
-    return 0
+    return _verdict(ok)
+
+
+def _verdict(ok: bool) -> int:
+    """The exit status: a benchmark that misses its target fails `make bench`."""
+    if not ok:
+        print("MISSED: at least one target above was not met", file=sys.stderr)
+    return 0 if ok else 1
 
 
 async def _configure_everysec(url: str) -> None:

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import redis
 
-from contract.keys import RESULTS_STREAM
-from contract.protocol import JobRequest, ResultMessage, audio_key
+from contract.heartbeat import live_workers
+from contract.keys import RESULTS_STREAM, audio_key
+from contract.protocol import JobRequest, ResultMessage
+from contract.queueing import enqueue_answer
 from devstack.clips import encode, speak
 from devstack.fake_apis import FakeApiServer
 from devstack.redis_servers import RedisServer
-from workers.enqueue import enqueue_answer
-from workers.worker import live_workers
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,18 +11,16 @@ import time
 import numpy as np
 import redis
 
-from bot.discord_app.app import StartupError
+from bot.core import Study, connect
+from bot.discord_app.app import ParleyBot, StartupError, load_consent, point_at
 from contract.modelsfile import ModelsFileError, load_models_file
+from contract.records import StorageNotDurable
 from contract.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
 
 
 async def run(settings: Settings) -> int:
-    from bot.core import Study, connect
-    from bot.discord_app.app import ParleyBot, load_consent, point_at
-    from contract.records import StorageNotDurable
-
     point_at(settings.discord_api_base, settings.discord_gateway_url)
     models = load_models_file(settings.models_file)  # type: ignore[arg-type]
     consent_text = load_consent(settings)

@@ -1,34 +1,24 @@
 """Hand a battle's two jobs to the workers, and read the queues back for progress and status.
 
-RQ is synchronous: every function here takes a plain `redis.Redis` connection (RQ stores pickled
-bytes, so it must not decode responses) and the bot calls them through `asyncio.to_thread`.
+Over `contract.queueing` (the RQ adapter) and `contract.heartbeat`. RQ is synchronous: every
+function here takes a plain `redis.Redis` connection (RQ stores pickled bytes, so it must not
+decode responses) and the bot calls them through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
-from datetime import UTC
 
 import redis
-from rq import Queue
-from rq.job import Job
 
-from contract.keys import WORKERS_KEY, audio_key, queue_name
+from contract import heartbeat, queueing
+from contract.heartbeat import WorkerEntry
+from contract.keys import audio_key
 from contract.protocol import JobRequest
 
-# A worker that has not refreshed its heartbeat for this long is taken for dead (workers beat
-# every 5 s and call an entry stale after 15 s: workers.worker.STALE_AFTER_S).
-WORKER_STALE_AFTER_S = 15.0
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    name: str
-    host: str
-    models: tuple[str, ...]
-    heartbeat: float  # unix time of the last heartbeat
+# What `live_workers` returns (the heartbeat's own record; the old name kept for callers).
+WorkerInfo = WorkerEntry
 
 
 @dataclass(frozen=True)
@@ -71,12 +61,8 @@ def enqueue_battle(
     retries: int = 1,
 ) -> list[str]:
     """Enqueue every request (one per side) and return the RQ job ids, in the same order."""
-    # Imported here so that reading the queues (status, positions) works without the workers
-    # package's enqueue helper being importable, e.g. in a moderator-only tool.
-    from workers.enqueue import enqueue_answer
-
     return [
-        enqueue_answer(conn, request, timeout_s=timeout_s, retries=retries).id
+        queueing.enqueue_answer(conn, request, timeout_s=timeout_s, retries=retries)
         for request in requests
     ]
 
@@ -86,46 +72,27 @@ def queue_position(conn: redis.Redis, job_ids: list[str]) -> int | None:
 
     The participant waits for both replies, so the slower queue is the one that counts.
     """
-    positions: list[int] = []
-    for job in Job.fetch_many(job_ids, connection=conn):
-        if job is None or job.origin is None:
-            continue
-        position = Queue(job.origin, connection=conn).get_job_position(job.id)
-        if position is not None:
-            positions.append(position)
+    positions = [
+        position
+        for position in (queueing.job_position(conn, job_id) for job_id in job_ids)
+        if position is not None
+    ]
     return max(positions) if positions else None
 
 
 def queue_depths(conn: redis.Redis, model_ids: list[str]) -> dict[str, int]:
     """Jobs waiting in each model's queue."""
-    return {model_id: Queue(queue_name(model_id), connection=conn).count for model_id in model_ids}
+    return {model_id: queueing.queue_depth(conn, model_id) for model_id in model_ids}
 
 
 def live_workers(
-    conn: redis.Redis, *, now: float | None = None, stale_after_s: float = WORKER_STALE_AFTER_S
-) -> list[WorkerInfo]:
-    """Workers whose heartbeat in `WORKERS_KEY` is fresh, sorted by name."""
-    now = time.time() if now is None else now
-    workers: list[WorkerInfo] = []
-    for raw_name, raw in conn.hgetall(WORKERS_KEY).items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-        try:
-            data = json.loads(raw)
-            heartbeat = float(data.get("heartbeat_at", 0.0))
-        except (ValueError, TypeError, AttributeError):
-            # A malformed entry is some other writer's bug; status must still show the rest.
-            continue
-        if now - heartbeat > stale_after_s:
-            continue
-        workers.append(
-            WorkerInfo(
-                name=name,
-                host=str(data.get("host", "?")),
-                models=tuple(str(m) for m in data.get("models", ())),
-                heartbeat=heartbeat,
-            )
-        )
-    return sorted(workers, key=lambda w: w.name)
+    conn: redis.Redis,
+    *,
+    now: float | None = None,
+    stale_after_s: float = heartbeat.STALE_AFTER_S,
+) -> list[WorkerEntry]:
+    """Workers whose heartbeat is fresh, sorted by name."""
+    return heartbeat.live_workers(conn, now=now, stale_after_s=stale_after_s)
 
 
 def oldest_waiting(
@@ -135,16 +102,10 @@ def oldest_waiting(
     now = time.time() if now is None else now
     oldest: WaitingJob | None = None
     for model_id in model_ids:
-        queue = Queue(queue_name(model_id), connection=conn)
-        for job_id in queue.get_job_ids(0, 1):
-            job = Job.fetch_many([job_id], connection=conn)[0]
-            if job is None or job.enqueued_at is None:
-                continue
-            enqueued = job.enqueued_at
-            if enqueued.tzinfo is None:
-                # RQ stores naive UTC datetimes.
-                enqueued = enqueued.replace(tzinfo=UTC)
-            waited = now - enqueued.timestamp()
-            if oldest is None or waited > oldest.waited_s:
-                oldest = WaitingJob(model_id=model_id, job_id=job_id, waited_s=max(waited, 0.0))
+        head = queueing.queue_head(conn, model_id)
+        if head is None or head.enqueued_at is None:
+            continue
+        waited = now - head.enqueued_at
+        if oldest is None or waited > oldest.waited_s:
+            oldest = WaitingJob(model_id=model_id, job_id=head.job_id, waited_s=max(waited, 0.0))
     return oldest

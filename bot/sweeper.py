@@ -13,6 +13,8 @@ decides from its state:
 
 - waiting in the queue: fine, unless it waited longer than `max_queue_wait_s` (then failed:
   enqueuing it again would not help);
+- taken from the queue by a worker but never started (status queued, in no queue: the worker
+  died between taking it and starting it) for longer than `margin_s`: abandoned;
 - started: fine while its worker's heartbeat (`WORKERS_KEY`) is fresh and the job is within
   its timeout + `margin_s`; else abandoned;
 - missing, or stopped / canceled with no reply recorded `margin_s` later: abandoned;
@@ -25,8 +27,9 @@ registry so RQ's own cleanup does not run it a third time. When no attempt is le
 publishes a failure `ResultMessage` on `RESULTS_STREAM`: the bot's normal result path records it
 (idempotently) and tells the participant.
 
-Plain Python over Redis and rq, no Discord: `Sweeper(study, rq_conn, ...)` where `rq_conn` is
-the synchronous `redis.Redis` RQ uses (bytes, not decoded).
+Plain Python over Redis, no Discord: RQ only through `contract.queueing`, heartbeats through
+`contract.heartbeat`. `Sweeper(study, rq_conn, ...)` where `rq_conn` is the synchronous
+`redis.Redis` RQ uses (bytes, not decoded).
 """
 
 from __future__ import annotations
@@ -38,23 +41,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 import redis
 from redis.exceptions import RedisError
-from rq import Queue
-from rq.exceptions import DeserializationError, NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from bot.dispatch import WORKER_STALE_AFTER_S
-from contract import keys
-from contract.keys import RESULTS_STREAM, WORKERS_KEY, audio_key
+from contract import heartbeat, keys, queueing
+from contract.keys import RESULTS_STREAM, audio_key
 from contract.protocol import ErrorKind, JobRequest, ResultMessage
+from contract.queueing import JobSnapshot, JobState
 from contract.records import Battle, BattleStatus
-from workers.enqueue import FAILURE_TTL_S, enqueue_answer
 
 if TYPE_CHECKING:
     from bot.core import Study
@@ -64,7 +61,6 @@ log = logging.getLogger(__name__)
 SWEEP_TTL_S = 7 * 24 * 3600
 SWEEPER_NAME = "parley-sweeper"
 SIDES = ("a", "b")
-WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 Action = Literal["requeued", "failed"]
 
@@ -107,7 +103,7 @@ class Sweeper:
         max_queue_wait_s: float = 1800.0,
         requeues: int = 1,
         job_retries: int = 1,
-        stale_after_s: float = WORKER_STALE_AFTER_S,
+        stale_after_s: float = heartbeat.STALE_AFTER_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         for name, value in (
@@ -131,6 +127,13 @@ class Sweeper:
         self.job_retries = job_retries
         self.stale_after_s = stale_after_s
         self.clock = clock
+        # Job id -> when a sweep first saw it taken from its queue and not started. RQ keeps
+        # no time for that, and a live worker starts a job milliseconds after taking it, so
+        # only a job still taken `margin_s` after the first sighting is abandoned. In memory:
+        # a restarted bot only waits one margin more; claims keep two sweepers from both
+        # enqueuing.
+        self._taken_since: dict[str, float] = {}
+        self._taken_now: set[str] = set()
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -156,6 +159,7 @@ class Sweeper:
         actions: list[SweepAction] = []
         battles = await self.study.open_battles()
         await asyncio.to_thread(self._forget_closed, {b.battle_id for b in battles})
+        self._taken_now = set()
         for battle in battles:
             if battle.status is not BattleStatus.QUEUED:
                 continue
@@ -166,13 +170,19 @@ class Sweeper:
                     action = await asyncio.to_thread(
                         self._sweep_side, battle, side, float(max_audio_seconds)
                     )
-                except (ValueError, KeyError, TypeError, DeserializationError) as exc:
+                except (ValueError, KeyError, TypeError) as exc:
                     # Malformed data of one battle (a record, a job) must not stop the sweeps
                     # of all the others; Redis errors end the pass (run() retries it).
                     log.error("battle %s side %s cannot be swept: %r", battle.battle_id, side, exc)
                     continue
                 if action is not None:
                     actions.append(action)
+        # Forget sightings of jobs that are no longer taken (started, requeued, gone).
+        self._taken_since = {
+            job_id: since
+            for job_id, since in self._taken_since.items()
+            if job_id in self._taken_now
+        }
         return actions
 
     def _forget_closed(self, open_ids: set[str]) -> None:
@@ -195,7 +205,7 @@ class Sweeper:
         attempt = self._attempt(battle, side)
         if attempt.failed_at is not None:
             return None  # the failure is on the stream: the bot's result path records it
-        job = self._fetch(attempt.job_id)
+        job = queueing.fetch_job(self.conn, attempt.job_id) if attempt.job_id else None
         verdict = self._judge(attempt, job, now)
         if verdict is None:
             return None
@@ -229,12 +239,7 @@ class Sweeper:
             job_id = str(jobs[SIDES.index(side)])
         return _Attempt(job_id, 0, battle.created_at)
 
-    def _fetch(self, job_id: str | None) -> Job | None:
-        if job_id is None:
-            return None
-        return Job.fetch_many([job_id], connection=self.conn)[0]
-
-    def _judge(self, attempt: _Attempt, job: Job | None, now: float) -> _Verdict | None:
+    def _judge(self, attempt: _Attempt, job: JobSnapshot | None, now: float) -> _Verdict | None:
         """Why this side's job will never publish a result, or None while it still may."""
         waited = now - attempt.since
         if job is None:
@@ -242,32 +247,45 @@ class Sweeper:
                 return None  # the bot may be between start_battle and enqueue
             what = "no job was enqueued" if attempt.job_id is None else "its job is gone"
             return _Verdict(f"{what} ({waited:.0f} s after the battle)", "transient", True)
-        status = job.get_status(refresh=False)
-        if status in WAITING:
+        status = job.state
+        if job.taken:
+            self._taken_now.add(job.job_id)
+            since = self._taken_since.setdefault(job.job_id, now)
+            if now - since <= self.margin_s:
+                return None
+            return _Verdict(
+                f"job {job.job_id} was taken from {job.queue} by a worker that never started it "
+                f"(seen so far {now - since:.0f} s)",
+                "transient",
+                True,
+            )
+        if job.waiting:
             if waited <= self.max_queue_wait_s:
                 return None
             return _Verdict(
-                f"job {job.id} waited {waited:.0f} s for a worker of {job.origin}",
+                f"job {job.job_id} waited {waited:.0f} s for a worker of {job.queue}",
                 "timeout",
                 False,
             )
-        if status == JobStatus.STARTED:
+        if status is JobState.STARTED:
             worker = job.worker_name
-            if worker and not self._alive(worker, now):
+            if worker and not heartbeat.is_alive(
+                self.conn, worker, now=now, stale_after_s=self.stale_after_s
+            ):
                 return _Verdict(
-                    f"worker {worker} died while running job {job.id}", "transient", True
+                    f"worker {worker} died while running job {job.job_id}", "transient", True
                 )
-            started = _timestamp(job.started_at) or attempt.since
+            started = job.started_at or attempt.since
             if now - started > (job.timeout or self.job_timeout_s) + self.margin_s:
                 return _Verdict(
-                    f"job {job.id} still running {now - started:.0f} s after it started, past "
-                    f"its timeout of {job.timeout} s",
+                    f"job {job.job_id} still running {now - started:.0f} s after it started, "
+                    f"past its timeout of {job.timeout} s",
                     "timeout",
                     True,
                 )
             return None
-        ended = _timestamp(job.ended_at) or attempt.since
-        if status in (JobStatus.FINISHED, JobStatus.FAILED):
+        ended = job.ended_at or attempt.since
+        if status in (JobState.FINISHED, JobState.FAILED):
             # The job (or RQ's failure callback) put its result on the stream before it ended:
             # an unrecorded one is waiting for the bot (a backlog, or the bot is down), and
             # running the model again would only duplicate it. Only a result lost from the
@@ -276,38 +294,26 @@ class Sweeper:
             if now - ended <= self.max_queue_wait_s:
                 return None
             return _Verdict(
-                f"job {job.id} ended ({status}) {now - ended:.0f} s ago and its result never "
+                f"job {job.job_id} ended ({status}) {now - ended:.0f} s ago and its result never "
                 "reached the study",
                 "permanent",
                 False,
             )
-        # Stopped or canceled: no result was published.
+        # Stopped or canceled (or created, never enqueued): no result was published.
         if now - ended <= self.margin_s:
             return None
         return _Verdict(
-            f"job {job.id} ended ({status}) {now - ended:.0f} s ago without a result",
+            f"job {job.job_id} ended ({status}) {now - ended:.0f} s ago without a result",
             "transient",
             True,
         )
-
-    def _alive(self, worker: str, now: float) -> bool:
-        raw = self.conn.hget(WORKERS_KEY, worker)
-        if raw is None:
-            # A clean exit deletes the entry only after its current job: a started job whose
-            # worker has no entry lost it.
-            return False
-        try:
-            beat = float(json.loads(raw).get("heartbeat_at", 0.0))
-        except (ValueError, TypeError, AttributeError):
-            return False
-        return now - beat <= self.stale_after_s
 
     def _requeue(
         self,
         battle: Battle,
         side: str,
         attempt: _Attempt,
-        job: Job | None,
+        job: JobSnapshot | None,
         now: float,
         max_audio_seconds: float,
         verdict: _Verdict,
@@ -321,14 +327,14 @@ class Sweeper:
             return None
         self._retire(job, f"abandoned ({verdict.reason}); enqueued again by {SWEEPER_NAME}")
         request = self._request(battle, side, job, max_audio_seconds)
-        new = enqueue_answer(
+        new_id = queueing.enqueue_answer(
             self.conn,
             dataclasses.replace(request, enqueued_at=now),
             timeout_s=self.job_timeout_s,
             retries=self.job_retries,
         )
-        self.conn.hset(key, side, json.dumps({**claim, "job_id": new.id}))
-        return new.id
+        self.conn.hset(key, side, json.dumps({**claim, "job_id": new_id}))
+        return new_id
 
     def _claim(self, battle_id: str, side: str, seen: int, claim: dict[str, object]) -> bool:
         key = keys.sweeper_battle(battle_id)
@@ -350,14 +356,14 @@ class Sweeper:
         return True
 
     def _request(
-        self, battle: Battle, side: str, job: Job | None, max_audio_seconds: float
+        self, battle: Battle, side: str, job: JobSnapshot | None, max_audio_seconds: float
     ) -> JobRequest:
         """The side's job request: the old job's own, or rebuilt from the battle."""
         if job is not None and job.args:
             try:
-                return JobRequest.from_dict(dict(job.args[0]))
-            except (TypeError, ValueError) as exc:
-                log.warning("job %s has unreadable arguments (%s); rebuilt", job.id, exc)
+                return job.request()
+            except ValueError as exc:
+                log.warning("%s; rebuilt from the battle", exc)
         fmt = PurePosixPath(battle.audio_ref or "").suffix.lstrip(".") or "ogg"
         return JobRequest(
             battle_id=battle.battle_id,
@@ -368,39 +374,11 @@ class Sweeper:
             max_audio_seconds=max_audio_seconds,
         )
 
-    def _retire(self, job: Job | None, reason: str) -> None:
+    def _retire(self, job: JobSnapshot | None, reason: str) -> None:
         """Take an abandoned job out of RQ's hands, so neither a worker nor RQ's registry
         cleanup runs it (and publishes for it) later."""
-        if job is None:
-            return
-        status = job.get_status(refresh=False)
-        if status in WAITING:
-            try:
-                job.cancel()
-            except (NoSuchJobError, ValueError) as exc:
-                log.info("could not cancel job %s: %s", job.id, exc)
-            return
-        if status != JobStatus.STARTED or job.origin is None:
-            return
-        registry = StartedJobRegistry(job.origin, connection=self.conn)
-        executions = [
-            f"{job_id}:{execution_id}"
-            for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False)
-            if job_id == job.id
-        ]
-        # A worker serving several queues leaves the job in the queue's intermediate list too,
-        # whence RQ's maintenance would fail it again later.
-        intermediate = Queue(job.origin, connection=self.conn).intermediate_queue_key
-        with self.conn.pipeline() as pipe:
-            if executions:
-                pipe.zrem(registry.key, *executions)
-            pipe.lrem(intermediate, 0, job.id)
-            job.retries_left = 0
-            job.set_status(JobStatus.FAILED, pipeline=pipe)
-            FailedJobRegistry(job.origin, connection=self.conn).add(
-                job, ttl=FAILURE_TTL_S, exc_string=reason, pipeline=pipe
-            )
-            pipe.execute()
+        if job is not None:
+            queueing.retire(self.conn, job.job_id, reason)
 
     def _publish_failure(
         self, battle: Battle, side: str, attempt: _Attempt, verdict: _Verdict, now: float
@@ -420,11 +398,3 @@ class Sweeper:
             finished_at=now,
         )
         self.conn.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
-
-
-def _timestamp(moment: datetime | None) -> float | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # RQ stores naive UTC datetimes
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()

@@ -94,11 +94,15 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
     return container.streams.audio[0]
 
 
-def _too_long(seconds: float, max_seconds: float) -> AudioError:
+def _too_long(seconds: float | None, max_seconds: float) -> AudioError:
+    """`seconds` is the clip's real length where known; None when decoding stopped at the limit
+    (the rest was never read, so its length is unknown)."""
+    length = (
+        f"is {seconds:.0f} s long" if seconds is not None else f"is longer than {max_seconds:.0f} s"
+    )
     return AudioError(
         "too_long",
-        f"The recording is {seconds:.0f} s long; the limit is {max_seconds:.0f} s. "
-        "Please send a shorter message.",
+        f"The recording {length}; the limit is {max_seconds:.0f} s. Please send a shorter message.",
     )
 
 
@@ -163,7 +167,7 @@ def decode(data: bytes, max_seconds: float) -> np.ndarray:
                     chunks.append(chunk)
                     n += chunk.size
                 if n > max_samples:
-                    raise _too_long(n / SAMPLE_RATE, max_seconds)
+                    raise _too_long(None, max_seconds)
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError:
@@ -172,7 +176,7 @@ def decode(data: bytes, max_seconds: float) -> np.ndarray:
             ) from None
     audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if audio.size > max_samples:
-        raise _too_long(audio.size / SAMPLE_RATE, max_seconds)
+        raise _too_long(None, max_seconds)
     if audio.size < MIN_SECONDS * SAMPLE_RATE:
         raise AudioError("empty", "The recording is empty. Please record a message and try again.")
     return audio
@@ -219,3 +223,43 @@ def encode_wav(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
         out.setframerate(sample_rate)
         out.writeframes(pcm.tobytes())
     return buffer.getvalue()
+
+
+# Where an audio stream is copied to when its file also holds video or other streams.
+_AUDIO_CONTAINERS = {
+    "opus": ("ogg", "ogg"),
+    "vorbis": ("ogg", "ogg"),
+    "flac": ("flac", "flac"),
+    "mp3": ("mp3", "mp3"),
+    "aac": ("ipod", "m4a"),
+    "alac": ("ipod", "m4a"),
+}
+
+
+def audio_only(data: bytes, suffix: str) -> tuple[bytes, str]:
+    """The clip with only its first audio stream, judged by the content, not the file name.
+
+    A participant's `.webm` or `.mp4` may carry a video track (a camera, a screen) that the study
+    must not keep. A file whose only stream is audio comes back as it is, with `suffix`;
+    otherwise the audio stream is copied (not re-encoded) into an audio-only container and the
+    matching suffix is returned. Raises `AudioError` like `probe`.
+    """
+    with _open(data) as container:
+        stream = _audio_stream(container)
+        if len(container.streams) == 1:
+            return data, suffix
+        fmt, new_suffix = _AUDIO_CONTAINERS.get(stream.codec_context.name, ("matroska", "mka"))
+        buffer = io.BytesIO()
+        try:
+            with av.open(buffer, "w", format=fmt) as out:
+                copied = out.add_stream_from_template(stream)
+                for packet in container.demux(stream):
+                    if packet.dts is None:
+                        continue  # the demuxer's flush packet
+                    packet.stream = copied
+                    out.mux(packet)
+        except (av.FFmpegError, ValueError):
+            raise AudioError(
+                "corrupt", "The recording seems damaged and cannot be read. Please record again."
+            ) from None
+    return buffer.getvalue(), new_suffix

@@ -7,6 +7,11 @@ from enum import StrEnum
 from typing import Any
 
 
+def fmt_time(value: float) -> str:
+    """Times are stored as text with microseconds; Lua compares them as doubles."""
+    return f"{value:.6f}"
+
+
 class StudyState(StrEnum):
     OPEN = "open"
     PAUSED = "paused"
@@ -38,6 +43,7 @@ class Winner(StrEnum):
 class Strategy(StrEnum):
     UNIFORM = "uniform"  # every unordered pair of the roster equally likely
     BALANCED = "balanced"  # least-battled pairs first, until each reaches the target
+    ACTIVE = "active"  # pairs whose order is least certain, from the votes so far
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,28 @@ def pcm_wav(samples: np.ndarray, rate: int = 16_000) -> bytes:
     from contract.audio import encode_wav
 
     return encode_wav(samples.astype(np.float32), rate)
+
+
+def with_video(source: bytes, *, frames: int = 20) -> bytes:
+    """An mp4 holding a small black video track and the source's audio as AAC: what a phone's
+    screen or camera recording looks like when a participant sends it instead of a voice note."""
+    buffer = io.BytesIO()
+    with av.open(io.BytesIO(source)) as src, av.open(buffer, "w", format="mp4") as out:
+        audio_in = src.streams.audio[0]
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=audio_in.rate)
+        audio.layout = "mono"
+        resampler = av.AudioResampler(format=audio.format.name, layout="mono", rate=audio.rate)
+        for frame in src.decode(audio_in):
+            frame.pts = None
+            for converted in resampler.resample(frame):
+                out.mux(audio.encode(converted))
+        black = np.zeros((48, 64, 3), np.uint8)
+        for i in range(frames):
+            image = av.VideoFrame.from_ndarray(black, format="rgb24")
+            image.pts = i
+            out.mux(video.encode(image))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return buffer.getvalue()

@@ -5,8 +5,8 @@ reads the clip from Redis, decodes it, calls the model with a partial-text callb
 `ResultMessage` on `RESULTS_STREAM` and returns the same message as a dict.
 
 Failures. Every job is enqueued with `report_failure` as its RQ failure callback
-(`workers.enqueue.enqueue_answer`), so whatever ends a job — bad audio, the model raising, the job
-timeout (RQ raises `JobTimeoutException` inside the job), an unexpected bug — ends in a failure
+(`contract.queueing.enqueue_answer`), so whatever ends a job — bad audio, the model raising, the job
+timeout (RQ raises `JobTimeout` inside the job), an unexpected bug — ends in a failure
 `ResultMessage` the bot can tell the participant about. Only transient backend errors (429, 5xx,
 network, after the backend's own backoff) are left to RQ's `Retry`; every other failure sets the
 job's remaining retries to 0 before it propagates, because running it again would fail again and
@@ -24,12 +24,11 @@ from types import TracebackType
 from typing import Any
 
 import redis
-from rq.job import Job, get_current_job
-from rq.timeouts import JobTimeoutException
 
 from contract.audio import AudioError, load
 from contract.keys import PARTIALS_MAXLEN, PARTIALS_STREAM, RESULTS_STREAM
 from contract.protocol import ErrorKind, JobRequest, ResultMessage
+from contract.queueing import JobTimeout, RunningJob, current_job
 from workers import runtime
 from workers.backends.base import BackendError
 
@@ -149,7 +148,7 @@ def run(
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:
     """RQ entry point (`contract.protocol.JOB_FUNCTION`)."""
-    job = get_current_job()
+    job = current_job()
     if job is None:
         raise RuntimeError("workers.jobs.answer must run inside an RQ worker (no current job)")
     parsed = JobRequest.from_dict(request)
@@ -165,7 +164,7 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def failure_kind(exc: BaseException | None) -> ErrorKind:
-    if isinstance(exc, JobTimeoutException):
+    if isinstance(exc, JobTimeout):
         return "timeout"
     if isinstance(exc, AudioError):
         return "bad_audio"
@@ -174,7 +173,9 @@ def failure_kind(exc: BaseException | None) -> ErrorKind:
     return "permanent"
 
 
-def failure_message(job: Job, exc: BaseException | None, *, worker: str | None) -> ResultMessage:
+def failure_message(
+    job: RunningJob, exc: BaseException | None, *, worker: str | None
+) -> ResultMessage:
     request = JobRequest.from_dict(job.args[0])
     kind = failure_kind(exc)
     if kind == "timeout":
@@ -208,7 +209,7 @@ def failure_message(job: Job, exc: BaseException | None, *, worker: str | None) 
 
 
 def report_failure(
-    job: Job,
+    job: RunningJob,
     connection: redis.Redis,
     exc_type: type[BaseException] | None,
     exc_value: BaseException | None,

@@ -1,20 +1,20 @@
 """The worker process: load the models once, announce them, serve their RQ queues.
 
-Why `SimpleWorker`: RQ's default worker forks a "work horse" per job. A forked child cannot use
-the parent's CUDA context, and anything it loads dies with it, so every job would pay for loading
-the model again. A `SimpleWorker` runs each job in this process, where the models stay loaded
-(and warm) for the process's whole life. The price — a job that crashes the interpreter takes the
-worker with it — is paid by running workers under a supervisor (systemd, honcho, k8s) that
-restarts them; RQ then marks the abandoned job failed.
+Why `SimpleWorker` (`contract.queueing.ParleyWorker`): RQ's default worker forks a "work horse"
+per job. A forked child cannot use the parent's CUDA context, and anything it loads dies with
+it, so every job would pay for loading the model again. A `SimpleWorker` runs each job in this
+process, where the models stay loaded (and warm) for the process's whole life. The price — a job
+that crashes the interpreter takes the worker with it — is paid by running workers under a
+supervisor (systemd, honcho, k8s) that restarts them; the bot's sweeper re-enqueues the job.
 
-Liveness: a heartbeat thread writes this worker's entry into the hash `WORKERS_KEY` every
-`HEARTBEAT_INTERVAL_S` (JSON: host, pid, models, started_at, heartbeat_at) and removes it on a
-clean exit; an entry whose heartbeat_at is older than `STALE_AFTER_S` belongs to a dead worker.
+Liveness: a heartbeat thread writes this worker's `contract.heartbeat.WorkerEntry` every
+`HEARTBEAT_INTERVAL_S` and removes it on a clean exit; an entry older than `STALE_AFTER_S`
+belongs to a dead worker (`contract.heartbeat.live_workers`).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
 import socket
@@ -23,34 +23,13 @@ import time
 from collections.abc import Iterable
 
 import redis
-from rq import Queue, SimpleWorker
-from rq.job import Job
 
-from contract.keys import WORKERS_KEY, queue_name
+from contract import heartbeat, queueing
+from contract.heartbeat import HEARTBEAT_INTERVAL_S, WorkerEntry
 from contract.modelsfile import ModelsFile
 from workers import runtime
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_INTERVAL_S = 5.0
-STALE_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
-
-
-class ParleyWorker(SimpleWorker):
-    """A SimpleWorker that caps every job's timeout at this worker's `job_timeout_s`."""
-
-    def __init__(self, *args: object, job_timeout_s: int, **kwargs: object) -> None:
-        if job_timeout_s <= 0:
-            raise ValueError(f"job_timeout_s must be positive, got {job_timeout_s}")
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.job_timeout_s = job_timeout_s
-
-    def perform_job(self, job: Job, queue: Queue) -> bool:
-        # The enqueuer sets the timeout (settings.job_timeout_s on the bot); the worker's own
-        # setting is the ceiling, so a host can be stricter than the bot.
-        if job.timeout is None or job.timeout < 0 or job.timeout > self.job_timeout_s:
-            job.timeout = self.job_timeout_s
-        return super().perform_job(job, queue)
 
 
 class Heartbeat:
@@ -64,21 +43,25 @@ class Heartbeat:
         *,
         interval_s: float = HEARTBEAT_INTERVAL_S,
     ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.connection = connection
         self.name = name
         self.interval_s = interval_s
-        self.info = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "models": list(models),
-            "started_at": time.time(),
-        }
+        self.entry = WorkerEntry(
+            name=name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            models=tuple(models),
+            started_at=time.time(),
+            heartbeat_at=0.0,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="parley-heartbeat", daemon=True)
 
     def beat(self) -> None:
-        entry = {**self.info, "heartbeat_at": time.time()}
-        self.connection.hset(WORKERS_KEY, self.name, json.dumps(entry))
+        self.entry = dataclasses.replace(self.entry, heartbeat_at=time.time())
+        heartbeat.write(self.connection, self.entry)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -98,20 +81,9 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join(self.interval_s + 1)
         try:
-            self.connection.hdel(WORKERS_KEY, self.name)
+            heartbeat.remove(self.connection, self.name)
         except redis.exceptions.RedisError as exc:
             log.warning("could not remove worker entry %s: %s", self.name, exc)
-
-
-def live_workers(connection: redis.Redis, *, now: float | None = None) -> dict[str, dict]:
-    """Entries of `WORKERS_KEY` whose heartbeat is fresh (what `/study status` shows)."""
-    now = time.time() if now is None else now
-    live: dict[str, dict] = {}
-    for name, raw in connection.hgetall(WORKERS_KEY).items():
-        entry = json.loads(raw)
-        if now - float(entry.get("heartbeat_at", 0)) <= STALE_AFTER_S:
-            live[name.decode() if isinstance(name, bytes) else name] = entry
-    return live
 
 
 def worker_name() -> str:
@@ -136,13 +108,14 @@ def serve(
     loaded = runtime.load_runtime(models_file, ids, warmup=warmup)
     runtime.install(loaded)
     name = worker_name()
-    queues = [Queue(queue_name(model_id), connection=connection) for model_id in loaded.models]
-    worker = ParleyWorker(queues, connection=connection, name=name, job_timeout_s=job_timeout_s)
-    heartbeat = Heartbeat(connection, name, loaded.models).start()
-    log.info("worker %s serving %s", name, ", ".join(q.name for q in queues))
+    worker = queueing.build_worker(
+        connection, loaded.models, job_timeout_s=job_timeout_s, name=name
+    )
+    beating = Heartbeat(connection, name, loaded.models).start()
+    log.info("worker %s serving %s", name, ", ".join(loaded.models))
     try:
-        worker.work(burst=burst, with_scheduler=with_scheduler, logging_level=log_level)
+        queueing.run_worker(worker, burst=burst, with_scheduler=with_scheduler, log_level=log_level)
     finally:
-        heartbeat.stop()
+        beating.stop()
         runtime.install(None)
         loaded.close()

@@ -39,11 +39,6 @@ def _float(value: str | None) -> float | None:
     return None if value is None or value == "" else float(value)
 
 
-def fmt_time(value: float) -> str:
-    """Times are stored as text with microseconds; Lua compares them as doubles."""
-    return f"{value:.6f}"
-
-
 def battle_from_hash(h: Mapping[str, str]) -> Battle:
     replies = {}
     for side in ("a", "b"):
@@ -114,11 +109,14 @@ def config_from_hash(h: Mapping[str, str], roster: Sequence[str]) -> StudyConfig
     )
 
 
-def limit_fields(limits: Limits) -> list[str]:
-    """Flat field/value pairs for HSET of the config hash."""
-    out: list[str] = []
-    for name in LIMIT_FIELDS:
-        out += [f"limit.{name}", repr(getattr(limits, name))]
+def limit_hash_fields(limits: Mapping[str, int | float]) -> dict[str, str]:
+    """Config hash fields `limit.<name>` for the given limits, each as its Limits type."""
+    out: dict[str, str] = {}
+    for name, value in limits.items():
+        kind = LIMIT_FIELDS.get(name)
+        if kind is None:
+            raise ValueError(f"unknown limit {name!r}; limits: {', '.join(LIMIT_FIELDS)}")
+        out[f"limit.{name}"] = repr(int(value) if kind in (int, "int") else float(value))
     return out
 
 

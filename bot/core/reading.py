@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.core import scripts
 from bot.core.codec import battle_from_hash, decode_hash, participant_from_hash
+from bot.core.scripts import ReadBattles, Scripts
 from contract import keys
 from contract.records import Battle, Participant
 
@@ -21,12 +20,12 @@ async def iter_battle_records(
     The export reads these directly: 100,000s of battles, where building a Battle for each
     would cost seconds. A battle deleted while we read (withdrawal) is skipped.
     """
-    read = redis.register_script(scripts.READ_BATTLES)
+    scripts = Scripts(redis)
     # Resume after the last score seen, skipping the battles already read at that very score.
-    score, offset = "-inf", 0
+    score: str | float = "-inf"
+    offset = 0
     while True:
-        raw = await read(keys=[keys.BATTLES], args=[score, offset, batch, keys.BATTLE_PREFIX])
-        rows = json.loads(raw)
+        rows = await scripts.run(ReadBattles(min_score=score, offset=offset, count=batch))
         if not rows:
             return
         for _, _, record in rows:
@@ -42,6 +41,15 @@ async def iter_battles(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterato
     """Every battle, oldest first."""
     async for record in iter_battle_records(redis, batch=batch):
         yield battle_from_hash(record)
+
+
+async def read_battles(redis: aioredis.Redis, battle_ids: Sequence[str]) -> list[Battle]:
+    """These battles, in one round trip; a battle deleted meanwhile (withdrawal) is left out."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for battle_id in battle_ids:
+            pipe.hgetall(keys.battle(battle_id))
+        raws = await pipe.execute()
+    return [battle_from_hash(decode_hash(raw)) for raw in raws if raw]
 
 
 async def iter_participants(redis: aioredis.Redis, batch: int = 1000) -> AsyncIterator[Participant]:

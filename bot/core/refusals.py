@@ -44,3 +44,8 @@ def refused(code: str, retry_at: float | None = None, **details: object) -> Refu
     if retry_at is not None:
         details.setdefault("when", when(retry_at))
     return Refused(code, template.format(**details), retry_at)
+
+
+def refused_until(code: str, retry_at: str) -> Refused:
+    """A refusal a script answered: its code and retry time as text ("" when there is none)."""
+    return refused(code, retry_at=float(retry_at) if retry_at else None)

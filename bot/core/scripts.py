@@ -1,263 +1,513 @@
-"""The Lua scripts behind every multi-key write of the core: one round trip, atomic.
+"""Typed calls of the core's Lua scripts (lua.py): named values in, parsed results out.
 
-Each script checks its rules and writes the record, the derived state (pair counts, daily
-counts, open set, counts by status) and the event in one step, so a crash or a concurrent caller
-never sees half a write. Scripts return a flat array: [code, detail, *HGETALL of the record].
-They are registered once per client (`redis.register_script`, EVALSHA with EVAL fallback).
-
-A few key names are derived inside scripts from stored fields (a battle's day key, the keys of
-a withdrawing participant's battles), with prefixes passed in ARGV: the store expects one
-Redis server, not Redis Cluster.
+One frozen dataclass per script holds what a call needs, by name; its `keys()` and `argv()`
+map those to the script's declared KEYS/ARGV names (lua.LuaScript checks that every name is
+given exactly once), and `parse()` reads the reply. `Scripts(redis).run(call)` registers each
+script once per client (EVALSHA with EVAL fallback) and runs it. Events come as
+contract.events dataclasses, so what a script appends to the stream is defined once.
 """
 
 from __future__ import annotations
 
-# Shared by the eligibility check and start_battle, so both apply exactly the same rules.
-# Returns code, detail: ("ok", remaining-before-this-battle) or (refusal code, retry_at or "").
-_ELIGIBILITY = """
-local function eligibility(config_key, roster_key, participant_key, daily_key, now, day_end)
-  local p = redis.call('HMGET', participant_key, 'status', 'consent_version', 'last_battle_at')
-  if not p[1] then return 'no_consent', '' end
-  if p[1] == 'withdrawn' or p[1] == 'blocked' then return p[1], '' end
-  if not p[2] then return 'no_consent', '' end
-  local c = redis.call('HMGET', config_key, 'state', 'limit.daily_quota',
-                       'limit.min_seconds_between')
-  if not c[1] then error('study config is not initialised') end
-  if c[1] ~= 'open' then return c[1], '' end
-  if redis.call('SCARD', roster_key) < 2 then return 'roster_too_small', '' end
-  local quota = tonumber(c[2])
-  local used = tonumber(redis.call('GET', daily_key) or '0')
-  if used >= quota then return 'daily_quota', day_end end
-  if p[3] then
-    local next_at = tonumber(p[3]) + tonumber(c[3])
-    if tonumber(now) < next_at then return 'rate_limited', string.format('%.6f', next_at) end
-  end
-  return 'ok', tostring(quota - used)
-end
-"""
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
-_WITH_RECORD = """
-local function with_record(code, detail, key)
-  local out = {code, detail}
-  for _, v in ipairs(redis.call('HGETALL', key)) do out[#out + 1] = v end
-  return out
-end
-"""
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
 
-# KEYS: config, roster, participant, daily.  ARGV: now, day_end.
-CHECK_ELIGIBILITY = (
-    _ELIGIBILITY
-    + """
-local code, detail = eligibility(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
-return {code, detail}
-"""
+from bot.core import lua
+from bot.core.codec import decode_hash, limit_hash_fields
+from contract import keys
+from contract.events import (
+    BattleStarted,
+    Blocked,
+    Commented,
+    ConfigChanged,
+    Consented,
+    DemographicsSet,
+    ReplyReceived,
+    StreamEvent,
+    Unblocked,
+    Voted,
+    Withdrawn,
 )
+from contract.keys import AUDIO_TTL_S
+from contract.records import fmt_time
 
-# KEYS: config, roster, participant, daily, battle, battles, open, participant battles,
-#       pair battles, status counts, events, participant events, audio.
-# ARGV: now, day_end, model_a, model_b, pair, battle_id, audio bytes, audio ttl, event data,
-#       daily ttl, *battle field/value pairs.
-START_BATTLE = (
-    _ELIGIBILITY
-    + """
-local code, detail = eligibility(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
-if code ~= 'ok' then return {code, detail} end
--- The pair was drawn from a roster read a moment ago; a moderator may have changed it since.
-if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 or
-   redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 0 then
-  return {'roster_changed', ''}
-end
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  return redis.error_reply('battle id collision: ' .. ARGV[6])
-end
-local fields = {}
-for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[5], unpack(fields))
-redis.call('ZADD', KEYS[6], ARGV[1], ARGV[6])
-redis.call('SADD', KEYS[7], ARGV[6])
-redis.call('SADD', KEYS[8], ARGV[6])
-redis.call('HINCRBY', KEYS[9], ARGV[5], 1)
-redis.call('HINCRBY', KEYS[10], 'queued', 1)
-redis.call('INCR', KEYS[4])
-redis.call('EXPIRE', KEYS[4], ARGV[10])
-redis.call('HSET', KEYS[3], 'last_battle_at', ARGV[1])
-redis.call('SET', KEYS[13], ARGV[7], 'EX', ARGV[8])
-local id = redis.call('XADD', KEYS[11], '*', 'type', 'battle_started', 'data', ARGV[9])
-redis.call('RPUSH', KEYS[12], id)
-return {'ok', tostring(tonumber(detail) - 1)}
-"""
-)
+R = TypeVar("R")
 
-# KEYS: battle, open, pair battles, status counts, events, participant events, daily.
-# ARGV: side, model_id, reply json, now, ok ("1"/"0"), event data, flag, battle_id.
-RECORD_REPLY = (
-    _WITH_RECORD
-    + """
-local b = redis.call('HMGET', KEYS[1], 'status', 'model_a', 'model_b', 'pair', 'flags')
-if not b[1] then return {'missing', ''} end
-local side, other, expected = 'a', 'b', b[2]
-if ARGV[1] == 'b' then side, other, expected = 'b', 'a', b[3] end
-if expected ~= ARGV[2] then return {'mismatch', expected} end
--- At-least-once delivery: the first reply for a side wins; a repeat changes nothing.
-if redis.call('HSETNX', KEYS[1], 'reply_' .. side, ARGV[3]) == 0 then
-  return with_record('same', '', KEYS[1])
-end
-if ARGV[5] == '0' then
-  local flags = b[5]
-  if not flags or flags == '' then flags = ARGV[7] else flags = flags .. ',' .. ARGV[7] end
-  redis.call('HSET', KEYS[1], 'flags', flags)
-  if b[1] == 'queued' then
-    redis.call('HSET', KEYS[1], 'status', 'failed', 'failed_at', ARGV[4])
-    redis.call('SREM', KEYS[2], ARGV[8])
-    redis.call('HINCRBY', KEYS[3], b[4], -1)
-    redis.call('HINCRBY', KEYS[4], 'queued', -1)
-    redis.call('HINCRBY', KEYS[4], 'failed', 1)
-    -- A failed battle gives the participant their battle back for the day.
-    if tonumber(redis.call('GET', KEYS[7]) or '0') > 0 then redis.call('DECR', KEYS[7]) end
-  end
-elseif b[1] == 'queued' and redis.call('HEXISTS', KEYS[1], 'reply_' .. other) == 1 then
-  redis.call('HSET', KEYS[1], 'status', 'answered', 'answered_at', ARGV[4])
-  redis.call('HINCRBY', KEYS[4], 'queued', -1)
-  redis.call('HINCRBY', KEYS[4], 'answered', 1)
-end
-local id = redis.call('XADD', KEYS[5], '*', 'type', 'reply', 'data', ARGV[6])
-redis.call('RPUSH', KEYS[6], id)
-return with_record('changed', '', KEYS[1])
-"""
-)
+# Daily counters outlive their day a little, so a clock near midnight still finds them.
+DAILY_TTL_S = 3 * 24 * 3600
 
-# KEYS: battle, open, pair votes, status counts, events, participant events, daily, config.
-# ARGV: pseudonym, winner, now, event data, battle_id.
-VOTE = (
-    _WITH_RECORD
-    + """
-local b = redis.call('HMGET', KEYS[1], 'participant', 'status', 'answered_at', 'pair')
-if not b[1] then return {'no_such_battle', ''} end
-if b[1] ~= ARGV[1] then return {'not_your_battle', ''} end
-if b[2] == 'voted' then return {'already_voted', ''} end
-if b[2] == 'failed' then return {'failed', ''} end
-if b[2] ~= 'answered' then return {'not_ready', ''} end
-local delay = tonumber(ARGV[3]) - tonumber(b[3])
--- The vote and the reveal are one write: no vote can exist after a reveal.
-redis.call('HSET', KEYS[1], 'status', 'voted', 'winner', ARGV[2], 'voted_at', ARGV[3],
-           'revealed_at', ARGV[3], 'vote_delay_s', string.format('%.6f', delay))
-redis.call('SREM', KEYS[2], ARGV[5])
-redis.call('HINCRBY', KEYS[3], b[4], 1)
-redis.call('HINCRBY', KEYS[4], 'answered', -1)
-redis.call('HINCRBY', KEYS[4], 'voted', 1)
-local id = redis.call('XADD', KEYS[5], '*', 'type', 'vote', 'data', ARGV[4])
-redis.call('RPUSH', KEYS[6], id)
-local quota = tonumber(redis.call('HGET', KEYS[8], 'limit.daily_quota') or '0')
-local used = tonumber(redis.call('GET', KEYS[7]) or '0')
-return with_record('ok', tostring(math.max(quota - used, 0)), KEYS[1])
-"""
-)
 
-# KEYS: battle, events, participant events.  ARGV: pseudonym, comment json, max comments, event.
-COMMENT = (
-    _WITH_RECORD
-    + """
-local b = redis.call('HMGET', KEYS[1], 'participant', 'n_comments')
-if not b[1] then return {'no_such_battle', ''} end
-if b[1] ~= ARGV[1] then return {'not_your_battle', ''} end
-if tonumber(b[2] or '0') >= tonumber(ARGV[3]) then return {'too_many_comments', ''} end
-local n = redis.call('HINCRBY', KEYS[1], 'n_comments', 1)
-redis.call('HSET', KEYS[1], 'comment:' .. n, ARGV[2])
-local id = redis.call('XADD', KEYS[2], '*', 'type', 'comment', 'data', ARGV[4])
-redis.call('RPUSH', KEYS[3], id)
-return with_record('ok', '', KEYS[1])
-"""
-)
+@dataclass(frozen=True)
+class Outcome:
+    """What most scripts answer: a code, a detail and, where there is one, the record."""
 
-# KEYS: participant, participants, events, participant events.
-# ARGV: pseudonym, now, event type, event data, guard field, guard value, *field/value pairs.
-# Creates the record if missing; a withdrawn record is never touched again. When the guard
-# field already holds the guard value nothing is written (idempotent consent).
-UPDATE_PARTICIPANT = (
-    _WITH_RECORD
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'withdrawn' then return {'withdrawn', ''} end
-if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], ARGV[5]) == ARGV[6] then
-  return with_record('same', '', KEYS[1])
-end
-if not status then
-  redis.call('HSET', KEYS[1], 'pseudonym', ARGV[1], 'status', 'active', 'joined_at', ARGV[2])
-  redis.call('SADD', KEYS[2], ARGV[1])
-end
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-local id = redis.call('XADD', KEYS[3], '*', 'type', ARGV[3], 'data', ARGV[4])
-redis.call('RPUSH', KEYS[4], id)
-return with_record('changed', '', KEYS[1])
-"""
-)
+    code: str
+    detail: str
+    record: dict[str, str] = field(default_factory=dict)
 
-# KEYS: participant, participant battles, participant events, battles, open, pair battles,
-#       pair votes, status counts, events, participants.
-# ARGV: pseudonym, now, event data, battle prefix, audio prefix, daily prefix.
-# Deletes every battle (record, audio bytes, daily counts) and every event about the participant
-# and leaves one record: pseudonym, status withdrawn, withdrawn_at. Returns the battle ids so the
-# caller can delete the audio files and scrub the worker streams.
-WITHDRAW = """
-if redis.call('HGET', KEYS[1], 'status') == 'withdrawn' then return {'already'} end
-local ids = redis.call('SMEMBERS', KEYS[2])
-for _, id in ipairs(ids) do
-  local bk = ARGV[4] .. id
-  local b = redis.call('HMGET', bk, 'status', 'pair', 'day')
-  if b[1] then
-    if b[1] ~= 'failed' then redis.call('HINCRBY', KEYS[6], b[2], -1) end
-    if b[1] == 'voted' then redis.call('HINCRBY', KEYS[7], b[2], -1) end
-    redis.call('HINCRBY', KEYS[8], b[1], -1)
-    redis.call('DEL', bk, ARGV[6] .. b[3])
-  end
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('SREM', KEYS[5], id)
-  redis.call('DEL', ARGV[5] .. id)
-end
-for _, id in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do redis.call('XDEL', KEYS[9], id) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'pseudonym', ARGV[1], 'status', 'withdrawn', 'withdrawn_at', ARGV[2])
-redis.call('SADD', KEYS[10], ARGV[1])
-redis.call('XADD', KEYS[9], '*', 'type', 'withdrawn', 'data', ARGV[3])
-local out = {'ok'}
-for _, id in ipairs(ids) do out[#out + 1] = id end
-return out
-"""
+    @classmethod
+    def parse(cls, raw: Sequence[bytes]) -> Outcome:
+        return cls(_text(raw[0]), _text(raw[1]), decode_hash(raw[2:]))
 
-# KEYS: config, roster, events.
-# ARGV: now, event data, number of limit fields n, n field/value pairs, *model ids.
-# The first start of a study: open, uniform, default limits, every model of the models file.
-INIT_CONFIG = """
-if redis.call('HSETNX', KEYS[1], 'initialised_at', ARGV[1]) == 0 then return 0 end
-local n = tonumber(ARGV[3])
-local fields = {'state', 'open', 'strategy', 'uniform'}
-for i = 4, 3 + 2 * n do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-for i = 4 + 2 * n, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
-redis.call('XADD', KEYS[3], '*', 'type', 'config', 'data', ARGV[2])
-return 1
-"""
 
-# KEYS: battle.  ARGV: *field/value pairs.  Never creates a battle that is gone (withdrawn).
-SET_UI = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
-# KEYS: battles.  ARGV: min score (inclusive), offset, count, battle prefix.
-# A page of battles by created_at as one JSON string [[id, score, [field, value, ...]], ...]:
-# the export reads 100,000s of battles, and one bulk reply parses far faster than 40 small ones
-# per battle. Paging by score, not rank, so a withdrawal during the export shifts nothing.
-READ_BATTLES = """
-local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES',
-                        'LIMIT', ARGV[2], ARGV[3])
-if #rows == 0 then return '[]' end
-local out = {}
-for i = 1, #rows, 2 do
-  out[#out + 1] = {rows[i], rows[i + 1], redis.call('HGETALL', ARGV[4] .. rows[i])}
-end
-return cjson.encode(out)
-"""
+
+def _event_argv(event: StreamEvent) -> dict[str, EncodableT]:
+    fields = event.to_fields()
+    return {"event_type": fields["type"], "event_data": fields["data"]}
+
+
+def _pairs(fields: Mapping[str, str]) -> list[EncodableT]:
+    return [x for kv in fields.items() for x in kv]
+
+
+class ScriptCall(ABC, Generic[R]):
+    SCRIPT: ClassVar[lua.LuaScript]
+
+    @abstractmethod
+    def keys(self) -> dict[str, str]: ...
+
+    @abstractmethod
+    def argv(self) -> dict[str, EncodableT]: ...
+
+    def rest(self) -> list[EncodableT]:
+        return []
+
+    @abstractmethod
+    def parse(self, raw: Any) -> R: ...
+
+    def layout(self) -> tuple[list[str], list[EncodableT]]:
+        """KEYS and ARGV by position, as sent to Redis."""
+        return self.SCRIPT.layout(self.keys(), self.argv(), self.rest())
+
+
+class Scripts:
+    """The scripts registered on one client."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._registered: dict[str, AsyncScript] = {}
+
+    async def run(self, call: ScriptCall[R]) -> R:
+        script = self._registered.get(call.SCRIPT.name)
+        if script is None:
+            script = self._redis.register_script(call.SCRIPT.source)
+            self._registered[call.SCRIPT.name] = script
+        script_keys, args = call.layout()
+        return call.parse(await script(keys=script_keys, args=args))
+
+
+# ------------------------------------------------------------------ battles
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckEligibility(ScriptCall[Outcome]):
+    """Outcome code "ok" (detail: battles left before this one) or a refusal code (detail:
+    retry_at, or "")."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.CHECK_ELIGIBILITY
+    pseudonym: str
+    day: str
+    now: float
+    day_end: float
+
+    def keys(self) -> dict[str, str]:
+        return {
+            "config": keys.CONFIG,
+            "roster": keys.ROSTER,
+            "participant": keys.participant(self.pseudonym),
+            "daily": keys.daily(self.pseudonym, self.day),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {"now": fmt_time(self.now), "day_end": fmt_time(self.day_end)}
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+def battle_record(started: BattleStarted, day: str) -> dict[str, str]:
+    """The fields a new battle's hash starts with, in their stored order."""
+    data = started.data()
+    return {
+        "battle_id": started.battle_id,
+        "participant": started.participant,
+        "model_a": started.model_a,
+        "model_b": started.model_b,
+        "pair": keys.pair_field(started.model_a, started.model_b),
+        "status": "queued",
+        "strategy": data["strategy"],
+        "created_at": data["created_at"],
+        "day": day,
+        "audio_ref": started.audio_ref,
+        "audio_format": started.audio_format,
+        "audio_seconds": data["audio_seconds"],
+        "audio_bytes": data["audio_bytes"],
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartBattle(ScriptCall[Outcome]):
+    """Outcome "ok" (detail: battles left today), "roster_changed" (draw again) or a refusal.
+
+    The battle starts at `started.created_at`; `ui` holds encoded `ui.<name>` fields.
+    """
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.START_BATTLE
+    started: BattleStarted
+    day: str
+    day_end: float
+    audio: bytes
+    ui: Mapping[str, str] = field(default_factory=dict)
+
+    def record(self) -> dict[str, str]:
+        return {**battle_record(self.started, self.day), **self.ui}
+
+    def keys(self) -> dict[str, str]:
+        p, battle_id = self.started.participant, self.started.battle_id
+        return {
+            "config": keys.CONFIG,
+            "roster": keys.ROSTER,
+            "participant": keys.participant(p),
+            "daily": keys.daily(p, self.day),
+            "battle": keys.battle(battle_id),
+            "battles": keys.BATTLES,
+            "open": keys.OPEN_BATTLES,
+            "participant_battles": keys.participant_battles(p),
+            "pair_battles": keys.PAIR_BATTLES,
+            "status_counts": keys.STATUS_COUNTS,
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(p),
+            "audio": keys.audio_key(battle_id),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        s = self.started
+        return {
+            "now": fmt_time(s.created_at),
+            "day_end": fmt_time(self.day_end),
+            "model_a": s.model_a,
+            "model_b": s.model_b,
+            "pair": keys.pair_field(s.model_a, s.model_b),
+            "battle_id": s.battle_id,
+            "audio": self.audio,
+            "audio_ttl": AUDIO_TTL_S,
+            "daily_ttl": DAILY_TTL_S,
+            **_event_argv(s),
+        }
+
+    def rest(self) -> list[EncodableT]:
+        return _pairs(self.record())
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordReply(ScriptCall[Outcome]):
+    """Outcome "changed" or "same" (a repeat) with the record, "missing", or "mismatch"
+    (detail: the model the battle has on that side). `day` is the battle's day."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.RECORD_REPLY
+    received: ReplyReceived
+    reply_json: str
+    day: str
+
+    def keys(self) -> dict[str, str]:
+        p = self.received.participant
+        return {
+            "battle": keys.battle(self.received.battle_id),
+            "open": keys.OPEN_BATTLES,
+            "pair_battles": keys.PAIR_BATTLES,
+            "status_counts": keys.STATUS_COUNTS,
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(p),
+            "daily": keys.daily(p, self.day),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        result = self.received.result
+        return {
+            "side": result.side,
+            "model_id": result.model_id,
+            "reply_json": self.reply_json,
+            "now": fmt_time(self.received.at),
+            "ok": "1" if result.ok else "0",
+            "flag": self.received.error_flag,
+            "battle_id": result.battle_id,
+            **_event_argv(self.received),
+        }
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetUi(ScriptCall[bool]):
+    """False when the battle is gone."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.SET_UI
+    battle_id: str
+    fields: Mapping[str, str]  # encoded `ui.<name>` -> JSON
+
+    def keys(self) -> dict[str, str]:
+        return {"battle": keys.battle(self.battle_id)}
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {}
+
+    def rest(self) -> list[EncodableT]:
+        if not self.fields:
+            raise ValueError("set_ui needs at least one field")
+        return _pairs(self.fields)
+
+    def parse(self, raw: Any) -> bool:
+        return bool(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadBattles(ScriptCall[list[Any]]):
+    """A page of [battle id, score, [field, value, ...]] rows, oldest first."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.READ_BATTLES
+    min_score: str | float  # "-inf" or a score (inclusive)
+    offset: int
+    count: int
+
+    def keys(self) -> dict[str, str]:
+        return {"battles": keys.BATTLES}
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {
+            "min_score": self.min_score,
+            "offset": self.offset,
+            "count": self.count,
+            "battle_prefix": keys.BATTLE_PREFIX,
+        }
+
+    def parse(self, raw: Any) -> list[Any]:
+        rows = json.loads(raw)
+        if not isinstance(rows, list):
+            raise ValueError(f"read_battles answered {type(rows).__name__}, not a list")
+        return rows
+
+
+# ------------------------------------------------------------------ votes and comments
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vote(ScriptCall[Outcome]):
+    """Outcome "ok" (detail: battles left today) with the record, or a refusal code."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.VOTE
+    voted: Voted
+    day: str  # the voter's UTC day now, for the battles left today
+
+    def keys(self) -> dict[str, str]:
+        p = self.voted.participant
+        return {
+            "battle": keys.battle(self.voted.battle_id),
+            "open": keys.OPEN_BATTLES,
+            "pair_votes": keys.PAIR_VOTES,
+            "status_counts": keys.STATUS_COUNTS,
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(p),
+            "daily": keys.daily(p, self.day),
+            "config": keys.CONFIG,
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {
+            "participant": self.voted.participant,
+            "winner": self.voted.winner.value,
+            "now": fmt_time(self.voted.at),
+            "battle_id": self.voted.battle_id,
+            **_event_argv(self.voted),
+        }
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddComment(ScriptCall[Outcome]):
+    """Outcome "ok" with the record, or a refusal code (too_many_comments, ...)."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.COMMENT
+    commented: Commented
+    comment_json: str
+    max_comments: int
+
+    def keys(self) -> dict[str, str]:
+        return {
+            "battle": keys.battle(self.commented.battle_id),
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(self.commented.participant),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {
+            "participant": self.commented.participant,
+            "comment_json": self.comment_json,
+            "max_comments": self.max_comments,
+            **_event_argv(self.commented),
+        }
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+# ------------------------------------------------------------------ participants
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateParticipant(ScriptCall[Outcome]):
+    """Outcome "changed" or "same" (the guard held) with the record, or "withdrawn".
+
+    Creates the record (joined at the event's time) when missing. `guard`: when that field
+    already holds that value, nothing is written.
+    """
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.UPDATE_PARTICIPANT
+    event: Consented | DemographicsSet | Blocked | Unblocked
+    fields: Mapping[str, str]
+    guard: tuple[str, str] | None = None
+
+    def keys(self) -> dict[str, str]:
+        p = self.event.participant
+        return {
+            "participant": keys.participant(p),
+            "participants": keys.PARTICIPANTS,
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(p),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        guard_field, guard_value = self.guard or ("", "")
+        return {
+            "pseudonym": self.event.participant,
+            "now": fmt_time(self.event.at),
+            "guard_field": guard_field,
+            "guard_value": guard_value,
+            **_event_argv(self.event),
+        }
+
+    def rest(self) -> list[EncodableT]:
+        return _pairs(self.fields)
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Withdraw(ScriptCall[set[str]]):
+    """The ids of the participant's battles (empty when already withdrawn)."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.WITHDRAW
+    withdrawn: Withdrawn
+
+    def keys(self) -> dict[str, str]:
+        p = self.withdrawn.participant
+        return {
+            "participant": keys.participant(p),
+            "participant_battles": keys.participant_battles(p),
+            "participant_events": keys.participant_events(p),
+            "battles": keys.BATTLES,
+            "open": keys.OPEN_BATTLES,
+            "pair_battles": keys.PAIR_BATTLES,
+            "pair_votes": keys.PAIR_VOTES,
+            "status_counts": keys.STATUS_COUNTS,
+            "events": keys.EVENTS,
+            "participants": keys.PARTICIPANTS,
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        p = self.withdrawn.participant
+        return {
+            "pseudonym": p,
+            "now": fmt_time(self.withdrawn.at),
+            "battle_prefix": keys.BATTLE_PREFIX,
+            "audio_prefix": keys.AUDIO_PREFIX,
+            "daily_prefix": keys.daily_prefix(p),
+            **_event_argv(self.withdrawn),
+        }
+
+    def parse(self, raw: Any) -> set[str]:
+        return {_text(battle_id) for battle_id in raw[1:]}
+
+
+# ------------------------------------------------------------------ study config
+
+
+def config_fields(change: ConfigChanged) -> dict[str, str]:
+    """The config hash fields a change sets (limits typed by contract.records.Limits)."""
+    out: dict[str, str] = {}
+    if change.state is not None:
+        out["state"] = change.state.value
+    if change.strategy is not None:
+        out["strategy"] = change.strategy.value
+    if change.limits is not None:
+        out.update(limit_hash_fields(change.limits))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class InitConfig(ScriptCall[bool]):
+    """The study's first config, from an event with every part set; False if already there."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.INIT_CONFIG
+    initial: ConfigChanged
+
+    def __post_init__(self) -> None:
+        c = self.initial
+        if c.state is None or c.strategy is None or c.roster is None or c.limits is None:
+            raise ValueError(f"the first config must set state, strategy, roster, limits: {c}")
+
+    def keys(self) -> dict[str, str]:
+        return {"config": keys.CONFIG, "roster": keys.ROSTER, "events": keys.EVENTS}
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {
+            "now": fmt_time(self.initial.at),
+            "n_fields": len(config_fields(self.initial)),
+            **_event_argv(self.initial),
+        }
+
+    def rest(self) -> list[EncodableT]:
+        return [*_pairs(config_fields(self.initial)), *(self.initial.roster or ())]
+
+    def parse(self, raw: Any) -> bool:
+        return bool(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeConfig(ScriptCall[bool]):
+    """A moderator's change: the parts the event sets, and the roster when it names one."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.CHANGE_CONFIG
+    change: ConfigChanged
+
+    def keys(self) -> dict[str, str]:
+        return {"config": keys.CONFIG, "roster": keys.ROSTER, "events": keys.EVENTS}
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {
+            "n_fields": len(config_fields(self.change)),
+            "replace_roster": "0" if self.change.roster is None else "1",
+            **_event_argv(self.change),
+        }
+
+    def rest(self) -> list[EncodableT]:
+        return [*_pairs(config_fields(self.change)), *(self.change.roster or ())]
+
+    def parse(self, raw: Any) -> bool:
+        return bool(raw)

@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import discord
 import redis
 import redis.asyncio as aioredis
+import yarl
 from discord import app_commands
 from discord.ext import commands
 from redis.exceptions import RedisError
 
+from bot.core import Study
 from bot.discord_app import checks, views
+from bot.discord_app.common import SOMETHING_WRONG, STORAGE_DOWN, tell
+from bot.discord_app.moderator import Moderator
+from bot.discord_app.participant import Participant
+from bot.discord_app.places import PrivateThreads
 from bot.discord_app.results import BattleEditor, ResultListener
+from bot.service import StudyService
 from bot.sweeper import Sweeper
 from contract import keys
 from contract.modelsfile import ModelsFile
 from contract.records import Refused
 from contract.settings import Settings
-
-if TYPE_CHECKING:
-    from bot.core import Study
-    from bot.discord_app.participant import Participant
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,6 @@ def point_at(api_base: str, gateway_url: str) -> None:
 
     discord.py reads these class attributes on every request / connect; the defaults are Discord's.
     """
-    import yarl
-
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
@@ -115,6 +116,17 @@ class ParleyBot(commands.Bot):
         self.redis = redis_client
         self.rq_conn = rq_conn
         self.consent_text = consent_text
+        # Every use case that is not Discord; the cogs, buttons and forms call it.
+        self.service = StudyService(
+            study,
+            redis_client=redis_client,
+            rq_conn=rq_conn,
+            models=models,
+            consent_version=settings.consent_version,
+            job_timeout_s=settings.job_timeout_s,
+            data_dir=settings.data_dir,
+        )
+        self.threads = PrivateThreads(self, self.service, settings)
         self.editor = BattleEditor(self, study)
         self.listener = ResultListener(redis_client, study, self.editor)
         # Fails or re-enqueues jobs whose worker died (no RQ callback runs on SIGKILL).
@@ -130,24 +142,19 @@ class ParleyBot(commands.Bot):
     def guild_object(self) -> discord.Object:
         return discord.Object(id=int(self.settings.guild_id or 0))
 
-    @property
-    def flow(self) -> Participant:
-        cog = self.get_cog("Participant")
-        if cog is None:
-            raise RuntimeError("the Participant cog is not loaded")
-        return cog  # type: ignore[return-value]
-
-    def display_name(self, model_id: str) -> str:
-        spec = self.models.models.get(model_id)
-        return spec.display_name if spec is not None else model_id
-
     async def setup_hook(self) -> None:
-        from bot.discord_app.moderator import Moderator
-        from bot.discord_app.participant import Participant
-
         self.add_dynamic_items(*views.DYNAMIC_ITEMS)
-        await self.add_cog(Participant(self))
-        await self.add_cog(Moderator(self))
+        await self.add_cog(
+            Participant(self, settings=self.settings, service=self.service, editor=self.editor)
+        )
+        await self.add_cog(
+            Moderator(
+                settings=self.settings,
+                service=self.service,
+                threads=self.threads,
+                sync_commands=functools.partial(self.sync_commands, force=True),
+            )
+        )
         self.tree.on_error = self.on_app_command_error
         # Commands live in the study's guild only: they show up at once (global commands take
         # up to an hour) and nobody outside the study server sees them.
@@ -216,16 +223,16 @@ class ParleyBot(commands.Bot):
             text = original.message
         elif isinstance(original, RedisError):
             log.error("Redis error in /%s: %s", getattr(interaction.command, "name", "?"), original)
-            text = views.STORAGE_DOWN
+            text = STORAGE_DOWN
         else:
             log.error(
                 "command /%s failed",
                 getattr(interaction.command, "qualified_name", "?"),
                 exc_info=original,
             )
-            text = "Sorry, something went wrong on our side. The study team has been notified."
+            text = SOMETHING_WRONG
         try:
-            await views.tell(interaction, text)
+            await tell(interaction, text)
         except discord.HTTPException as exc:
             log.warning("could not tell the user about the error: %s", exc)
 
@@ -240,4 +247,6 @@ class ParleyBot(commands.Bot):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.editor.close()
+        # Thread work uses REST: stop it before discord.py closes its HTTP session.
+        await self.threads.close()
         await super().close()

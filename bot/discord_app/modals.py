@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import secrets
 import weakref
-from typing import TYPE_CHECKING
 
 import discord
 from redis.exceptions import RedisError
 
 from bot.discord_app import custom_ids
-from contract.records import Demographics, Refused
-
-if TYPE_CHECKING:
-    from bot.discord_app.app import ParleyBot
+from bot.discord_app.client import parley
+from bot.discord_app.common import STORAGE_DOWN, tell
+from bot.service.outcomes import CommentSaved, CommentTooLong, EmptyComment, Refusal
+from contract.records import Demographics
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +31,6 @@ def has_open_form(custom_id: str) -> bool:
 
 
 async def _on_error(interaction: discord.Interaction, error: Exception) -> None:
-    from bot.discord_app.views import STORAGE_DOWN, tell
-
     if isinstance(error, RedisError):
         log.error("Redis error in a form: %s", error)
         await tell(interaction, STORAGE_DOWN)
@@ -63,27 +60,22 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
         self.add_item(self.text)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot: ParleyBot = interaction.client  # type: ignore[assignment]
-        # The Discord client enforces these bounds; a raw interaction need not, so check again.
-        text = (self.text.value or "").strip()
-        if not text:
-            await interaction.response.send_message(
-                "Your comment was empty, so nothing was saved.", ephemeral=True
-            )
-            return
-        if len(text) > self.max_chars:
-            await interaction.response.send_message(
-                f"Your comment has {len(text):,} characters; the limit is {self.max_chars:,}. "
-                "Nothing was saved — please shorten it and try again.",
-                ephemeral=True,
-            )
-            return
-        try:
-            await bot.study.comment(interaction.user.id, self.battle_id, text)
-        except Refused as refused:
-            await interaction.response.send_message(refused.message, ephemeral=True)
-            return
-        await interaction.response.send_message("Thanks — your comment was saved.", ephemeral=True)
+        outcome = await parley(interaction).service.battles.comment(
+            interaction.user.id, self.battle_id, self.text.value or "", max_chars=self.max_chars
+        )
+        match outcome:
+            case EmptyComment():
+                text = "Your comment was empty, so nothing was saved."
+            case CommentTooLong(length=length, limit=limit):
+                text = (
+                    f"Your comment has {length:,} characters; the limit is {limit:,}. "
+                    "Nothing was saved — please shorten it and try again."
+                )
+            case Refusal(message=message):
+                text = message
+            case CommentSaved():
+                text = "Thanks — your comment was saved."
+        await interaction.response.send_message(text, ephemeral=True)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
         await _on_error(interaction, error)
@@ -116,7 +108,7 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
         OPEN_FORMS[self.custom_id] = self
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        bot: ParleyBot = interaction.client  # type: ignore[assignment]
+        bot = parley(interaction)
 
         def value(field: discord.ui.TextInput[DemographicsModal]) -> str | None:
             text = (field.value or "").strip()
@@ -128,12 +120,11 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
             first_language=value(self.first_language),
             country=value(self.country),
         )
-        try:
-            await bot.study.set_demographics(interaction.user.id, demographics)
-        except Refused as refused:
-            await interaction.response.send_message(refused.message, ephemeral=True)
+        saved = await bot.service.participants.tell_about_you(interaction.user.id, demographics)
+        if isinstance(saved, Refusal):
+            await interaction.response.send_message(saved.message, ephemeral=True)
             return
-        await bot.flow.show_instructions(interaction, edit=False)
+        await bot.threads.show_instructions(interaction, edit=False)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
         await _on_error(interaction, error)

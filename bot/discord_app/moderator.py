@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import dispatch
 from bot.discord_app import render, views
 from bot.discord_app.checks import moderator_only
-from bot.discord_app.participant import resolve_channel
-from contract.records import Refused, Strategy, StudyState
-
-if TYPE_CHECKING:
-    from bot.discord_app.app import ParleyBot
+from bot.discord_app.common import resolve_channel, tell
+from bot.discord_app.places import PrivateThreads
+from bot.service import StudyService
+from bot.service.moderation import EXPORT_FORMATS
+from bot.service.outcomes import DesignView, Refusal
+from contract.records import Strategy, StudyState
+from contract.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Discord's upload limit for bots without boosts is 10 MiB; stay under it.
 ATTACH_MAX_BYTES = 8_000_000
-EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
 
 class Moderator(commands.Cog):
@@ -47,15 +45,31 @@ class Moderator(commands.Cog):
         guild_only=True,
     )
 
-    def __init__(self, bot: ParleyBot) -> None:
-        self.bot = bot
-
-    def by(self, interaction: discord.Interaction) -> str:
-        """The moderator's pseudonym, for the audit stream (no Discord id is stored)."""
-        return self.bot.study.pseudonym(interaction.user.id)
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        service: StudyService,
+        threads: PrivateThreads,
+        sync_commands: Callable[[], Awaitable[object]],
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.moderation = service.moderation
+        self.threads = threads
+        # Re-syncs the slash commands to the guild (`/study sync`).
+        self.sync_commands = sync_commands
 
     async def _answer(self, interaction: discord.Interaction, text: str) -> None:
-        await views.tell(interaction, text[: render.MESSAGE_LIMIT])
+        await tell(interaction, text[: render.MESSAGE_LIMIT])
+
+    async def _answer_design(
+        self, interaction: discord.Interaction, outcome: DesignView | Refusal
+    ) -> None:
+        if isinstance(outcome, Refusal):
+            await self._answer(interaction, outcome.message)
+            return
+        await self._answer(interaction, render.config_text(outcome.config, outcome.names))
 
     async def _answer_data(self, interaction: discord.Interaction, title: str, data: Any) -> None:
         block = render.json_block(data, limit=render.MESSAGE_LIMIT - len(title) - 2)
@@ -67,13 +81,10 @@ class Moderator(commands.Cog):
             title, file=discord.File(io.BytesIO(blob), filename="parley.json"), ephemeral=True
         )
 
-    def _names(self) -> dict[str, str]:
-        return {model_id: spec.display_name for model_id, spec in self.bot.models.models.items()}
-
     # --- state -------------------------------------------------------------------------------
 
     async def _set_state(self, interaction: discord.Interaction, state: StudyState) -> None:
-        config = await self.bot.study.set_state(state, self.by(interaction))
+        config = await self.moderation.set_state(state, interaction.user.id)
         await self._answer(interaction, f"The study is now **{config.state.value}**.")
 
     @study.command(name="open", description="Open the study: participants can start rounds.")
@@ -95,28 +106,23 @@ class Moderator(commands.Cog):
     @moderator_only()
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        config = await self.bot.study.config()
-        summary = await self.bot.study.summary()
-        models = sorted(set(config.roster) | set(self.bot.models.models))
-        conn = self.bot.rq_conn
-        depths = await asyncio.to_thread(dispatch.queue_depths, conn, models)
-        workers = await asyncio.to_thread(dispatch.live_workers, conn)
-        oldest = await asyncio.to_thread(dispatch.oldest_waiting, conn, models)
-        lines = [render.config_text(config, self._names())]
+        report = await self.moderation.status()
+        summary = report.summary
+        lines = [render.config_text(report.design.config, report.design.names)]
         lines.append(
             "**Queues:** "
-            + (", ".join(f"`{m}` {n}" for m, n in depths.items() if n) or "all empty")
+            + (", ".join(f"`{m}` {n}" for m, n in report.depths.items() if n) or "all empty")
         )
         lines.append(
-            f"**Live workers ({len(workers)}):** "
+            f"**Live workers ({len(report.workers)}):** "
             + (
-                "; ".join(f"{w.name} on {w.host} ({', '.join(w.models)})" for w in workers)
+                "; ".join(f"{w.name} on {w.host} ({', '.join(w.models)})" for w in report.workers)
                 or "none — no replies will come until a worker runs"
             )
         )
-        if oldest is not None:
-            waited = render.duration(oldest.waited_s)
-            lines.append(f"**Oldest waiting job:** `{oldest.model_id}` for {waited}")
+        if report.oldest is not None:
+            waited = render.duration(report.oldest.waited_s)
+            lines.append(f"**Oldest waiting job:** `{report.oldest.model_id}` for {waited}")
         text = "\n".join(lines)
         block = render.json_block(summary, limit=render.MESSAGE_LIMIT - len(text) - 2)
         if block is not None:
@@ -135,17 +141,18 @@ class Moderator(commands.Cog):
     @app_commands.describe(roster="Model ids from the models file, e.g. demo-a, demo-b")
     @moderator_only()
     async def models(self, interaction: discord.Interaction, roster: str | None = None) -> None:
-        if roster is not None:
+        if roster is None:
+            outcome: DesignView | Refusal = await self.moderation.design()
+        else:
             ids = [part.strip() for part in roster.replace(" ", ",").split(",") if part.strip()]
-            try:
-                await self.bot.study.set_roster(ids, self.by(interaction))
-            except Refused as refused:
-                await self._answer(interaction, refused.message)
-                return
-        config = await self.bot.study.config()
-        known = ", ".join(f"`{m}`" for m in self.bot.models.models)
+            outcome = await self.moderation.set_roster(ids, interaction.user.id)
+        if isinstance(outcome, Refusal):
+            await self._answer(interaction, outcome.message)
+            return
+        known = ", ".join(f"`{m}`" for m in outcome.known)
         await self._answer(
-            interaction, f"{render.config_text(config, self._names())}\n**Known models:** {known}"
+            interaction,
+            f"{render.config_text(outcome.config, outcome.names)}\n**Known models:** {known}",
         )
 
     @study.command(name="strategy", description="Show or set how pairs are drawn.")
@@ -153,9 +160,14 @@ class Moderator(commands.Cog):
     async def strategy(
         self, interaction: discord.Interaction, strategy: Strategy | None = None
     ) -> None:
-        if strategy is not None:
-            await self.bot.study.set_strategy(strategy, self.by(interaction))
-        config = await self.bot.study.config()
+        if strategy is None:
+            config = (await self.moderation.design()).config
+        else:
+            changed = await self.moderation.set_strategy(strategy, interaction.user.id)
+            if isinstance(changed, Refusal):
+                await self._answer(interaction, changed.message)
+                return
+            config = changed
         await self._answer(interaction, f"**Strategy:** {config.strategy.value}")
 
     @study.command(name="limits", description="Show or change quotas and audio limits.")
@@ -182,14 +194,9 @@ class Moderator(commands.Cog):
             }.items()
             if value is not None
         }
-        if changes:
-            try:
-                await self.bot.study.set_limits(self.by(interaction), **changes)
-            except Refused as refused:
-                await self._answer(interaction, refused.message)
-                return
-        config = await self.bot.study.config()
-        await self._answer(interaction, render.config_text(config, self._names()))
+        await self._answer_design(
+            interaction, await self.moderation.set_limits(interaction.user.id, **changes)
+        )
 
     # --- data and messages -------------------------------------------------------------------
 
@@ -203,24 +210,15 @@ class Moderator(commands.Cog):
         fmt: app_commands.Choice[str] | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        suffix = fmt.value if fmt is not None else "csv"
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        out = Path(self.bot.settings.data_dir) / "exports" / f"battles-{stamp}.{suffix}"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rows = await self._export(out)
-        size = out.stat().st_size
-        text = f"Exported {rows} battles to `{out}` ({render.megabytes(size)})."
+        exported = await self.moderation.export(fmt.value if fmt is not None else "csv")
+        size = exported.size
+        text = f"Exported {exported.rows} battles to `{exported.path}` ({render.megabytes(size)})."
         if size <= ATTACH_MAX_BYTES:
-            await interaction.followup.send(text, file=discord.File(out), ephemeral=True)
+            await interaction.followup.send(text, file=discord.File(exported.path), ephemeral=True)
         else:
             await interaction.followup.send(
                 text + " Too large to attach; fetch it from the bot's host.", ephemeral=True
             )
-
-    async def _export(self, out: Path) -> int:
-        from bot.export import export_battles
-
-        return int(await export_battles(self.bot.study, out))
 
     @study.command(name="post", description="Post the pinned study message with a Join button.")
     @moderator_only()
@@ -259,17 +257,17 @@ class Moderator(commands.Cog):
     @moderator_only()
     async def sync(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.sync_commands(force=True)
+        await self.sync_commands()
         await interaction.followup.send("Slash commands synced.", ephemeral=True)
 
     def _channel(self, interaction: discord.Interaction) -> discord.TextChannel | None:
         if interaction.guild is None:
             return None
-        return resolve_channel(interaction.guild, self.bot.settings.study_channel)
+        return resolve_channel(interaction.guild, self.settings.study_channel)
 
     def _no_channel(self) -> str:
         return (
-            f"I can't find the study channel {self.bot.settings.study_channel!r} "
+            f"I can't find the study channel {self.settings.study_channel!r} "
             "(PARLEY_STUDY_CHANNEL: its id or name)."
         )
 
@@ -278,19 +276,15 @@ class Moderator(commands.Cog):
     @participant.command(name="info", description="What the study stores about a participant.")
     @moderator_only()
     async def info(self, interaction: discord.Interaction, member: discord.User) -> None:
-        data = await self.bot.study.my_data(member.id)
-        await self._answer_data(
-            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}`", data
-        )
+        info = await self.moderation.info(member.id)
+        await self._answer_data(interaction, f"Participant `{info.pseudonym}`", info.data)
 
     @participant.command(name="withdraw", description="Withdraw a participant (deletes data).")
     @moderator_only()
     async def withdraw(self, interaction: discord.Interaction, member: discord.User) -> None:
-        thread_id = await self.bot.flow.withdraw_participant(member.id)
-        await self._answer(
-            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` was withdrawn."
-        )
-        self.bot.flow.close_thread_later(thread_id, member.id)
+        withdrawn = await self.service.participants.withdraw(member.id)
+        await self._answer(interaction, f"Participant `{withdrawn.pseudonym}` was withdrawn.")
+        self.threads.close_later(withdrawn.thread_id, member.id)
 
     @participant.command(name="block", description="Stop a participant from starting rounds.")
     @moderator_only()
@@ -300,23 +294,17 @@ class Moderator(commands.Cog):
         member: discord.User,
         reason: app_commands.Range[str, 1, 300] = "no reason given",
     ) -> None:
-        try:
-            await self.bot.study.block(member.id, reason, self.by(interaction))
-        except Refused as refused:
-            await self._answer(interaction, refused.message)
+        outcome = await self.moderation.block(member.id, reason, interaction.user.id)
+        if isinstance(outcome, Refusal):
+            await self._answer(interaction, outcome.message)
             return
-        await self._answer(
-            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` is blocked."
-        )
+        await self._answer(interaction, f"Participant `{outcome.pseudonym}` is blocked.")
 
     @participant.command(name="unblock", description="Let a blocked participant take part again.")
     @moderator_only()
     async def unblock(self, interaction: discord.Interaction, member: discord.User) -> None:
-        try:
-            await self.bot.study.unblock(member.id, self.by(interaction))
-        except Refused as refused:
-            await self._answer(interaction, refused.message)
+        outcome = await self.moderation.unblock(member.id, interaction.user.id)
+        if isinstance(outcome, Refusal):
+            await self._answer(interaction, outcome.message)
             return
-        await self._answer(
-            interaction, f"Participant `{self.bot.study.pseudonym(member.id)}` is unblocked."
-        )
+        await self._answer(interaction, f"Participant `{outcome.pseudonym}` is unblocked.")

@@ -10,6 +10,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.service.outcomes import (
+    BadAudio,
+    ConsentOutdated,
+    NotAudio,
+    NotDispatched,
+    Refusal,
+    TextOnly,
+    TooBig,
+    TooLong,
+    UnknownLength,
+)
 from contract.records import Battle, BattleStatus, Limits, StudyConfig, Winner
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
@@ -34,7 +45,6 @@ WINNER_WORDS = {
     Winner.TIE: "a tie",
     Winner.BOTH_BAD: "both are bad",
 }
-AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".m4a", ".aac", ".flac", ".webm")
 
 
 @dataclass(frozen=True)
@@ -168,27 +178,6 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return pieces
 
 
-def looks_like_audio(filename: str, content_type: str | None, *, voice_message: bool) -> bool:
-    if voice_message:
-        return True
-    if content_type and content_type.split(";")[0].strip().lower().startswith("audio/"):
-        return True
-    return filename.lower().endswith(AUDIO_SUFFIXES)
-
-
-def audio_suffix(filename: str, content_type: str | None) -> str:
-    lowered = filename.lower()
-    for suffix in AUDIO_SUFFIXES:
-        if lowered.endswith(suffix):
-            return suffix.lstrip(".")
-    if content_type and "/" in content_type:
-        # "audio/x-wav" -> "xwav": the study core takes 1-8 letters or digits.
-        subtype = content_type.split("/", 1)[1].split(";")[0].strip().lower()
-        cleaned = "".join(ch for ch in subtype if ch.isascii() and ch.isalnum())[:8]
-        return cleaned or "ogg"
-    return "ogg"
-
-
 def megabytes(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
@@ -288,3 +277,43 @@ def duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+NOT_DISPATCHED = (
+    "Sorry, I couldn't pass your message to the models right now. "
+    "Please try again in a little while."
+)
+
+ClipAnswer = (
+    TextOnly
+    | NotAudio
+    | Refusal
+    | ConsentOutdated
+    | TooBig
+    | BadAudio
+    | UnknownLength
+    | TooLong
+    | NotDispatched
+)
+
+
+def clip_answer(outcome: ClipAnswer) -> str:
+    """What to tell a participant whose voice message did not start a battle."""
+    match outcome:
+        case TextOnly(joined=joined):
+            return TEXT_HINT if joined else NOT_JOINED
+        case NotAudio(filename=filename):
+            return not_audio(filename)
+        case Refusal(message=message) | BadAudio(message=message):
+            return message
+        case ConsentOutdated(current=current):
+            return consent_outdated(current)
+        case TooBig(size=size, limit=limit):
+            return too_big(size, limit)
+        case UnknownLength():
+            return unreadable_audio("its length is unknown")
+        case TooLong(seconds=seconds, limit=limit):
+            return too_long(seconds, limit)
+        case NotDispatched():
+            return NOT_DISPATCHED
+    raise TypeError(f"no text for the clip outcome {outcome!r}")

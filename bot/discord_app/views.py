@@ -8,59 +8,26 @@ click, meets the same rules as the first.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import discord
-from redis.exceptions import RedisError
 
 from bot.discord_app import custom_ids, modals, render
-from contract.records import Battle, BattleStatus, Refused
-
-if TYPE_CHECKING:
-    from bot.discord_app.app import ParleyBot
+from bot.discord_app.client import parley
+from bot.discord_app.common import polite, tell
+from bot.service.outcomes import (
+    Agreed,
+    CommentForm,
+    ConsentChanged,
+    NoSuchBattle,
+    NotYourBattle,
+    Refusal,
+    Reveal,
+)
 
 log = logging.getLogger(__name__)
-
-
-def _bot(interaction: discord.Interaction) -> ParleyBot:
-    return interaction.client  # type: ignore[return-value]
-
-
-async def tell(interaction: discord.Interaction, text: str) -> None:
-    """An ephemeral answer, whether or not the interaction was already answered."""
-    if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
-    else:
-        await interaction.response.send_message(text, ephemeral=True)
-
-
-STORAGE_DOWN = "Sorry — the study's storage is not reachable right now. Please try again soon."
-ItemT = TypeVar("ItemT")
-
-
-def polite(
-    callback: Callable[[ItemT, discord.Interaction], Awaitable[None]],
-) -> Callable[[ItemT, discord.Interaction], Awaitable[None]]:
-    """Turn the failures a click can meet into a polite answer instead of a traceback."""
-
-    @functools.wraps(callback)
-    async def guarded(self: ItemT, interaction: discord.Interaction) -> None:
-        try:
-            await callback(self, interaction)
-        except Refused as refused:
-            await tell(interaction, refused.message)
-        except RedisError as exc:
-            log.error("Redis error while handling %s: %s", type(self).__name__, exc)
-            await tell(interaction, STORAGE_DOWN)
-        except discord.NotFound as exc:
-            # The interaction expired (answered too late) or its message is gone.
-            log.warning("%s: %s", type(self).__name__, exc)
-
-    return guarded
 
 
 class VoteButton(
@@ -91,27 +58,22 @@ class VoteButton(
 
     @polite
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = _bot(interaction)
-        try:
-            battle, remaining = await bot.study.vote(
-                interaction.user.id, self.battle_id, render.CHOICES[self.choice]
-            )
-        except Refused as refused:
-            await tell(interaction, refused.message)
-            if refused.code == "already_voted":
+        outcome = await parley(interaction).service.battles.vote(
+            interaction.user.id, self.battle_id, render.CHOICES[self.choice]
+        )
+        if isinstance(outcome, Refusal):
+            await tell(interaction, outcome.message)
+            if outcome.code == "already_voted":
                 await show_reveal(interaction, self.battle_id)
             return
-        rendered = render.render_battle(battle, names=_names(bot, battle), remaining=remaining)
+        rendered = _reveal_message(outcome)
         await interaction.response.edit_message(
             content=rendered.content, view=battle_view(self.battle_id, votes=False)
         )
 
 
-def _names(bot: ParleyBot, battle: Battle) -> dict[str, str]:
-    return {
-        side: bot.display_name(model)
-        for side, model in (("a", battle.model_a), ("b", battle.model_b))
-    }
+def _reveal_message(reveal: Reveal) -> render.RenderedBattle:
+    return render.render_battle(reveal.battle, names=reveal.names, remaining=reveal.remaining)
 
 
 def _votes_open(message: discord.Message) -> bool:
@@ -135,16 +97,10 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
     message = interaction.message
     if message is None or not _votes_open(message):
         return
-    bot = _bot(interaction)
-    battle = await bot.study.battle(battle_id)
-    if (
-        battle is None
-        or battle.status is not BattleStatus.VOTED
-        or battle.participant != bot.study.pseudonym(interaction.user.id)
-    ):
+    reveal = await parley(interaction).service.battles.reveal(interaction.user.id, battle_id)
+    if reveal is None:
         return
-    remaining = await bot.study.remaining_today(interaction.user.id)
-    rendered = render.render_battle(battle, names=_names(bot, battle), remaining=remaining)
+    rendered = _reveal_message(reveal)
     try:
         await message.edit(content=rendered.content, view=battle_view(battle_id, votes=False))
     except discord.HTTPException as exc:
@@ -176,18 +132,20 @@ class CommentButton(
 
     @polite
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = _bot(interaction)
-        battle = await bot.study.battle(self.battle_id)
-        if battle is None:
-            await tell(interaction, "Sorry, I can't find that round any more.")
-            return
-        if battle.participant != bot.study.pseudonym(interaction.user.id):
-            await tell(interaction, "This is not your battle — you can only comment on your own.")
-            return
-        limits = (await bot.study.config()).limits
-        await interaction.response.send_modal(
-            modals.CommentModal(self.battle_id, max_chars=limits.comment_max_chars)
+        opened = await parley(interaction).service.battles.open_comment(
+            interaction.user.id, self.battle_id
         )
+        match opened:
+            case NoSuchBattle():
+                await tell(interaction, "Sorry, I can't find that round any more.")
+            case NotYourBattle():
+                await tell(
+                    interaction, "This is not your battle — you can only comment on your own."
+                )
+            case CommentForm(battle_id=battle_id, max_chars=max_chars):
+                await interaction.response.send_modal(
+                    modals.CommentModal(battle_id, max_chars=max_chars)
+                )
 
 
 def battle_view(battle_id: str, *, votes: bool = True, comment: bool = True) -> discord.ui.View:
@@ -220,7 +178,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.
 
     @polite
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _bot(interaction).flow.start_join(interaction)
+        await start_join(interaction)
 
 
 class ConsentButton(
@@ -247,9 +205,8 @@ class ConsentButton(
 
     @polite
     async def callback(self, interaction: discord.Interaction) -> None:
-        flow = _bot(interaction).flow
         if self.answer == "agree":
-            await flow.agree(interaction, self.version)
+            await agree(interaction, self.version)
         else:
             await interaction.response.edit_message(
                 content="No problem — nothing was stored. You can `/join` any time.",
@@ -288,11 +245,10 @@ class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_
 
     @polite
     async def callback(self, interaction: discord.Interaction) -> None:
-        flow = _bot(interaction).flow
         if self.action == "open":
             await interaction.response.send_modal(modals.DemographicsModal())
         else:
-            await flow.show_instructions(interaction, edit=True)
+            await parley(interaction).threads.show_instructions(interaction, edit=True)
 
 
 def about_you_view() -> discord.ui.View:
@@ -336,7 +292,7 @@ class WithdrawButton(
                 content="Nothing was deleted. Thanks for staying!", view=None
             )
             return
-        await _bot(interaction).flow.withdraw(interaction)
+        await withdraw(interaction)
 
 
 def withdraw_view(user_id: int) -> discord.ui.View:
@@ -350,6 +306,66 @@ def join_view() -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(JoinButton())
     return view
+
+
+# --- the participant's flows that these buttons and the slash commands share --------------
+
+
+async def start_join(interaction: discord.Interaction) -> None:
+    """`/join` and the Join button: the consent form, or the instructions for someone who
+    already agreed to the current version."""
+    bot = parley(interaction)
+    step = await bot.service.participants.join_start(interaction.user.id)
+    if not step.needs_consent:
+        await bot.threads.show_instructions(interaction, edit=False)
+        return
+    embed = discord.Embed(
+        title=render.consent_title(step.version),
+        description=bot.consent_text[:4096],
+        colour=discord.Colour.blurple(),
+    )
+    await interaction.response.send_message(
+        embed=embed, view=consent_view(step.version), ephemeral=True
+    )
+
+
+async def agree(interaction: discord.Interaction, version: str) -> None:
+    bot = parley(interaction)
+    outcome = await bot.service.participants.agree(interaction.user.id, version)
+    match outcome:
+        case ConsentChanged():
+            await interaction.response.edit_message(
+                content="The consent form has changed since this was shown; please read the "
+                "new version (use `/join`).",
+                embed=None,
+                view=None,
+            )
+        case Refusal(message=message):
+            await interaction.response.edit_message(content=message, embed=None, view=None)
+        case Agreed():
+            await interaction.response.edit_message(
+                content="Thank you for joining! If you like, tell us a little about yourself "
+                "(every field is optional) — or skip straight to the instructions.",
+                embed=None,
+                view=about_you_view(),
+            )
+            if interaction.guild is not None:
+                # Open the thread while the participant reads the form, not when they close it.
+                bot.threads.open_soon(interaction.guild, interaction.user)
+
+
+async def withdraw(interaction: discord.Interaction) -> None:
+    """The confirmed `/withdraw`."""
+    bot = parley(interaction)
+    withdrawn = await bot.service.participants.withdraw(interaction.user.id)
+    await interaction.response.edit_message(
+        content="Done — your data was deleted and you have left the study. Thank you for "
+        "your help! (Voice messages you sent me in DMs stay in your own DM history; you can "
+        "delete them there.)",
+        view=None,
+    )
+    # After the answer: the confirmation may sit in the very thread being closed.
+    bot.threads.close_later(withdrawn.thread_id, interaction.user.id)
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (

@@ -57,7 +57,7 @@ def test_leaderboard_command(
     assert list(table.columns[: len(LEADERBOARD_COLUMNS)]) == LEADERBOARD_COLUMNS
     signature = (
         f"votes:2000|filters:unvoted,flagged,cap=500|rounds:100|seed:3|ties:half|"
-        f"bothbad:tie|parley:{parley_version()}"
+        f"bothbad:tie|resample:battles|style:none|parley:{parley_version()}"
     )
     assert set(table["signature"]) == {signature}
     assert (tmp_path / "signature.txt").read_text().strip() == signature

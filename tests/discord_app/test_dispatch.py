@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from bot import dispatch
+from contract import heartbeat
+from contract.heartbeat import WorkerEntry
 from contract.keys import WORKERS_KEY, audio_key
 from contract.protocol import JobRequest
 
@@ -82,12 +83,10 @@ def test_enqueue_positions_depths_and_oldest(conn: redis.Redis) -> None:
 
 
 def test_live_workers_drop_stale_and_malformed(conn: redis.Redis) -> None:
-    conn.hset(
-        WORKERS_KEY, "w1", json.dumps({"host": "gpu1", "models": ["m1"], "heartbeat_at": 100.0})
-    )
-    conn.hset(
-        WORKERS_KEY, "w0", json.dumps({"host": "gpu0", "models": ["m2"], "heartbeat_at": 10.0})
-    )
+    w1 = WorkerEntry("w1", "gpu1", 11, ("m1",), started_at=1.0, heartbeat_at=100.0)
+    heartbeat.write(conn, w1)
+    heartbeat.write(conn, WorkerEntry("w0", "gpu0", 10, ("m2",), started_at=1.0, heartbeat_at=10.0))
     conn.hset(WORKERS_KEY, "bad", b"not json")
     workers = dispatch.live_workers(conn, now=120.0, stale_after_s=60.0)
-    assert workers == [dispatch.WorkerInfo(name="w1", host="gpu1", models=("m1",), heartbeat=100.0)]
+    assert workers == [w1]
+    assert (workers[0].name, workers[0].host, workers[0].models) == ("w1", "gpu1", ("m1",))

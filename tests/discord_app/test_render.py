@@ -5,6 +5,18 @@ from __future__ import annotations
 import pytest
 
 from bot.discord_app import render
+from bot.service.clips import audio_suffix, looks_like_audio
+from bot.service.outcomes import (
+    BadAudio,
+    ConsentOutdated,
+    NotAudio,
+    NotDispatched,
+    Refusal,
+    TextOnly,
+    TooBig,
+    TooLong,
+    UnknownLength,
+)
 from contract.records import Battle, BattleStatus, Reply, Strategy, Winner
 
 
@@ -116,7 +128,7 @@ def test_progress_header(position: int | None, expected: str) -> None:
 def test_looks_like_audio(
     filename: str, content_type: str | None, voice: bool, expected: bool
 ) -> None:
-    assert render.looks_like_audio(filename, content_type, voice_message=voice) is expected
+    assert looks_like_audio(filename, content_type, voice_message=voice) is expected
 
 
 @pytest.mark.parametrize(
@@ -124,7 +136,7 @@ def test_looks_like_audio(
     [("a.ogg", "audio/ogg", "ogg"), ("blob", "audio/x-wav", "xwav"), ("blob", None, "ogg")],
 )
 def test_audio_suffix(filename: str, content_type: str | None, expected: str) -> None:
-    assert render.audio_suffix(filename, content_type) == expected
+    assert audio_suffix(filename, content_type) == expected
 
 
 def test_split_text_prefers_line_breaks() -> None:
@@ -138,3 +150,32 @@ def test_split_text_prefers_line_breaks() -> None:
 def test_json_block_refuses_what_does_not_fit() -> None:
     assert render.json_block({"a": 1}) == '```json\n{\n  "a": 1\n}\n```'
     assert render.json_block({"a": "x" * 3000}) is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (TextOnly(joined=True), render.TEXT_HINT),
+        (TextOnly(joined=False), render.NOT_JOINED),
+        (NotAudio("notes.txt"), render.not_audio("notes.txt")),
+        (Refusal("paused", "The study is paused."), "The study is paused."),
+        (BadAudio("corrupt", "The recording seems damaged."), "The recording seems damaged."),
+        (ConsentOutdated("2"), render.consent_outdated("2")),
+        (TooBig(9_000_000, 8_000_000), render.too_big(9_000_000, 8_000_000)),
+        (UnknownLength(), render.unreadable_audio("its length is unknown")),
+        (TooLong(75.0, 60.0), render.too_long(75.0, 60.0)),
+        (NotDispatched("00000000000000a1"), render.NOT_DISPATCHED),
+    ],
+)
+def test_clip_answer(outcome: render.ClipAnswer, expected: str) -> None:
+    assert render.clip_answer(outcome) == expected
+
+
+def test_clip_answer_texts() -> None:
+    assert render.too_long(75.0, 60.0) == (
+        "That recording is 75 s long; the study takes up to 60 s. Please send a shorter one."
+    )
+    assert render.NOT_DISPATCHED == (
+        "Sorry, I couldn't pass your message to the models right now. "
+        "Please try again in a little while."
+    )

@@ -1,15 +1,35 @@
-"""RQ states a crashed worker leaves behind, built with RQ's own worker methods (no process)."""
+"""RQ states a crashed worker leaves behind, built with RQ's own worker methods (no process).
+
+Tests may use rq directly: these reproduce, step for step, what rq's worker does, which is
+exactly what `contract.queueing` must read back."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from contract.keys import WORKERS_KEY
+from contract import heartbeat
+from contract.heartbeat import WorkerEntry
+
+
+def take_job_and_die(conn: redis.Redis, queue_name: str, *, worker: str) -> Job:
+    """Take the queue's next job the way a worker serving only this queue does (rq's
+    `Queue.dequeue_any` -> `Queue.lmove`: LMOVE from the queue into its intermediate list), and
+    nothing more, as if the worker were SIGKILLed before it marked the job started: the job
+    stays `queued`, in no queue."""
+    queue = Queue(queue_name, connection=conn)
+    rq_worker = SimpleWorker([queue], connection=conn, name=worker)
+    dequeued = rq_worker.dequeue_job_and_maintain_ttl(timeout=1)
+    if dequeued is None:
+        raise RuntimeError(f"queue {queue_name} has no job to take")
+    job, _ = dequeued
+    if job.id.encode() not in conn.lrange(queue.intermediate_queue_key, 0, -1):
+        raise RuntimeError(f"rq did not move job {job.id} to {queue.intermediate_queue_key}")
+    job.refresh()
+    return job
 
 
 def start_job_and_die(
@@ -35,5 +55,5 @@ def start_job_and_die(
 
 def beat(conn: redis.Redis, worker: str, at: float | None = None) -> None:
     """The entry a live worker's heartbeat thread writes."""
-    entry = {"host": "test", "pid": 1, "models": [], "started_at": 0.0}
-    conn.hset(WORKERS_KEY, worker, json.dumps({**entry, "heartbeat_at": at or time.time()}))
+    entry = WorkerEntry(worker, "test", 1, (), started_at=0.0, heartbeat_at=at or time.time())
+    heartbeat.write(conn, entry)

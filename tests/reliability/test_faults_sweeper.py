@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio as aioredis
-from rq import Queue
+from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
@@ -28,7 +28,7 @@ from contract.modelsfile import load_models_file
 from contract.protocol import JobRequest, ResultMessage
 from contract.records import BattleStatus
 from tests.core.helpers import AUDIO, MODELS_TOML, Clock, make_study
-from tests.reliability.faults_rq import beat, start_job_and_die
+from tests.reliability.faults_rq import beat, start_job_and_die, take_job_and_die
 
 pytestmark = pytest.mark.reliability
 
@@ -151,6 +151,88 @@ async def test_dead_worker_job_is_requeued_once_then_failed(
     assert await sweep.sweep() == []
     assert conn.exists(keys.sweeper_battle(battle.battle_id)) == 0, "record forgotten"
     assert conn.smembers(keys.SWEPT_BATTLES) == set()
+
+
+async def test_a_job_taken_by_a_worker_killed_before_starting_it_is_requeued(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    """Killed between taking the job (rq's LMOVE into the intermediate list) and marking it
+    started, a worker leaves the job `queued` in no queue. It is abandoned a margin after the
+    sweeper first sees it so, not after the maximum queue wait (30 min)."""
+    battle = await enqueued_battle(study, conn)
+    origin = queue_name(battle.model_a)
+    old = take_job_and_die(conn, origin, worker=DEAD)
+    assert old.id == battle.ui["jobs"][0]
+    assert old.get_status() == JobStatus.QUEUED
+    assert Queue(origin, connection=conn).get_job_ids() == []
+    sweep = sweeper(study, conn, clock)
+    assert sweep.max_queue_wait_s > 10 * MARGIN_S
+    clock.advance(5)
+    assert await sweep.sweep() == [], "first sighting: a live worker may be about to start it"
+    clock.advance(MARGIN_S - 1)
+    assert await sweep.sweep() == []
+    clock.advance(2)
+    [action] = await sweep.sweep()
+    assert (action.side, action.action) == ("a", "requeued")
+    assert old.id in action.reason
+    assert "never started" in action.reason
+    new = Job.fetch(action.job_id, connection=conn)
+    assert new.get_status() == JobStatus.QUEUED
+    assert new.args[0] == {**old.args[0], "enqueued_at": clock.now}
+    assert Queue(origin, connection=conn).get_job_ids() == [new.id]
+    # The old job is out of RQ's hands: failed, out of the intermediate list, no retry left, so
+    # RQ's own intermediate-list cleanup does not run it again.
+    old.refresh()
+    assert old.get_status() == JobStatus.FAILED
+    assert old.retries_left == 0
+    queue = Queue(origin, connection=conn)
+    assert conn.lrange(queue.intermediate_queue_key, 0, -1) == []
+    assert old.id in FailedJobRegistry(origin, connection=conn).get_job_ids()
+    assert results(conn) == []
+    assert await sweep.sweep() == [], "the new job waits in its queue"
+
+
+async def test_a_job_taken_and_then_started_by_a_live_worker_is_left_alone(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    """A sweep that catches a live worker between taking a job and starting it must not count
+    that sighting against the job later."""
+    battle = await enqueued_battle(study, conn)
+    origin = queue_name(battle.model_a)
+    sweep = sweeper(study, conn, clock)
+    taken = take_job_and_die(conn, origin, worker="alive")
+    assert await sweep.sweep() == []
+    # The rest of what rq's worker does before it runs the job.
+    worker = SimpleWorker([Queue(origin, connection=conn)], connection=conn, name="alive")
+    worker.prepare_execution(taken)
+    worker.prepare_job_execution(taken, remove_from_intermediate_queue=True)
+    clock.advance(MARGIN_S + 1)
+    beat(conn, "alive", clock.now)
+    assert await sweep.sweep() == []
+    assert taken.get_status(refresh=True) == JobStatus.STARTED
+
+
+async def test_a_job_back_in_its_queue_gets_a_fresh_margin_when_taken_again(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    battle = await enqueued_battle(study, conn)
+    origin = queue_name(battle.model_a)
+    queue = Queue(origin, connection=conn)
+    sweep = sweeper(study, conn, clock)
+    taken = take_job_and_die(conn, origin, worker=DEAD)
+    assert await sweep.sweep() == []
+    # Put back as RQ's intermediate-list cleanup does for a job with a retry left.
+    conn.lrem(queue.intermediate_queue_key, 0, taken.id)
+    conn.rpush(queue.key, taken.id)
+    clock.advance(MARGIN_S + 1)
+    assert await sweep.sweep() == [], "waiting in its queue again"
+    assert take_job_and_die(conn, origin, worker=DEAD + "-2").id == taken.id
+    assert await sweep.sweep() == [], "taken again: a fresh sighting"
+    clock.advance(MARGIN_S - 1)
+    assert await sweep.sweep() == []
+    clock.advance(2)
+    [action] = await sweep.sweep()
+    assert (action.side, action.action) == ("a", "requeued")
 
 
 async def test_missing_job_is_enqueued_after_the_margin(

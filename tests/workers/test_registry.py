@@ -36,7 +36,7 @@ def test_api_backends_and_bot_side_modules_never_import_torch() -> None:
     code = (
         "import sys\n"
         "from workers.backends.registry import backend_class\n"
-        "import contract.audio, workers.enqueue, workers.jobs, workers.worker\n"
+        "import contract.audio, contract.queueing, workers.jobs, workers.worker\n"
         "for name in ('openai_audio', 'gemini', 'openai_compatible'):\n"
         "    backend_class(name)\n"
         "heavy = [m for m in ('torch', 'transformers', 'faster_whisper') if m in sys.modules]\n"

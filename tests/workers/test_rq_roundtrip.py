@@ -17,17 +17,17 @@ import pytest
 import redis
 from rq import Queue
 from rq.job import Job
-from rq.timeouts import JobTimeoutException
 
+from contract import queueing
 from contract.audio import AudioError
+from contract.heartbeat import live_workers
 from contract.keys import PARTIALS_STREAM, RESULTS_STREAM, WORKERS_KEY, audio_key
 from contract.protocol import JobRequest, ResultMessage
+from contract.queueing import JobTimeout, enqueue_answer
 from devstack.fake_apis import Behaviour, FakeApiServer
 from tests.workers.conftest import write_models
 from workers.backends.base import BackendError
-from workers.enqueue import enqueue_answer
 from workers.jobs import PartialPublisher, failure_kind
-from workers.worker import ParleyWorker, live_workers
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -92,6 +92,11 @@ def wait_for(
     pytest.fail(f"timed out waiting for {what}\n{tail}")
 
 
+def state(client: redis.Redis, job_id: str) -> str | None:
+    snapshot = queueing.fetch_job(client, job_id)
+    return None if snapshot is None else snapshot.state.value
+
+
 def read_results(client: redis.Redis) -> dict[str, ResultMessage]:
     messages = [ResultMessage.from_fields(f) for _, f in client.xrange(RESULTS_STREAM)]
     return {m.battle_id: m for m in messages}
@@ -124,18 +129,18 @@ def test_worker_round_trip_successes_and_every_failure(
     worker = start_worker(tmp_path, redis_url, models, "echo,slow,broken")
     try:
         workers = wait_for(lambda: live_workers(client), 30, "the worker's heartbeat", log)
-        (entry,) = workers.values()
-        assert entry["models"] == ["echo", "slow", "broken"]
-        assert entry["pid"] == worker.pid
+        (entry,) = workers
+        assert entry.models == ("echo", "slow", "broken")
+        assert entry.pid == worker.pid
 
         # 1. A good job: reply, timings, partial text on the partials stream.
         client.set(audio_key("ok"), speech_clips["ogg"])
         history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hey"}]
-        job = enqueue_answer(client, request("ok", "echo", history=history), timeout_s=20)
+        job_id = enqueue_answer(client, request("ok", "echo", history=history), timeout_s=20)
         ok = wait_for(lambda: read_results(client).get("ok"), 20, "the first result", log)
         assert ok.ok
         assert ok.reply == FakeApiServer.reply_for(2.4, 2)
-        assert ok.job_id == job.id
+        assert ok.job_id == job_id
         assert ok.worker is not None
         assert ok.worker.startswith("parley-")
         for key in ("queue_wait", "decode_audio", "first_token", "model", "total", "load"):
@@ -146,7 +151,7 @@ def test_worker_round_trip_successes_and_every_failure(
         assert partials[0][1][b"battle_id"] == b"ok"
         assert ok.reply.startswith(partials[-1][1][b"text"].decode().strip())
         # The result goes on the stream inside the job, before RQ marks the job finished.
-        wait_for(lambda: job.get_status(refresh=True) == "finished", 10, "job finished", log)
+        wait_for(lambda: state(client, job_id) == "finished", 10, "job finished", log)
 
         # 2. Every permanent failure ends in exactly one failure result, without retries.
         client.set(audio_key("junk"), b"this is a text file, not a recording\n" * 50)
@@ -174,7 +179,7 @@ def test_worker_round_trip_successes_and_every_failure(
         assert "job timeout (1 s)" in (results["slow"].error or "")
         assert all(r.reply is None for k, r in results.items() if k != "ok")
         for name, failed in jobs.items():
-            assert failed.get_status(refresh=True) == "failed", name
+            assert state(client, failed) == "failed", name
         assert client.xlen(RESULTS_STREAM) == 5
 
         # 3. A transient failure is retried by RQ and then succeeds: only the success is published.
@@ -183,7 +188,7 @@ def test_worker_round_trip_successes_and_every_failure(
         flaky = enqueue_answer(client, request("flaky", "echo"), timeout_s=20, retries=1)
         done = wait_for(lambda: read_results(client).get("flaky"), 20, "the retried result", log)
         assert done.ok
-        assert flaky.get_status(refresh=True) == "finished"
+        assert state(client, flaky) == "finished"
         # ... and with no retries left, it is a transient failure result.
         fake_server.script = [Behaviour(503)]
         client.set(audio_key("flaky2"), speech_clips["mp3"])
@@ -228,7 +233,9 @@ def test_partials_are_throttled(redis_url: str) -> None:
 
 def test_enqueue_answer_sets_the_job_up(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    job = enqueue_answer(client, request("b2", "echo"), timeout_s=42, retries=2)
+    job = Job.fetch(
+        enqueue_answer(client, request("b2", "echo"), timeout_s=42, retries=2), connection=client
+    )
     assert job.origin == "model:echo"
     assert job.func_name == "workers.jobs.answer"
     assert job.timeout == 42
@@ -249,9 +256,9 @@ def test_worker_caps_job_timeouts_at_its_setting(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     queue = Queue("model:sleepy", connection=client)
     job = queue.enqueue("time.sleep", 5, job_timeout=60)
-    worker = ParleyWorker([queue], connection=client, job_timeout_s=1)
+    worker = queueing.build_worker(client, ["sleepy"], job_timeout_s=1)
     started = time.monotonic()
-    worker.work(burst=True)
+    queueing.run_worker(worker, burst=True)
     assert time.monotonic() - started < 4
     job.refresh()
     assert job.get_status() == "failed"
@@ -260,7 +267,7 @@ def test_worker_caps_job_timeouts_at_its_setting(redis_url: str) -> None:
     assert latest is not None
     assert "JobTimeoutException" in (latest.exc_string or "")
     with pytest.raises(ValueError, match="job_timeout_s must be positive"):
-        ParleyWorker([queue], connection=client, job_timeout_s=0)
+        queueing.build_worker(client, ["sleepy"], job_timeout_s=0)
     client.close()
 
 
@@ -274,7 +281,7 @@ def test_worker_without_redis_fails_before_loading_and_hides_the_password(tmp_pa
 
 
 def test_failure_kind_golden() -> None:
-    assert failure_kind(JobTimeoutException("late")) == "timeout"
+    assert failure_kind(JobTimeout("late")) == "timeout"
     assert failure_kind(AudioError("silent", "quiet")) == "bad_audio"
     assert failure_kind(BackendError("503", transient=True)) == "transient"
     assert failure_kind(BackendError("400")) == "permanent"

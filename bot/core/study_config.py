@@ -1,0 +1,86 @@
+"""The study's configuration: state (open/paused/closed), roster, pairing strategy, limits."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bot.core.codec import LIMIT_FIELDS, config_from_hash, decode_hash
+from bot.core.context import StudyContext
+from bot.core.refusals import refused
+from bot.core.scripts import ChangeConfig, InitConfig
+from contract import keys
+from contract.events import ConfigChanged
+from contract.records import Limits, Strategy, StudyConfig, StudyState
+
+
+class ConfigStore:
+    def __init__(self, ctx: StudyContext) -> None:
+        self._ctx = ctx
+        self._ready = False
+
+    async def ensure(self) -> None:
+        """The first start of a study: open, uniform, default limits, every known model."""
+        if self._ready:
+            return
+        initial = ConfigChanged(
+            by="parley",
+            at=self._ctx.clock(),
+            state=StudyState.OPEN,
+            strategy=Strategy.UNIFORM,
+            roster=tuple(sorted(self._ctx.known_models.models)),
+            limits=dataclasses.asdict(Limits()),
+        )
+        await self._ctx.scripts.run(InitConfig(initial=initial))
+        self._ready = True
+
+    async def config(self) -> StudyConfig:
+        await self.ensure()
+        async with self._ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.CONFIG)
+            pipe.smembers(keys.ROSTER)
+            raw, roster = await pipe.execute()
+        return config_from_hash(decode_hash(raw), [m.decode() for m in roster])
+
+    async def _change(self, change: ConfigChanged) -> StudyConfig:
+        await self.ensure()
+        await self._ctx.scripts.run(ChangeConfig(change=change))
+        return await self.config()
+
+    async def set_state(self, state: StudyState, by: str) -> StudyConfig:
+        return await self._change(
+            ConfigChanged(by=by, at=self._ctx.clock(), state=StudyState(state))
+        )
+
+    async def set_strategy(self, strategy: Strategy, by: str) -> StudyConfig:
+        return await self._change(
+            ConfigChanged(by=by, at=self._ctx.clock(), strategy=Strategy(strategy))
+        )
+
+    async def set_roster(self, roster: list[str], by: str) -> StudyConfig:
+        models = tuple(sorted(set(roster)))
+        known = self._ctx.known_models.models
+        unknown = [m for m in models if m not in known]
+        if unknown:
+            raise refused("unknown_model", bad=", ".join(unknown), known=", ".join(known))
+        return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), roster=models))
+
+    async def set_limits(self, by: str, **fields: Any) -> StudyConfig:
+        for name, value in fields.items():
+            kind = LIMIT_FIELDS.get(name)
+            if kind is None:
+                raise refused(
+                    "invalid_limit",
+                    detail=f"Unknown limit {name!r}; limits: {', '.join(LIMIT_FIELDS)}.",
+                )
+            wants_int = kind in (int, "int")
+            ok_type = isinstance(value, int) if wants_int else isinstance(value, int | float)
+            if isinstance(value, bool) or not ok_type or value < 0 or value != value:
+                raise refused(
+                    "invalid_limit",
+                    detail=f"Limit {name} must be a non-negative "
+                    f"{'whole number' if wants_int else 'number'}, got {value!r}.",
+                )
+        if not fields:
+            return await self.config()
+        return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), limits=dict(fields)))

@@ -1,0 +1,63 @@
+"""Votes (with the reveal, in one write) and participants' comments on their battles."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from bot.core.codec import battle_from_hash
+from bot.core.context import StudyContext, utc_day
+from bot.core.refusals import refused
+from bot.core.scripts import AddComment, Vote
+from bot.core.study_config import ConfigStore
+from contract.events import Commented, Voted
+from contract.records import Battle, Winner
+
+MAX_COMMENTS_PER_BATTLE = 10
+
+
+class Votes:
+    def __init__(self, ctx: StudyContext, config: ConfigStore) -> None:
+        self._ctx = ctx
+        self._config = config
+
+    async def vote(self, discord_id: int, battle_id: str, winner: Winner) -> tuple[Battle, int]:
+        """Record the vote and the reveal in one write. Returns (battle, battles left today)."""
+        voted = Voted(
+            battle_id=battle_id,
+            participant=self._ctx.pseudonym(discord_id),
+            winner=Winner(winner),
+            at=self._ctx.clock(),
+        )
+        day, _ = utc_day(voted.at)
+        outcome = await self._ctx.scripts.run(Vote(voted=voted, day=day))
+        if outcome.code != "ok":
+            raise refused(outcome.code)
+        return battle_from_hash(outcome.record), int(outcome.detail)
+
+    async def comment(self, discord_id: int, battle_id: str, text: str) -> Battle:
+        if not isinstance(text, str):
+            raise ValueError(f"comment must be a string, got {type(text).__name__}")
+        text = text.strip()
+        if not text:
+            raise refused("empty_comment")
+        limit = (await self._config.config()).limits.comment_max_chars
+        if len(text) > limit:
+            raise refused("comment_too_long", limit=limit)
+        commented = Commented(
+            battle_id=battle_id,
+            participant=self._ctx.pseudonym(discord_id),
+            text=text,
+            at=self._ctx.clock(),
+        )
+        comment_json = json.dumps(dataclasses.asdict(commented.comment()), ensure_ascii=False)
+        outcome = await self._ctx.scripts.run(
+            AddComment(
+                commented=commented,
+                comment_json=comment_json,
+                max_comments=MAX_COMMENTS_PER_BATTLE,
+            )
+        )
+        if outcome.code != "ok":
+            raise refused(outcome.code, limit=MAX_COMMENTS_PER_BATTLE)
+        return battle_from_hash(outcome.record)

@@ -1,0 +1,163 @@
+"""A voice message in: the rules before the download, the probe, and the battle with its jobs.
+
+Three steps, because the Discord layer downloads the clip (and posts the progress reply, which
+the battle's ui points at) between them; `take` chains them for a clip already in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from bot import dispatch
+from bot.service.deps import Deps
+from bot.service.outcomes import (
+    Admitted,
+    BadAudio,
+    Clip,
+    ClipMeta,
+    ConsentOutdated,
+    NotAudio,
+    NotDispatched,
+    Refusal,
+    Started,
+    TextOnly,
+    TooBig,
+    TooLong,
+    UnknownLength,
+)
+from contract.audio import AudioError, probe
+from contract.records import Refused
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".m4a", ".aac", ".flac", ".webm")
+
+Admission = Admitted | TextOnly | NotAudio | Refusal | ConsentOutdated | TooBig
+Reading = Clip | BadAudio | UnknownLength | TooLong
+Start = Started | Refusal | NotDispatched
+
+
+def looks_like_audio(filename: str, content_type: str | None, *, voice_message: bool) -> bool:
+    if voice_message:
+        return True
+    if content_type and content_type.split(";")[0].strip().lower().startswith("audio/"):
+        return True
+    return filename.lower().endswith(AUDIO_SUFFIXES)
+
+
+def audio_suffix(filename: str, content_type: str | None) -> str:
+    lowered = filename.lower()
+    for suffix in AUDIO_SUFFIXES:
+        if lowered.endswith(suffix):
+            return suffix.lstrip(".")
+    if content_type and "/" in content_type:
+        # "audio/x-wav" -> "xwav": the study core takes 1-8 letters or digits.
+        subtype = content_type.split("/", 1)[1].split(";")[0].strip().lower()
+        cleaned = "".join(ch for ch in subtype if ch.isascii() and ch.isalnum())[:8]
+        return cleaned or "ogg"
+    return "ogg"
+
+
+def first_audio(attachments: Sequence[ClipMeta]) -> ClipMeta | None:
+    return next(
+        (
+            a
+            for a in attachments
+            if looks_like_audio(a.filename, a.content_type, voice_message=a.voice_message)
+        ),
+        None,
+    )
+
+
+class ClipIntake:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def admit(self, user_id: int, attachments: Sequence[ClipMeta]) -> Admission:
+        """May this message's clip be downloaded? Checked before the download, so that a
+        refused or too big file costs nothing."""
+        study = self.deps.study
+        if not attachments:
+            participant = await study.participant(user_id)
+            return TextOnly(joined=participant is not None and participant.has_consented)
+        clip = first_audio(attachments)
+        if clip is None:
+            return NotAudio(attachments[0].filename)
+        try:
+            await study.check_eligibility(user_id)
+        except Refused as refused:
+            return Refusal.of(refused)
+        # Agreeing to an older consent text is not agreeing to the current one.
+        current = self.deps.consent_version
+        participant = await study.participant(user_id)
+        if participant is not None and participant.consent_version != current:
+            return ConsentOutdated(current)
+        limits = (await study.config()).limits
+        if clip.size > limits.audio_max_bytes:
+            return TooBig(clip.size, limits.audio_max_bytes)
+        return Admitted(
+            user_id=user_id,
+            clip=clip,
+            audio_format=audio_suffix(clip.filename, clip.content_type),
+            limits=limits,
+        )
+
+    async def read(self, admitted: Admitted, data: bytes) -> Reading:
+        """Probe the downloaded bytes (in a thread: PyAV blocks) and hold them to the limits."""
+        try:
+            info = await asyncio.to_thread(probe, data)
+        except AudioError as exc:
+            return BadAudio(exc.reason, str(exc))
+        seconds = info.duration_s
+        if seconds is None:
+            return UnknownLength()
+        if seconds > admitted.limits.audio_max_seconds:
+            return TooLong(seconds, admitted.limits.audio_max_seconds)
+        return Clip(admitted=admitted, data=data, seconds=seconds)
+
+    async def start(self, clip: Clip, *, ui: dict[str, Any] | None = None) -> Start:
+        """Start the battle (the core re-checks every rule atomically) and enqueue its two
+        jobs; `ui` holds the Discord layer's refs for the battle message."""
+        study = self.deps.study
+        admitted = clip.admitted
+        try:
+            battle = await study.start_battle(
+                admitted.user_id, clip.data, clip.seconds, admitted.audio_format, ui=ui
+            )
+        except Refused as refused:
+            return Refusal.of(refused)
+        requests = dispatch.battle_requests(
+            battle.battle_id,
+            {"a": battle.model_a, "b": battle.model_b},
+            audio_format=admitted.audio_format,
+            max_audio_seconds=admitted.limits.audio_max_seconds,
+            now=self.deps.clock(),
+        )
+        conn = self.deps.rq_conn
+        try:
+            job_ids = await asyncio.to_thread(
+                dispatch.enqueue_battle, conn, requests, timeout_s=self.deps.job_timeout_s
+            )
+        except RedisError as exc:
+            log.error("could not enqueue battle %s: %s", battle.battle_id, exc)
+            return NotDispatched(battle.battle_id)
+        await study.set_ui(battle.battle_id, jobs=job_ids)
+        position = await asyncio.to_thread(dispatch.queue_position, conn, job_ids)
+        return Started(battle=battle, job_ids=job_ids, position=position)
+
+    async def take(
+        self, user_id: int, clip: ClipMeta, data: bytes, *, ui: dict[str, Any] | None = None
+    ) -> Admission | Reading | Start:
+        """The whole use case for a clip already downloaded: admit, read, start."""
+        admission = await self.admit(user_id, [clip])
+        if not isinstance(admission, Admitted):
+            return admission
+        reading = await self.read(admission, data)
+        if not isinstance(reading, Clip):
+            return reading
+        return await self.start(reading, ui=ui)

@@ -1,0 +1,108 @@
+"""The moderators' use cases: study state and design, status, export, one participant.
+
+`by` in the audit stream is the moderator's pseudonym, never a Discord id: every method here
+takes the moderator's id and pseudonymises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bot import dispatch
+from bot.service.deps import Deps
+from bot.service.outcomes import (
+    DesignView,
+    Exported,
+    ModerationDone,
+    ParticipantData,
+    Refusal,
+    StatusReport,
+)
+from contract.records import Refused, Strategy, StudyConfig, StudyState
+
+EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+
+
+class Moderation:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def _by(self, moderator_id: int) -> str:
+        return self.deps.study.pseudonym(moderator_id)
+
+    def names(self) -> dict[str, str]:
+        return {model_id: spec.display_name for model_id, spec in self.deps.models.models.items()}
+
+    async def design(self) -> DesignView:
+        config = await self.deps.study.config()
+        return DesignView(config, self.names(), list(self.deps.models.models))
+
+    async def set_state(self, state: StudyState, moderator_id: int) -> StudyConfig:
+        return await self.deps.study.set_state(state, self._by(moderator_id))
+
+    async def set_roster(self, roster: list[str], moderator_id: int) -> DesignView | Refusal:
+        try:
+            await self.deps.study.set_roster(roster, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+        return await self.design()
+
+    async def set_strategy(self, strategy: Strategy, moderator_id: int) -> StudyConfig | Refusal:
+        try:
+            return await self.deps.study.set_strategy(strategy, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+
+    async def set_limits(self, moderator_id: int, **changes: Any) -> DesignView | Refusal:
+        """Change the given `Limits` fields (none: just show them)."""
+        if changes:
+            try:
+                await self.deps.study.set_limits(self._by(moderator_id), **changes)
+            except Refused as refused:
+                return Refusal.of(refused)
+        return await self.design()
+
+    async def status(self) -> StatusReport:
+        design = await self.design()
+        summary = await self.deps.study.summary()
+        models = sorted(set(design.config.roster) | set(self.deps.models.models))
+        conn = self.deps.rq_conn
+        depths = await asyncio.to_thread(dispatch.queue_depths, conn, models)
+        workers = await asyncio.to_thread(dispatch.live_workers, conn)
+        oldest = await asyncio.to_thread(dispatch.oldest_waiting, conn, models)
+        return StatusReport(design, summary, depths, workers, oldest)
+
+    async def export(self, fmt: str = "csv") -> Exported:
+        """Every battle to `<data dir>/exports/battles-<UTC time>.<fmt>`."""
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+        # Imported on use: pandas and pyarrow would slow every bot start for a rare command.
+        from bot.export import export_battles
+
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.deps.clock()))
+        out = self.deps.data_dir / "exports" / f"battles-{stamp}.{fmt}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rows = int(await export_battles(self.deps.study, out))
+        return Exported(out, rows, out.stat().st_size)
+
+    async def info(self, member_id: int) -> ParticipantData:
+        study = self.deps.study
+        return ParticipantData(study.pseudonym(member_id), await study.my_data(member_id))
+
+    async def block(
+        self, member_id: int, reason: str, moderator_id: int
+    ) -> ModerationDone | Refusal:
+        try:
+            participant = await self.deps.study.block(member_id, reason, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+        return ModerationDone(participant.pseudonym)
+
+    async def unblock(self, member_id: int, moderator_id: int) -> ModerationDone | Refusal:
+        try:
+            participant = await self.deps.study.unblock(member_id, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+        return ModerationDone(participant.pseudonym)

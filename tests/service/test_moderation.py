@@ -1,0 +1,104 @@
+"""The moderators' use cases through the service: design, status with real RQ queues, export,
+and one participant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import redis
+
+from bot.core import Study
+from bot.service import StudyService
+from bot.service.outcomes import ClipMeta, DesignView, ModerationDone, Refusal, Started
+from contract.keys import WORKERS_KEY
+from contract.records import Strategy, StudyConfig, StudyState
+from tests.core.helpers import T0, Clock, answered_battle
+from tests.service.conftest import tone
+
+MOD = 9999
+
+
+async def test_state_roster_strategy_and_limits(service: StudyService, study: Study) -> None:
+    moderation = service.moderation
+    config = await moderation.set_state(StudyState.PAUSED, MOD)
+    assert config.state is StudyState.PAUSED
+    refusal = await moderation.set_roster(["alpha", "nope"], MOD)
+    assert isinstance(refusal, Refusal)
+    assert refusal.code == "unknown_model"
+    design = await moderation.set_roster(["alpha", "beta"], MOD)
+    assert isinstance(design, DesignView)
+    assert sorted(design.config.roster) == ["alpha", "beta"]
+    assert design.known == ["alpha", "beta", "gamma", "delta"]
+    assert design.names["gamma"] == "Gamma"
+    strategy = await moderation.set_strategy(Strategy.BALANCED, MOD)
+    assert isinstance(strategy, StudyConfig)
+    assert strategy.strategy is Strategy.BALANCED
+    shown = await moderation.set_limits(MOD)
+    assert isinstance(shown, DesignView)
+    assert shown.config.limits.daily_quota == 20
+    changed = await moderation.set_limits(MOD, daily_quota=3)
+    assert isinstance(changed, DesignView)
+    assert changed.config.limits.daily_quota == 3
+    # The audit stream names the moderator by pseudonym only.
+    events = await study.redis.xrange("parley:events")
+    assert events
+    for _, fields in events:
+        text = b" ".join(fields.values()).decode()
+        assert str(MOD) not in text
+
+
+async def test_status_reads_queues_and_workers(
+    service: StudyService, study: Study, rq_conn: redis.Redis
+) -> None:
+    await study.consent(1, "1")
+    data = tone(1.0)
+    started = await service.clips.take(1, ClipMeta("c.wav", "audio/wav", len(data)), data)
+    assert isinstance(started, Started)
+    rq_conn.hset(
+        WORKERS_KEY,
+        "w1",
+        json.dumps({"host": "gpu1", "models": ["alpha"], "heartbeat_at": T0 + 1e9}),
+    )
+    report = await service.moderation.status()
+    battle = started.battle
+    assert report.depths[battle.model_a] == 1
+    assert report.depths[battle.model_b] == 1
+    assert sum(report.depths.values()) == 2
+    assert [w.name for w in report.workers] == ["w1"]
+    assert report.oldest is not None
+    assert report.oldest.model_id in (
+        battle.model_a,
+        battle.model_b,
+    )
+    assert report.summary == await study.summary()
+    assert report.design.config == await study.config()
+
+
+async def test_export_writes_under_the_data_dir(
+    service: StudyService, study: Study, clock: Clock, data_dir: Path
+) -> None:
+    await answered_battle(study, clock)
+    exported = await service.moderation.export("csv")
+    assert exported.rows == 1
+    assert exported.path.parent == data_dir / "exports"
+    assert exported.path.name.startswith("battles-")
+    assert exported.path.suffix == ".csv"
+    assert exported.size == exported.path.stat().st_size
+    assert len(pd.read_csv(exported.path)) == 1
+
+
+async def test_one_participant(service: StudyService, study: Study) -> None:
+    moderation = service.moderation
+    await study.consent(5, "1")
+    info = await moderation.info(5)
+    assert info.pseudonym == study.pseudonym(5)
+    assert info.data["participant"]["pseudonym"] == info.pseudonym
+    assert await moderation.block(5, "spam", MOD) == ModerationDone(study.pseudonym(5))
+    refusal = await service.clips.admit(5, [ClipMeta("v.ogg", None, 10, voice_message=True)])
+    assert isinstance(refusal, Refusal)
+    assert refusal.code == "blocked"
+    assert await moderation.unblock(5, MOD) == ModerationDone(study.pseudonym(5))
+    # Blocking someone who never joined is allowed: it keeps them from joining.
+    assert await moderation.block(6, "spam", MOD) == ModerationDone(study.pseudonym(6))
