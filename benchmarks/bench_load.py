@@ -39,9 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from bot.discord_app import custom_ids as ids
+from contract import keys
 from devstack.clips import encode, speak
+from devstack.driver import StudyDriver
 from devstack.harness import ManagedProcess, Stack
-from devstack.helpers import answer, buttons, reply_to, texts
+from devstack.helpers import UPDATE_MESSAGE, texts
 from devstack.standin.state import DISCORD_EPOCH_MS, Channel, User
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,61 +82,19 @@ class Round:
     error: str = ""
 
 
-async def poll(predicate: Any, timeout: float, what: str) -> Any:
-    """Like StandIn.wait_for, at a gentler 20 ms (hundreds of waiters poll at once)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-async def moderate(stack: Stack, mod: User, subcommand: str, **options: Any) -> str:
-    interaction = await stack.standin.slash_command(
-        mod, "study", subcommand=subcommand, options=options
-    )
-    response = await answer(stack, interaction, timeout=30)
-    return texts(response)
-
-
-async def join(stack: Stack, name: str) -> tuple[User, Channel]:
-    standin = stack.standin
-    user = await standin.add_member(name)
-    consent = await answer(stack, await standin.slash_command(user, "join"), timeout=60)
-    agreed = await answer(
-        stack, await standin.click(user, consent.original, "parley:consent:1:agree"), timeout=60
-    )
-    form = agreed.original or consent.original
-    await answer(stack, await standin.click(user, form, "parley:about:skip"), timeout=60)
-    [thread] = [t for t in standin.threads() if user.id in t.member_ids]
-    return user, thread
-
-
-async def one_round(stack: Stack, user: User, thread: Channel, ogg: bytes, choice: str) -> Round:
-    standin = stack.standin
-    sent = await standin.send_voice_message(user, thread, ogg, 1.0)
+async def one_round(
+    driver: StudyDriver, user: User, thread: Channel, ogg: bytes, choice: str
+) -> Round:
+    sent = await driver.send_voice(user, thread, ogg, duration_secs=1.0)
     result = Round(sent["id"])
     try:
-        [progress, *_] = await poll(
-            lambda: reply_to(stack, thread, sent), WAIT_S, f"reply to {sent['id']}"
-        )
+        progress = await driver.wait_reply(thread, sent, timeout=WAIT_S)
         result.progress_id = progress["id"]
-
-        def enabled() -> str | None:
-            state = buttons(standin.message(progress["id"]))
-            on = [c for c, off in state.items() if not off and c.startswith("parley:vote:")]
-            return on[0].split(":")[2] if on else None
-
-        result.battle_id = await poll(enabled, WAIT_S, f"vote buttons on {progress['id']}")
-        click = await standin.click(
-            user, progress["id"], f"parley:vote:{result.battle_id}:{choice}"
-        )
+        result.battle_id = await driver.wait_vote_buttons(progress["id"], timeout=WAIT_S)
+        click = await driver.standin.click(user, progress["id"], ids.vote(result.battle_id, choice))
         result.click_id = click.id
-        response = await answer(stack, click, timeout=60)
-        result.voted = response.type == 7  # the message updated with the reveal
+        response = await driver.answer(click, timeout=60)
+        result.voted = response.type == UPDATE_MESSAGE  # the message updated with the reveal
         if not result.voted:
             result.error = f"vote answered with {texts(response)!r}"
     except TimeoutError as exc:
@@ -182,19 +143,17 @@ async def run(args: argparse.Namespace) -> int:
                 workdir / f"worker{n}.log",
             ).start()
             extra.append(worker)
-        mod = await stack.standin.add_member("mod", roles=["Study moderator"])
-        await moderate(stack, mod, "models", roster="alpha, beta")
+        # Answers wait behind hundreds of others; waiters poll at a gentler 20 ms.
+        driver = StudyDriver(stack, timeout=60, poll_s=0.02)
         per_person = -(-args.messages // args.participants)
-        await moderate(
-            stack, mod, "limits", min_seconds_between=0, daily_quota=max(per_person, 1) + 1
-        )
+        await driver.open_study(daily_quota=max(per_person, 1) + 1)
 
         started = time.monotonic()
         gate = asyncio.Semaphore(8)
 
         async def joined(i: int) -> tuple[User, Channel]:
             async with gate:
-                return await join(stack, f"p{i:04d}")
+                return await driver.join(f"p{i:04d}")
 
         people = await asyncio.gather(*(joined(i) for i in range(args.participants)))
         join_s = time.monotonic() - started
@@ -208,7 +167,7 @@ async def run(args: argparse.Namespace) -> int:
             due = started + i / args.rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             user, thread = people[i % args.participants]
-            tasks.append(asyncio.create_task(one_round(stack, user, thread, ogg, str(choices[i]))))
+            tasks.append(asyncio.create_task(one_round(driver, user, thread, ogg, str(choices[i]))))
             if (i + 1) % 200 == 0:
                 done = sum(t.done() for t in tasks)
                 print(f"  sent {i + 1}, {done} rounds done", flush=True)
@@ -226,7 +185,7 @@ async def run(args: argparse.Namespace) -> int:
         client = stack.redis_client()
         try:
             votes = sum(
-                1 for _, fields in client.xrange("parley:events") if fields.get(b"type") == b"vote"
+                1 for _, fields in client.xrange(keys.EVENTS) if fields.get(b"type") == b"vote"
             )
             enqueue_s: list[float] = []
             replied_s: list[float] = []  # the part of enqueue_s before the bot's first reply
@@ -235,7 +194,7 @@ async def run(args: argparse.Namespace) -> int:
             for r in rounds:
                 if not r.battle_id:
                     continue
-                record = client.hgetall(f"parley:battle:{r.battle_id}")
+                record = client.hgetall(keys.battle(r.battle_id))
                 jobs = json.loads(record.get(b"ui.jobs") or b"[]")
                 stamps = [client.hget(f"rq:job:{job}", "enqueued_at") for job in jobs]
                 if len(stamps) == 2 and all(stamps):

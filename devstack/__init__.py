@@ -7,5 +7,6 @@ Never imported by `bot`, `workers`, `analysis` or `contract`; never imports `tes
 - `redis_servers`: private `redis-server` processes in temp dirs.
 - `clips`: speech from espeak-ng re-encoded into what participants send.
 - `fake_apis`: local servers that speak OpenAI's and Gemini's HTTP APIs.
-- `helpers`: readers over the stand-in's state.
+- `driver`: `StudyDriver`, which plays participants and moderators through the stand-in.
+- `helpers`: plain readers over the stand-in's state and the study's Redis.
 """

@@ -1,25 +1,25 @@
-"""Small readers over the stand-in's state for e2e assertions."""
+"""Plain readers over the stand-in's state and the study's Redis, for the driver and for
+assertions. Acting (clicks, commands, messages) and waiting live in `devstack.driver`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 
+from bot.discord_app import custom_ids as ids
+from contract import keys
 from contract.keys import RESULTS_STREAM
 from devstack.harness import Stack
-from devstack.standin.interactions import (
-    MESSAGE_COMPONENT,
-    MODAL_SUBMIT,
-    Interaction,
-    Response,
-    modal_submit_components,
-)
-from devstack.standin.state import Channel, User
+from devstack.standin.interactions import MODAL as MODAL
+from devstack.standin.interactions import UPDATE_MESSAGE as UPDATE_MESSAGE
+from devstack.standin.interactions import Response
+from devstack.standin.state import Channel
 
-UPDATE_MESSAGE = 7  # interaction callback type: edit the message the component sits on
-MODAL = 9
+# The interaction callback type of a deferred answer (the answer follows as a followup).
+DEFERRED = 5
 
 
 def texts(response: Response) -> str:
@@ -62,6 +62,15 @@ def buttons(message: Mapping[str, Any]) -> dict[str, bool]:
     return out
 
 
+def answered_battle(message: Mapping[str, Any]) -> str | None:
+    """The battle id of a battle message whose vote buttons are enabled (both replies in)."""
+    for custom_id, disabled in buttons(message).items():
+        vote = ids.parse_vote(custom_id)
+        if vote is not None and not disabled:
+            return vote.battle_id
+    return None
+
+
 def bot_messages(stack: Stack, channel: Channel | str) -> list[dict[str, Any]]:
     bot_id = stack.standin.bot.id
     return [m for m in stack.standin.messages(channel) if m["author"]["id"] == bot_id]
@@ -75,73 +84,6 @@ def reply_to(stack: Stack, channel: Channel | str, message: Mapping[str, Any]) -
         # str(): the stand-in keeps the reference as the bot sent it (an int from discord.py).
         if str((m.get("message_reference") or {}).get("message_id")) == str(message["id"])
     ]
-
-
-async def wait_reply(
-    stack: Stack, channel: Channel | str, message: Mapping[str, Any], *, timeout: float = 10.0
-) -> dict[str, Any]:
-    found = await stack.standin.wait_for(
-        lambda: reply_to(stack, channel, message),
-        timeout=timeout,
-        what=f"the bot's reply to message {message['id']}",
-    )
-    return found[0]
-
-
-async def wait_content(
-    stack: Stack, message_id: str, needle: str, *, timeout: float = 20.0
-) -> dict[str, Any]:
-    """Wait until the message's content contains `needle`; returns the message."""
-
-    def found() -> dict[str, Any] | None:
-        message = stack.standin.message(message_id)
-        return message if needle in (message.get("content") or "") else None
-
-    return await stack.standin.wait_for(
-        found, timeout=timeout, what=f"{needle!r} in message {message_id}"
-    )
-
-
-async def wait_vote_buttons(stack: Stack, message_id: str, *, timeout: float = 30.0) -> str:
-    """Wait for enabled vote buttons on a battle message; returns the battle id."""
-
-    def found() -> dict[str, Any] | None:
-        message = stack.standin.message(message_id)
-        enabled = [c for c, off in buttons(message).items() if not off]
-        return message if any(c.startswith("parley:vote:") for c in enabled) else None
-
-    message = await stack.standin.wait_for(
-        found, timeout=timeout, what=f"vote buttons on message {message_id}"
-    )
-    first = next(c for c in custom_ids(message) if c.startswith("parley:vote:"))
-    return first.split(":")[2]
-
-
-async def forge_click(
-    stack: Stack, user: User, message: Mapping[str, Any], custom_id: str
-) -> Interaction:
-    """A component interaction for any custom_id, even one not on the message or disabled:
-    what a modified client could send. The stand-in's `click` refuses these on purpose."""
-    data = {"custom_id": custom_id, "component_type": 2}
-    channel = stack.standin.channel(message["channel_id"])
-    return await stack.standin.interact(MESSAGE_COMPONENT, user, channel, data, dict(message))
-
-
-async def answer(stack: Stack, interaction: Interaction, *, timeout: float = 10.0) -> Response:
-    return await stack.standin.wait_for_response(interaction, timeout=timeout)
-
-
-async def forge_modal_submit(
-    stack: Stack, user: User, source: Interaction, values: dict[str, str]
-) -> Interaction:
-    """Submit the modal shown for `source` with any values, past the client's own checks
-    (required, max_length): what a modified client could send."""
-    modal = source.modal
-    if modal is None:
-        raise ValueError(f"interaction {source.id} was not answered with a modal")
-    data = {"custom_id": modal["custom_id"], "components": modal_submit_components(None, values)}
-    message = stack.standin.message(source.message_id) if source.message_id else None
-    return await stack.standin.interact(MODAL_SUBMIT, user, source.channel, data, message)
 
 
 def attached_text(stack: Stack, response: Response) -> str:
@@ -168,3 +110,25 @@ def results_all_handled(client: redis.Redis) -> bool:
     stream = client.xinfo_stream(RESULTS_STREAM)
     group = next(g for g in client.xinfo_groups(RESULTS_STREAM) if g["name"] == b"bot")
     return group["last-delivered-id"] == stream["last-generated-id"] and group["pending"] == 0
+
+
+def battle_record(stack: Stack, battle_id: str) -> dict[str, str]:
+    """The battle's hash in Redis, decoded."""
+    client = stack.redis_client()
+    try:
+        return {k.decode(): v.decode() for k, v in client.hgetall(keys.battle(battle_id)).items()}
+    finally:
+        client.close()
+
+
+def battle_of(stack: Stack, message_id: str) -> str | None:
+    """The battle id behind a battle message, from the Discord refs the bot keeps."""
+    client = stack.redis_client()
+    try:
+        for key in client.scan_iter(keys.BATTLE_PREFIX + "*"):
+            raw = client.hget(key, "ui.message_id")
+            if raw is not None and json.loads(raw) == message_id:
+                return key.decode().removeprefix(keys.BATTLE_PREFIX)
+    finally:
+        client.close()
+    return None

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from analysis.battles import normalise_battles
 from analysis.report import build_report
 from bot.core import Study, connect
 from contract.modelsfile import load_models_file
+
+if TYPE_CHECKING:
+    from devstack.driver import StudyDriver
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_MODELS = REPO / "examples" / "models.demo.toml"
@@ -99,27 +102,15 @@ def say(text: str) -> None:
 
 
 def hidden_vote(rng: np.random.Generator, model_a: str, model_b: str) -> str:
-    """The vote a participant with the hidden preference casts (a `parley:vote` choice)."""
+    """The vote a participant with the hidden preference casts (a side: a, b or tie)."""
     if rng.random() < TIE_PROBABILITY:
         return "tie"
     strength_a, strength_b = HIDDEN_STRENGTHS[model_a], HIDDEN_STRENGTHS[model_b]
     return "a" if rng.random() < strength_a / (strength_a + strength_b) else "b"
 
 
-async def moderate(stack: Any, moderator: Any, subcommand: str, **options: Any) -> str:
-    from devstack.helpers import answer, texts
-
-    interaction = await stack.standin.slash_command(
-        moderator, "study", subcommand=subcommand, options=options
-    )
-    response = await answer(stack, interaction, timeout=30)
-    if not response.followups and response.type == 5:
-        response = await stack.standin.wait_for_followups(interaction)
-    return texts(response)
-
-
 async def participant_session(
-    stack: Any,
+    driver: StudyDriver,
     study: Study,
     index: int,
     battles: int,
@@ -128,26 +119,18 @@ async def participant_session(
     transcript: list[str] | None,
 ) -> None:
     """One simulated participant: join, consent, (maybe) the form, then `battles` battles."""
-    from devstack.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
+    from devstack.helpers import texts
     from devstack.standin.voice import speak
 
-    user = await stack.standin.add_member(f"participant{index:02d}")
-    consent = await answer(stack, await stack.standin.slash_command(user, "join"), timeout=30)
-    agree = next(c for c in custom_ids(consent.original) if c.endswith(":agree"))
-    agreed = await answer(stack, await stack.standin.click(user, consent.original, agree))
-    form = agreed.original or consent.original
-    if index % 2 == 0:
-        opened = await stack.standin.click(user, form, "parley:about:open")
-        await answer(stack, opened)
-        bands = ("18-24", "25-34", "35-44", "45-54")
-        done = await answer(
-            stack,
-            await stack.standin.submit_modal(
-                user, opened, {"age_band": bands[index % 4], "first_language": "English"}
-            ),
-        )
-    else:
-        done = await answer(stack, await stack.standin.click(user, form, "parley:about:skip"))
+    standin = driver.standin
+    user = await standin.add_member(f"participant{index:02d}")
+    consent = await driver.consent_form(user)
+    agreed = await driver.consent(user, consent)
+    bands = ("18-24", "25-34", "35-44", "45-54")
+    about = {"age_band": bands[index % 4], "first_language": "English"}
+    done = await driver.about_you(
+        user, agreed.original or consent.original, about if index % 2 == 0 else None
+    )
     if transcript is not None:
         transcript += [
             f"**{user.username}** runs `/join`",
@@ -160,16 +143,15 @@ async def participant_session(
             *[f"> {line}" for line in _first_lines(texts(done), 8)],
         ]
     # Half talk in their private thread in the study channel, half in a DM with the bot.
-    threads = [t for t in stack.standin.threads() if user.id in t.member_ids]
-    channel = threads[0] if threads and index % 2 == 0 else stack.standin.dm_channel(user)
+    threads = [t for t in standin.threads() if user.id in t.member_ids]
+    channel = threads[0] if threads and index % 2 == 0 else standin.dm_channel(user)
 
     for turn in range(battles):
         question = QUESTIONS[int(rng.integers(len(QUESTIONS)))]
         clip = await asyncio.to_thread(speak, question)
-        sent = await stack.standin.send_voice_message(user, channel, clip.ogg, clip.duration_secs)
-        progress_message = await wait_reply(stack, channel, sent, timeout=120)
+        progress_message = await driver.ask(user, channel, clip, timeout=120)
         try:
-            battle_id = await wait_vote_buttons(stack, progress_message["id"], timeout=240)
+            battle_id = await driver.wait_vote_buttons(progress_message["id"], timeout=240)
         except TimeoutError:
             progress.failed += 1
             progress.line()
@@ -177,23 +159,14 @@ async def participant_session(
         battle = await study.battle(battle_id)
         if battle is None:
             raise RuntimeError(f"battle {battle_id} shown with vote buttons is not in the store")
-        shown = stack.standin.message(progress_message["id"])
+        shown = standin.message(progress_message["id"])
         shown_before_vote = shown.get("content") or ""  # the stand-in edits `shown` in place
         if rng.random() < 0.25:
-            opened = await stack.standin.click(user, shown, f"parley:comment:{battle_id}")
-            await answer(stack, opened)
             comment = COMMENTS[int(rng.integers(len(COMMENTS)))]
-            await answer(
-                stack, await stack.standin.submit_modal(user, opened, {"comment": comment})
-            )
+            await driver.comment(user, shown, battle_id, comment)
             progress.comments += 1
         choice = hidden_vote(rng, battle.model_a, battle.model_b)
-        voted = await answer(
-            stack,
-            await stack.standin.click(
-                user, progress_message["id"], f"parley:vote:{battle_id}:{choice}"
-            ),
-        )
+        voted = await driver.vote(user, progress_message["id"], battle_id, choice)
         if transcript is not None and turn == 0:
             label = {"a": "A is better", "b": "B is better", "tie": "Tie"}[choice]
             transcript += [
@@ -235,6 +208,7 @@ def check_ranking(leaderboard: pd.DataFrame) -> bool:
 
 
 async def run(args: argparse.Namespace) -> int:
+    from devstack.driver import StudyDriver
     from devstack.harness import Stack
 
     workdir = (Path(args.data_dir) / "demo").resolve()
@@ -262,14 +236,14 @@ async def run(args: argparse.Namespace) -> int:
         )
 
         say("A moderator sets up the study")
-        moderator = await stack.standin.add_member("moderator", roles=["Study moderator"])
+        # Answers come slower here than in the tests: torch shares the machine.
+        driver = StudyDriver(stack, timeout=30)
         roster = ", ".join(HIDDEN_STRENGTHS)
-        await moderate(stack, moderator, "models", roster=roster)
-        await moderate(stack, moderator, "strategy", strategy="balanced")
-        await moderate(
-            stack, moderator, "limits", min_seconds_between=0, daily_quota=args.battles + 5
+        moderator = await driver.open_study(
+            "moderator", roster=roster, daily_quota=args.battles + 5
         )
-        await moderate(stack, moderator, "open")
+        await driver.moderate(moderator, "strategy", strategy="balanced")
+        await driver.moderate(moderator, "open")
         print(f"  roster: {roster}; strategy: balanced")
 
         total = args.participants * args.battles
@@ -278,7 +252,7 @@ async def run(args: argparse.Namespace) -> int:
         transcript: list[str] = []
         sessions = [
             participant_session(
-                stack, study, i, args.battles, np.random.default_rng([args.seed, i]), progress,
+                driver, study, i, args.battles, np.random.default_rng([args.seed, i]), progress,
                 transcript if i == 0 else None,
             )
             for i in range(args.participants)

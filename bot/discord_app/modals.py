@@ -9,6 +9,7 @@ import weakref
 import discord
 from redis.exceptions import RedisError
 
+from bot.discord_app import custom_ids
 from bot.discord_app.client import parley
 from bot.discord_app.common import STORAGE_DOWN, tell
 from bot.service.outcomes import CommentSaved, CommentTooLong, EmptyComment, Refusal
@@ -43,14 +44,14 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
         # Unique per opening (see DemographicsModal): two clicks on "Add a comment" must not
         # leave one modal answering for the other.
         super().__init__(
-            custom_id=f"parley:commentmodal:{battle_id}:{secrets.token_hex(4)}", timeout=15 * 60
+            custom_id=custom_ids.comment_modal(battle_id, secrets.token_hex(4)), timeout=15 * 60
         )
         OPEN_FORMS[self.custom_id] = self
         self.battle_id = battle_id
         self.max_chars = max_chars
         self.text: discord.ui.TextInput[CommentModal] = discord.ui.TextInput(
             label="Why did you vote as you did?",
-            custom_id="comment",
+            custom_id=custom_ids.COMMENT_FIELD,
             style=discord.TextStyle.paragraph,
             placeholder="e.g. A understood my accent; B ignored half the question.",
             required=True,
@@ -101,7 +102,9 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
     def __init__(self) -> None:
         # discord.py keys open modals by custom_id alone: a fixed id would let one participant's
         # form replace another's while both are open. The suffix is random, never a user id.
-        super().__init__(custom_id=f"parley:demographics:{secrets.token_hex(6)}", timeout=30 * 60)
+        super().__init__(
+            custom_id=custom_ids.demographics_modal(secrets.token_hex(6)), timeout=30 * 60
+        )
         OPEN_FORMS[self.custom_id] = self
 
     async def on_submit(self, interaction: discord.Interaction) -> None:

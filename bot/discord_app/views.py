@@ -14,7 +14,7 @@ from typing import Any
 
 import discord
 
-from bot.discord_app import modals, render
+from bot.discord_app import custom_ids, modals, render
 from bot.discord_app.client import parley
 from bot.discord_app.common import polite, tell
 from bot.service.outcomes import (
@@ -29,12 +29,10 @@ from bot.service.outcomes import (
 
 log = logging.getLogger(__name__)
 
-_BATTLE = r"[A-Za-z0-9_-]{1,64}"
-
 
 class VoteButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=rf"parley:vote:(?P<battle_id>{_BATTLE}):(?P<choice>a|b|tie|bothbad)",
+    template=custom_ids.VOTE_TEMPLATE,
 ):
     def __init__(self, battle_id: str, choice: str, *, disabled: bool = False) -> None:
         style = (
@@ -44,7 +42,7 @@ class VoteButton(
             discord.ui.Button(
                 label=render.CHOICE_LABELS[choice],
                 style=style,
-                custom_id=f"parley:vote:{battle_id}:{choice}",
+                custom_id=custom_ids.vote(battle_id, choice),
                 disabled=disabled,
                 row=0,
             )
@@ -81,7 +79,7 @@ def _reveal_message(reveal: Reveal) -> render.RenderedBattle:
 def _votes_open(message: discord.Message) -> bool:
     return any(
         isinstance(item, discord.Button)
-        and (item.custom_id or "").startswith("parley:vote:")
+        and custom_ids.parse_vote(item.custom_id or "") is not None
         and not item.disabled
         for row in message.components
         if isinstance(row, discord.ActionRow)
@@ -111,7 +109,7 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
 
 class CommentButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=rf"parley:comment:(?P<battle_id>{_BATTLE})",
+    template=custom_ids.COMMENT_TEMPLATE,
 ):
     def __init__(self, battle_id: str, *, disabled: bool = False) -> None:
         super().__init__(
@@ -119,7 +117,7 @@ class CommentButton(
                 label="Add a comment",
                 emoji="💬",
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"parley:comment:{battle_id}",
+                custom_id=custom_ids.comment(battle_id),
                 disabled=disabled,
                 row=1,
             )
@@ -160,13 +158,15 @@ def battle_view(battle_id: str, *, votes: bool = True, comment: bool = True) -> 
     return view
 
 
-class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=r"parley:join"):
+class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.JOIN_TEMPLATE):
     """The button on the pinned study message (`/study post`); same as `/join`."""
 
     def __init__(self) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Join the study", style=discord.ButtonStyle.success, custom_id="parley:join"
+                label="Join the study",
+                style=discord.ButtonStyle.success,
+                custom_id=custom_ids.join(),
             )
         )
 
@@ -183,7 +183,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=r"parley:jo
 
 class ConsentButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"parley:consent:(?P<version>[A-Za-z0-9._-]{1,32}):(?P<answer>agree|decline)",
+    template=custom_ids.CONSENT_TEMPLATE,
 ):
     def __init__(self, version: str, answer: str) -> None:
         agree = answer == "agree"
@@ -191,7 +191,7 @@ class ConsentButton(
             discord.ui.Button(
                 label="I agree" if agree else "No thanks",
                 style=discord.ButtonStyle.success if agree else discord.ButtonStyle.secondary,
-                custom_id=f"parley:consent:{version}:{answer}",
+                custom_id=custom_ids.consent(version, answer),
             )
         )
         self.version = version
@@ -222,9 +222,7 @@ def consent_view(version: str) -> discord.ui.View:
     return view
 
 
-class AboutYouButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"parley:about:(?P<action>open|skip)"
-):
+class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.ABOUT_TEMPLATE):
     """After consent: the optional demographics form, or skip straight to the instructions."""
 
     def __init__(self, action: str) -> None:
@@ -234,7 +232,7 @@ class AboutYouButton(
                 style=discord.ButtonStyle.primary
                 if action == "open"
                 else discord.ButtonStyle.secondary,
-                custom_id=f"parley:about:{action}",
+                custom_id=custom_ids.about(action),
             )
         )
         self.action = action
@@ -262,7 +260,7 @@ def about_you_view() -> discord.ui.View:
 
 class WithdrawButton(
     discord.ui.DynamicItem[discord.ui.Button],
-    template=r"parley:withdraw:(?P<user_id>[0-9]{1,20}):(?P<action>confirm|cancel)",
+    template=custom_ids.WITHDRAW_TEMPLATE,
 ):
     """`/withdraw`'s confirmation. The user id in it only checks who clicked; it is theirs."""
 
@@ -272,7 +270,7 @@ class WithdrawButton(
             discord.ui.Button(
                 label="Yes, delete my data" if confirm else "Cancel",
                 style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
-                custom_id=f"parley:withdraw:{user_id}:{action}",
+                custom_id=custom_ids.withdraw(user_id, action),
             )
         )
         self.user_id = user_id

@@ -1,4 +1,4 @@
-"""Fixtures for the e2e tests: one whole stack per test module, and real audio clips."""
+"""Fixtures for the e2e tests: one whole stack per test module, its driver, real audio clips."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from devstack.clips import encode, speak
+from devstack.driver import StudyDriver
 from devstack.harness import Stack
 
 
@@ -23,6 +24,12 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         yield the_stack
     finally:
         await the_stack.stop()
+
+
+@pytest.fixture(scope="module")
+def driver(stack: Stack) -> StudyDriver:
+    """Plays the module's participants and moderators on its stack."""
+    return StudyDriver(stack)
 
 
 @pytest.fixture(scope="session")

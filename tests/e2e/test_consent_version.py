@@ -4,36 +4,33 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.driver import StudyDriver
 from devstack.harness import Stack
-from devstack.helpers import answer, custom_ids, texts, wait_reply, wait_vote_buttons
+from devstack.helpers import custom_ids, texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 
-async def test_bumped_consent_version_asks_again(stack: Stack, voice_ogg: bytes) -> None:
-    mod = await stack.standin.add_member("mod", roles=["Study moderator"])
-    roster = await stack.standin.slash_command(
-        mod, "study", subcommand="models", options={"roster": "alpha, beta"}
-    )
-    await answer(stack, roster)
+async def test_bumped_consent_version_asks_again(
+    stack: Stack, driver: StudyDriver, voice_ogg: bytes
+) -> None:
+    mod = await driver.moderator()
+    await driver.moderate(mod, "models", roster="alpha, beta")
     eve = await stack.standin.add_member("eve")
-    consent = await answer(stack, await stack.standin.slash_command(eve, "join"))
-    await answer(stack, await stack.standin.click(eve, consent.original, "parley:consent:1:agree"))
+    await driver.consent(eve, await driver.consent_form(eve), version="1")
 
     stack.extra_env["PARLEY_CONSENT_VERSION"] = "2"
     await stack.restart_bot()
 
     dm = stack.standin.dm_channel(eve)
-    sent = await stack.standin.send_voice_message(eve, dm, voice_ogg, 2.0)
-    refusal = await wait_reply(stack, dm, sent)
+    refusal = await driver.ask(eve, dm, voice_ogg)
     assert "version 2" in refusal["content"]
     assert "/join" in refusal["content"]
     assert custom_ids(refusal) == []  # no battle was started
 
-    again = await answer(stack, await stack.standin.slash_command(eve, "join"))
+    again = await driver.consent_form(eve)
     assert "Consent (version 2)" in texts(again)
-    await answer(stack, await stack.standin.click(eve, again.original, "parley:consent:2:agree"))
-    sent = await stack.standin.send_voice_message(eve, dm, voice_ogg, 2.0)
-    progress = await wait_reply(stack, dm, sent)
-    assert await wait_vote_buttons(stack, progress["id"])
+    await driver.consent(eve, again, version="2")
+    _, battle_id = await driver.battle(eve, dm, voice_ogg)
+    assert battle_id
     assert "Traceback" not in stack.bot_log()

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from devstack.driver import StudyDriver
 from devstack.harness import REPO, Stack
-from devstack.helpers import UPDATE_MESSAGE, answer, everything, wait_reply, wait_vote_buttons
+from devstack.helpers import UPDATE_MESSAGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -34,24 +35,17 @@ async def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 async def test_a_battle_with_the_demo_models(demo_stack: Stack, voice_ogg: bytes) -> None:
     stack = demo_stack
-    mod = await stack.standin.add_member("mod", roles=["Study moderator"])
-    roster = await stack.standin.slash_command(
-        mod, "study", subcommand="models", options={"roster": ",".join(PAIR)}
-    )
-    assert "demo-pipeline-qwen" in everything(stack, await answer(stack, roster))
+    driver = StudyDriver(stack)
+    mod = await driver.moderator()
+    assert "demo-pipeline-qwen" in await driver.moderate(mod, "models", roster=",".join(PAIR))
 
-    ann = await stack.standin.add_member("ann")
-    consent = await answer(stack, await stack.standin.slash_command(ann, "join"))
-    await answer(stack, await stack.standin.click(ann, consent.original, "parley:consent:1:agree"))
-    dm = stack.standin.dm_channel(ann)
-    sent = await stack.standin.send_voice_message(ann, dm, voice_ogg, 2.0)
-    progress = await wait_reply(stack, dm, sent)
-    battle_id = await wait_vote_buttons(stack, progress["id"], timeout=180)
-    voted = await answer(
-        stack, await stack.standin.click(ann, progress["id"], f"parley:vote:{battle_id}:bothbad")
+    ann = await driver.consented("ann")
+    message, battle_id = await driver.battle(
+        ann, stack.standin.dm_channel(ann), voice_ogg, timeout=180
     )
+    voted = await driver.vote(ann, message, battle_id, "bothbad")
     assert voted.type == UPDATE_MESSAGE
-    text = everything(stack, voted)
+    text = driver.read(voted)
     assert "Whisper tiny.en → tiny Llama" in text
     assert "Whisper tiny.en → tiny Qwen2" in text
     assert "Traceback" not in stack.bot_log()

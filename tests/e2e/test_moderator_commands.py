@@ -7,18 +7,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from bot.discord_app import custom_ids as ids
+from devstack.driver import StudyDriver
 from devstack.harness import Stack
-from devstack.helpers import (
-    UPDATE_MESSAGE,
-    answer,
-    attached_text,
-    custom_ids,
-    everything,
-    texts,
-    wait_reply,
-    wait_vote_buttons,
-)
-from devstack.standin.interactions import Response
+from devstack.helpers import UPDATE_MESSAGE, attached_text, custom_ids, texts
 from devstack.standin.state import User
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -46,21 +38,8 @@ EVERY_COMMAND: list[tuple[str, str, dict[str, Any]]] = [
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def mod(stack: Stack) -> User:
-    return await stack.standin.add_member("mod", roles=["Study moderator"])
-
-
-async def run(
-    stack: Stack, user: User, group: str, subcommand: str, **options: Any
-) -> tuple[Response, str]:
-    """Run a command and wait for what the user finally reads (also after a deferral)."""
-    interaction = await stack.standin.slash_command(
-        user, group, subcommand=subcommand, options=options
-    )
-    response = await answer(stack, interaction)
-    if response.type == 5:  # deferred: the answer comes as a followup
-        response = await stack.standin.wait_for_followups(interaction, timeout=15)
-    return response, everything(stack, response)
+async def mod(driver: StudyDriver) -> User:
+    return await driver.moderator()
 
 
 def public_messages(stack: Stack) -> list[dict]:
@@ -68,69 +47,60 @@ def public_messages(stack: Stack) -> list[dict]:
     return [m for m in stack.standin.messages("study") if not int(m.get("flags") or 0) & 64]
 
 
-async def participant(stack: Stack, name: str) -> User:
-    """A member who joined the study (consent, no form)."""
-    user = await stack.standin.add_member(name)
-    consent = await answer(stack, await stack.standin.slash_command(user, "join"))
-    await answer(stack, await stack.standin.click(user, consent.original, "parley:consent:1:agree"))
-    return user
-
-
-async def send_voice(stack: Stack, user: User, ogg: bytes) -> dict:
-    dm = stack.standin.dm_channel(user)
-    sent = await stack.standin.send_voice_message(user, dm, ogg, 2.0)
-    return await wait_reply(stack, dm, sent)
-
-
 @pytest.mark.parametrize(("group", "subcommand", "options"), EVERY_COMMAND)
 async def test_non_moderators_are_refused_politely(
-    stack: Stack, group: str, subcommand: str, options: dict[str, Any]
+    stack: Stack, driver: StudyDriver, group: str, subcommand: str, options: dict[str, Any]
 ) -> None:
     somebody = await stack.standin.add_member(f"not-a-mod-{group}-{subcommand}")
     options = {k: (somebody if v == "SELF" else v) for k, v in options.items()}
     before = len(public_messages(stack))
-    response, text = await run(stack, somebody, group, subcommand, **options)
+    response = await driver.command(somebody, group, subcommand, options=options)
+    text = driver.read(response)
     assert response.ephemeral
     assert text == "Sorry — only study moderators can use this command."
     assert len(public_messages(stack)) == before
 
 
-async def test_open_pause_close(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    user = await participant(stack, "pat")
-    await run(stack, mod, "study", "limits", min_seconds_between=0)
-    await run(stack, mod, "study", "models", roster="alpha,beta")
-    _, text = await run(stack, mod, "study", "pause")
+async def test_open_pause_close(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    user = await driver.consented("pat")
+    dm = stack.standin.dm_channel(user)
+    await driver.moderate(mod, "limits", min_seconds_between=0)
+    await driver.moderate(mod, "models", roster="alpha,beta")
+    text = await driver.moderate(mod, "pause")
     assert "now **paused**" in text
-    assert "paused" in (await send_voice(stack, user, voice_ogg))["content"]
-    _, text = await run(stack, mod, "study", "close")
+    assert "paused" in (await driver.ask(user, dm, voice_ogg))["content"]
+    text = await driver.moderate(mod, "close")
     assert "now **closed**" in text
-    assert "closed" in (await send_voice(stack, user, voice_ogg))["content"]
-    _, text = await run(stack, mod, "study", "open")
+    assert "closed" in (await driver.ask(user, dm, voice_ogg))["content"]
+    text = await driver.moderate(mod, "open")
     assert "now **open**" in text
-    progress = await send_voice(stack, user, voice_ogg)
-    assert await wait_vote_buttons(stack, progress["id"])
+    progress = await driver.ask(user, dm, voice_ogg)
+    assert await driver.wait_vote_buttons(progress["id"])
 
 
-async def test_models_strategy_limits(stack: Stack, mod: User) -> None:
-    _, shown = await run(stack, mod, "study", "models")
+async def test_models_strategy_limits(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    shown = await driver.moderate(mod, "models")
     assert "**Known models:** `alpha`, `beta`, `broken`" in shown
-    _, text = await run(stack, mod, "study", "models", roster="alpha, nosuch")
+    text = await driver.moderate(mod, "models", roster="alpha, nosuch")
     assert "Unknown model id(s): nosuch" in text
-    _, text = await run(stack, mod, "study", "models", roster="alpha,beta")
+    text = await driver.moderate(mod, "models", roster="alpha,beta")
     assert "`alpha` (Alpha Voice), `beta` (Beta Speech)" in text
-    _, text = await run(stack, mod, "study", "strategy", strategy="balanced")
+    text = await driver.moderate(mod, "strategy", strategy="balanced")
     assert "**Strategy:** balanced" in text
-    _, text = await run(stack, mod, "study", "strategy")
+    text = await driver.moderate(mod, "strategy")
     assert "**Strategy:** balanced" in text
-    _, text = await run(stack, mod, "study", "limits", daily_quota=7, comment_max_chars=300)
+    text = await driver.moderate(mod, "limits", daily_quota=7, comment_max_chars=300)
     assert "7/day" in text
     assert "comments ≤ 300 chars" in text
-    _, text = await run(stack, mod, "study", "limits")
+    text = await driver.moderate(mod, "limits")
     assert "7/day" in text
 
 
-async def test_status(stack: Stack, mod: User) -> None:
-    response, text = await run(stack, mod, "study", "status")
+async def test_status(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    response = await driver.command(mod, "study", "status")
+    text = driver.read(response)
     assert response.ephemeral
     assert "**State:** open" in text
     assert "**Live workers (1):**" in text
@@ -138,68 +108,70 @@ async def test_status(stack: Stack, mod: User) -> None:
     assert '"by_status"' in text or "status" in text
 
 
-async def test_export_attaches_the_battles(stack: Stack, mod: User) -> None:
-    response, text = await run(stack, mod, "study", "export")
+async def test_export_attaches_the_battles(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    response = await driver.command(mod, "study", "export")
+    text = driver.read(response)
     assert "Exported 1 battles" in text
     exported = attached_text(stack, response)
     assert exported.splitlines()[0].lstrip('"').startswith("battle_id")
     assert len(list((stack.data_dir / "exports").glob("battles-*.csv"))) == 1
-    _, text = await run(stack, mod, "study", "export", fmt="jsonl")
+    text = await driver.moderate(mod, "export", fmt="jsonl")
     assert ".jsonl" in text
 
 
-async def test_post_pins_a_join_message(stack: Stack, mod: User) -> None:
-    _, text = await run(stack, mod, "study", "post")
+async def test_post_pins_a_join_message(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    text = await driver.moderate(mod, "post")
     assert "Posted and pinned" in text
-    posted = next(m for m in public_messages(stack) if custom_ids(m) == ["parley:join"])
+    posted = next(m for m in public_messages(stack) if custom_ids(m) == [ids.join()])
     assert posted["author"]["id"] == stack.standin.bot.id
     assert posted["id"] in stack.standin.world.pins.get(stack.standin.study_channel.id, [])
     newcomer = await stack.standin.add_member("newcomer")
-    consent = await answer(stack, await stack.standin.click(newcomer, posted, "parley:join"))
+    consent = await driver.answer(await stack.standin.click(newcomer, posted, ids.join()))
     assert consent.ephemeral
     assert "Consent (version 1)" in texts(consent)
 
 
-async def test_announce(stack: Stack, mod: User) -> None:
-    _, text = await run(stack, mod, "study", "announce", text="New models today! @everyone")
+async def test_announce(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    text = await driver.moderate(mod, "announce", text="New models today! @everyone")
     assert "Announced" in text
     posted = [m for m in public_messages(stack) if m["author"]["id"] == stack.standin.bot.id][-1]
     assert posted["content"] == "📣 New models today! @everyone"
 
 
-async def test_sync_on_demand_and_not_on_every_start(stack: Stack, mod: User) -> None:
+async def test_sync_on_demand_and_not_on_every_start(
+    stack: Stack, driver: StudyDriver, mod: User
+) -> None:
     puts = len(stack.standin.calls("PUT", GUILD_COMMANDS))
     assert puts == 1, "the first start syncs once"
     await stack.restart_bot()
     assert len(stack.standin.calls("PUT", GUILD_COMMANDS)) == puts, "a restart must not re-sync"
-    _, text = await run(stack, mod, "study", "sync")
+    text = await driver.moderate(mod, "sync")
     assert "synced" in text
     assert len(stack.standin.calls("PUT", GUILD_COMMANDS)) == puts + 1
 
 
 async def test_participant_info_block_unblock_withdraw(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    quinn = await participant(stack, "quinn")
-    _, info = await run(stack, mod, "participant", "info", member=quinn)
+    quinn = await driver.consented("quinn")
+    dm = stack.standin.dm_channel(quinn)
+    info = await driver.moderate(mod, "info", group="participant", member=quinn)
     assert "Participant `" in info
     assert '"consent_version": "1"' in info or "consent" in info
     assert quinn.id not in info, "no Discord id in what the study stores"
-    _, text = await run(stack, mod, "participant", "block", member=quinn, reason="spam")
+    text = await driver.moderate(mod, "block", group="participant", member=quinn, reason="spam")
     assert "is blocked" in text
-    assert "cannot start new battles" in (await send_voice(stack, quinn, voice_ogg))["content"]
-    _, text = await run(stack, mod, "participant", "unblock", member=quinn)
+    assert "cannot start new battles" in (await driver.ask(quinn, dm, voice_ogg))["content"]
+    text = await driver.moderate(mod, "unblock", group="participant", member=quinn)
     assert "is unblocked" in text
-    progress = await send_voice(stack, quinn, voice_ogg)
-    battle_id = await wait_vote_buttons(stack, progress["id"])
-    _, text = await run(stack, mod, "participant", "withdraw", member=quinn)
+    progress = await driver.ask(quinn, dm, voice_ogg)
+    battle_id = await driver.wait_vote_buttons(progress["id"])
+    text = await driver.moderate(mod, "withdraw", group="participant", member=quinn)
     assert "was withdrawn" in text
-    late = await answer(
-        stack, await stack.standin.click(quinn, progress["id"], f"parley:vote:{battle_id}:a")
-    )
+    late = await driver.vote(quinn, progress["id"], battle_id, "a")
     assert late.type != UPDATE_MESSAGE
     assert late.ephemeral
-    _, info = await run(stack, mod, "participant", "info", member=quinn)
+    info = await driver.moderate(mod, "info", group="participant", member=quinn)
     assert "withdrawn" in info
 
 

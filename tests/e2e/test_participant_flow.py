@@ -8,30 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from bot.discord_app import custom_ids as ids
+from contract.keys import RESULTS_GROUP, RESULTS_STREAM
+from devstack.driver import StudyDriver
 from devstack.harness import E2E_MODELS, Stack
 from devstack.helpers import (
     MODAL,
     UPDATE_MESSAGE,
-    answer,
+    battle_of,
+    battle_record,
     bot_messages,
     buttons,
     custom_ids,
-    everything,
-    forge_click,
-    forge_modal_submit,
     results_added,
     results_all_handled,
     texts,
-    wait_content,
-    wait_reply,
-    wait_vote_buttons,
 )
-from devstack.standin.state import Channel, User
+from devstack.standin.state import User
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -42,52 +39,10 @@ SECRET_WORDS = (
 )
 
 
-async def moderate(stack: Stack, mod: User, subcommand: str, **options: Any) -> str:
-    interaction = await stack.standin.slash_command(
-        mod, "study", subcommand=subcommand, options=options
-    )
-    response = await answer(stack, interaction)
-    if not response.followups and response.type == 5:
-        response = await stack.standin.wait_for_followups(interaction)
-    return texts(response)
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def mod(stack: Stack) -> User:
+async def mod(driver: StudyDriver) -> User:
     """A moderator who set the roster to the two working models and lifted the rate limit."""
-    moderator = await stack.standin.add_member("mod", roles=["Study moderator"])
-    assert "alpha" in await moderate(stack, moderator, "models", roster="alpha, beta")
-    assert "0 s between" in await moderate(stack, moderator, "limits", min_seconds_between=0)
-    return moderator
-
-
-async def join(stack: Stack, name: str) -> tuple[User, Channel]:
-    """A member who ran /join, agreed and skipped the form; returns them and their thread."""
-    user = await stack.standin.add_member(name)
-    consent = await answer(stack, await stack.standin.slash_command(user, "join"))
-    agreed = await answer(
-        stack, await stack.standin.click(user, consent.original, "parley:consent:1:agree")
-    )
-    done = await answer(
-        stack,
-        await stack.standin.click(user, agreed.original or consent.original, "parley:about:skip"),
-    )
-    assert "How it works" in texts(done)
-    return user, thread_of(stack, user)
-
-
-def thread_of(stack: Stack, user: User) -> Channel:
-    threads = [t for t in stack.standin.threads() if user.id in t.member_ids]
-    assert len(threads) == 1, f"{user.username} should have one private thread, has {threads}"
-    return threads[0]
-
-
-async def battle(stack: Stack, user: User, channel: Channel, ogg: bytes) -> tuple[dict, str]:
-    """Send a voice message and wait for the answered battle; returns (message, battle id)."""
-    sent = await stack.standin.send_voice_message(user, channel, ogg, 2.0)
-    progress = await wait_reply(stack, channel, sent)
-    battle_id = await wait_vote_buttons(stack, progress["id"])
-    return stack.standin.message(progress["id"]), battle_id
+    return await driver.open_study()
 
 
 def assert_anonymous(message: dict) -> None:
@@ -96,77 +51,79 @@ def assert_anonymous(message: dict) -> None:
         assert word not in shown, f"{word!r} revealed before the vote: {shown!r}"
 
 
-async def test_join_consent_demographics_instructions(stack: Stack, mod: User) -> None:
+async def test_join_consent_demographics_instructions(
+    stack: Stack, driver: StudyDriver, mod: User
+) -> None:
     alice = await stack.standin.add_member("alice")
-    consent = await answer(stack, await stack.standin.slash_command(alice, "join"))
+    consent = await driver.command(alice, "join")
     assert consent.ephemeral
     assert "Consent (version 1)" in texts(consent)
-    assert custom_ids(consent.original) == ["parley:consent:1:agree", "parley:consent:1:decline"]
+    assert custom_ids(consent.original) == [ids.consent("1", "agree"), ids.consent("1", "decline")]
 
-    agreed = await answer(
-        stack, await stack.standin.click(alice, consent.original, "parley:consent:1:agree")
+    agreed = await driver.answer(
+        await stack.standin.click(alice, consent.original, ids.consent("1", "agree"))
     )
     assert agreed.type == UPDATE_MESSAGE
     assert "Thank you for joining" in texts(agreed)
     form = stack.standin.message(consent.original["id"])
-    opened = await stack.standin.click(alice, form, "parley:about:open")
-    assert (await answer(stack, opened)).type == MODAL
+    opened = await stack.standin.click(alice, form, ids.about("open"))
+    assert (await driver.answer(opened)).type == MODAL
     submitted = await stack.standin.submit_modal(
         alice, opened, {"age_band": "25-34", "first_language": "Welsh"}
     )
-    instructions = texts(await answer(stack, submitted))
+    instructions = texts(await driver.answer(submitted))
     assert "How it works" in instructions
-    thread = thread_of(stack, alice)
+    thread = driver.thread_of(alice)
     assert f"<#{thread.id}>" in instructions
 
-    mine = await answer(stack, await stack.standin.slash_command(alice, "mydata"))
+    mine = await driver.command(alice, "mydata")
     assert mine.ephemeral
-    assert "25-34" in everything(stack, mine)
-    assert "Welsh" in everything(stack, mine)
+    assert "25-34" in driver.read(mine)
+    assert "Welsh" in driver.read(mine)
     # /join again: already in, straight to the instructions, same thread.
-    again = await answer(stack, await stack.standin.slash_command(alice, "join"))
+    again = await driver.command(alice, "join")
     assert "How it works" in texts(again)
-    assert thread_of(stack, alice).id == thread.id
+    assert driver.thread_of(alice).id == thread.id
 
 
-async def test_decline_stores_nothing(stack: Stack, mod: User) -> None:
+async def test_decline_stores_nothing(stack: Stack, driver: StudyDriver, mod: User) -> None:
     dora = await stack.standin.add_member("dora")
-    consent = await answer(stack, await stack.standin.slash_command(dora, "join"))
-    declined = await answer(
-        stack, await stack.standin.click(dora, consent.original, "parley:consent:1:decline")
+    consent = await driver.command(dora, "join")
+    declined = await driver.answer(
+        await stack.standin.click(dora, consent.original, ids.consent("1", "decline"))
     )
     assert "nothing was stored" in texts(declined)
-    mine = await answer(stack, await stack.standin.slash_command(dora, "mydata"))
+    mine = await driver.command(dora, "mydata")
     assert "consent" not in texts(mine).lower() or "null" in texts(mine).lower()
 
 
-async def test_battle_vote_reveal_comment(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    bea, thread = await join(stack, "bea")
-    message, battle_id = await battle(stack, bea, thread, voice_ogg)
+async def test_battle_vote_reveal_comment(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    bea, thread = await driver.join("bea")
+    message, battle_id = await driver.battle(bea, thread, voice_ogg)
     assert "**Model A**" in message["content"]
     assert "**Model B**" in message["content"]
     assert "I heard" in message["content"]
     assert_anonymous(message)
     assert set(buttons(message)) == {
-        f"parley:vote:{battle_id}:a",
-        f"parley:vote:{battle_id}:b",
-        f"parley:vote:{battle_id}:tie",
-        f"parley:vote:{battle_id}:bothbad",
-        f"parley:comment:{battle_id}",
+        ids.vote(battle_id, "a"),
+        ids.vote(battle_id, "b"),
+        ids.vote(battle_id, "tie"),
+        ids.vote(battle_id, "bothbad"),
+        ids.comment(battle_id),
     }
 
     # Someone else's click.
     eve = await stack.standin.add_member("eve")
-    other = await answer(
-        stack, await forge_click(stack, eve, message, f"parley:vote:{battle_id}:b")
-    )
+    other = await driver.vote(eve, message, battle_id, "b", forged=True)
     assert other.ephemeral
     assert "Only the person who started this battle" in texts(other)
 
     # A double click: both clicks arrive before the first is answered.
-    first = await stack.standin.click(bea, message, f"parley:vote:{battle_id}:a")
-    second = await stack.standin.click(bea, message, f"parley:vote:{battle_id}:a")
-    responses = [await answer(stack, first), await answer(stack, second)]
+    first = await stack.standin.click(bea, message, ids.vote(battle_id, "a"))
+    second = await stack.standin.click(bea, message, ids.vote(battle_id, "a"))
+    responses = [await driver.answer(first), await driver.answer(second)]
     updates = [r for r in responses if r.type == UPDATE_MESSAGE]
     refusals = [r for r in responses if r.ephemeral]
     assert len(updates) == 1
@@ -178,24 +135,16 @@ async def test_battle_vote_reveal_comment(stack: Stack, mod: User, voice_ogg: by
     assert sum(name in revealed["content"] for name in names) == 2
     assert "more rounds today" in revealed["content"]
     state = buttons(revealed)
-    assert all(state[f"parley:vote:{battle_id}:{c}"] for c in ("a", "b", "tie", "bothbad"))
-    assert not state[f"parley:comment:{battle_id}"]
+    assert all(state[ids.vote(battle_id, c)] for c in ("a", "b", "tie", "bothbad"))
+    assert not state[ids.comment(battle_id)]
 
     # A second vote, forged past the disabled buttons.
-    late = await answer(
-        stack, await forge_click(stack, bea, revealed, f"parley:vote:{battle_id}:b")
-    )
+    late = await driver.vote(bea, revealed, battle_id, "b", forged=True)
     assert "already voted" in texts(late)
 
     # Comments: a good one, an empty one, one far too long.
     async def comment(text: str, *, forged: bool = False) -> str:
-        opened = await stack.standin.click(bea, revealed, f"parley:comment:{battle_id}")
-        assert (await answer(stack, opened)).type == MODAL
-        if forged:
-            submitted = await forge_modal_submit(stack, bea, opened, {"comment": text})
-        else:
-            submitted = await stack.standin.submit_modal(bea, opened, {"comment": text})
-        return texts(await answer(stack, submitted))
+        return texts(await driver.comment(bea, revealed, battle_id, text, forged=forged))
 
     assert "comment was saved" in await comment("A understood my accent.")
     assert "empty" in await comment("   ")
@@ -204,22 +153,22 @@ async def test_battle_vote_reveal_comment(stack: Stack, mod: User, voice_ogg: by
     with pytest.raises(ValueError, match="allows 1000 characters"):
         await comment("x" * 5000)
     assert "the limit is 1,000" in await comment("x" * 5000, forged=True)
-    mine = everything(stack, await answer(stack, await stack.standin.slash_command(bea, "mydata")))
+    mine = driver.read(await driver.command(bea, "mydata"))
     assert "A understood my accent." in mine
     assert "xxxxxxxxxx" not in mine
 
 
-async def test_dm_audio_file_upload(stack: Stack, mod: User, speech_mp3: bytes) -> None:
-    cleo, _ = await join(stack, "cleo")
+async def test_dm_audio_file_upload(
+    stack: Stack, driver: StudyDriver, mod: User, speech_mp3: bytes
+) -> None:
+    cleo, _ = await driver.join("cleo")
     dm = stack.standin.dm_channel(cleo)
     sent = await stack.standin.send_message(
         cleo, dm, attachments=[("question.mp3", speech_mp3, "audio/mpeg")]
     )
-    progress = await wait_reply(stack, dm, sent)
-    battle_id = await wait_vote_buttons(stack, progress["id"])
-    voted = await answer(
-        stack, await stack.standin.click(cleo, progress["id"], f"parley:vote:{battle_id}:tie")
-    )
+    progress = await driver.wait_reply(dm, sent)
+    battle_id = await driver.wait_vote_buttons(progress["id"])
+    voted = await driver.vote(cleo, progress["id"], battle_id, "tie")
     assert "Thanks for voting (a tie)" in texts(voted)
 
 
@@ -235,13 +184,14 @@ async def test_dm_audio_file_upload(stack: Stack, mod: User, speech_mp3: bytes) 
 )
 async def test_bad_input_gets_a_polite_answer(
     stack: Stack,
+    driver: StudyDriver,
     mod: User,
     case: str,
     expected: str,
     corrupt_ogg: bytes,
     twenty_minutes_wav: bytes,
 ) -> None:
-    user, thread = await join(stack, f"bad-{case}")
+    user, thread = await driver.join(f"bad-{case}")
     attachments = {
         "text": None,
         "not_audio": [("notes.txt", b"just some notes", "text/plain")],
@@ -252,85 +202,68 @@ async def test_bad_input_gets_a_polite_answer(
     sent = await stack.standin.send_message(
         user, thread, "hello bot" if case == "text" else "", attachments=attachments
     )
-    reply = await wait_reply(stack, thread, sent)
-    message = await wait_content(stack, reply["id"], expected)
-    assert "parley:vote" not in " ".join(custom_ids(message))
+    reply = await driver.wait_reply(thread, sent)
+    message = await driver.wait_content(reply["id"], expected)
+    assert not [c for c in custom_ids(message) if ids.parse_vote(c)]
     if case == "thirty_mb":
         # Refused from the attachment's size: never downloaded.
         assert sent["attachments"][0]["id"] not in stack.standin.downloads
 
 
 async def test_voice_in_the_public_channel_is_redirected(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    rex, _ = await join(stack, "rex")
+    rex, _ = await driver.join("rex")
     sent = await stack.standin.send_voice_message(rex, "study", voice_ogg, 2.0)
-    reply = await wait_reply(stack, "study", sent)
+    reply = await driver.wait_reply("study", sent)
     assert "private thread" in reply["content"]
     assert sent["attachments"][0]["id"] not in stack.standin.downloads
 
 
-async def test_voice_before_joining(stack: Stack, mod: User, voice_ogg: bytes) -> None:
+async def test_voice_before_joining(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
     stranger = await stack.standin.add_member("stranger")
     dm = stack.standin.dm_channel(stranger)
-    sent = await stack.standin.send_voice_message(stranger, dm, voice_ogg, 2.0)
-    reply = await wait_reply(stack, dm, sent)
+    reply = await driver.ask(stranger, dm, voice_ogg)
     assert "join the study first" in reply["content"]
 
 
-async def test_vote_before_replies(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    fay, thread = await join(stack, "fay")
+async def test_vote_before_replies(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    fay, thread = await driver.join("fay")
     assert stack.fake_api is not None
     # Slow enough that the early click surely lands before the reply, even on a busy machine.
     stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 6.0
     try:
-        sent = await stack.standin.send_voice_message(fay, thread, voice_ogg, 2.0)
-        progress = await wait_reply(stack, thread, sent)
+        progress = await driver.ask(fay, thread, voice_ogg)
         # The buttons show at once, disabled until both replies are in.
-        waiting = await stack.standin.wait_for(
-            lambda: (m := stack.standin.message(progress["id"])) and buttons(m) and m,
-            timeout=10,
-            what="the disabled buttons",
-        )
+        waiting = await driver.wait_buttons(progress["id"], timeout=10)
         assert all(buttons(waiting).values())
-        battle_id = _battle_id_of(stack, progress)
+        battle_id = battle_of(stack, progress["id"])
+        assert battle_id is not None
         # A modified client can click a disabled button: the study core still says no.
-        early = await answer(
-            stack, await forge_click(stack, fay, waiting, f"parley:vote:{battle_id}:a")
-        )
+        early = await driver.vote(fay, waiting, battle_id, "a", forged=True)
         assert early.ephemeral
         assert "wait until both replies are in" in texts(early)
         # Partial text streams into the message before the end.
-        await wait_vote_buttons(stack, progress["id"])
+        await driver.wait_vote_buttons(progress["id"])
     finally:
         stack.fake_api.slow_models.clear()
 
 
-def _battle_id_of(stack: Stack, progress: dict) -> str | None:
-    """The battle id behind a progress message, from the Discord refs the bot keeps."""
-    client = stack.redis_client()
-    try:
-        for key in client.scan_iter("parley:battle:*"):
-            raw = client.hget(key, "ui.message_id")
-            if raw is not None and raw.decode().strip('"') == progress["id"]:
-                return key.decode().rsplit(":", 1)[1]
-    finally:
-        client.close()
-    return None
-
-
 async def test_replies_stream_within_the_edit_rate(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    max_, thread = await join(stack, "max")
+    max_, thread = await driver.join("max")
     assert stack.fake_api is not None
     stack.fake_api.chunk_delay_s = 0.5
     try:
-        sent = await stack.standin.send_voice_message(max_, thread, voice_ogg, 2.0)
-        progress = await wait_reply(stack, thread, sent)
-        streaming = await wait_content(stack, progress["id"], "▌", timeout=30)
+        progress = await driver.ask(max_, thread, voice_ogg)
+        streaming = await driver.wait_content(progress["id"], "▌", timeout=30)
         assert_anonymous(streaming)
-        await wait_vote_buttons(stack, progress["id"])
+        await driver.wait_vote_buttons(progress["id"])
     finally:
         stack.fake_api.chunk_delay_s = 0.0
     edits = [
@@ -345,14 +278,16 @@ async def test_replies_stream_within_the_edit_rate(
     assert sum(gaps) / len(gaps) >= 1.4, gaps
 
 
-async def test_long_replies_are_cut_and_attached(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    nia, thread = await join(stack, "nia")
+async def test_long_replies_are_cut_and_attached(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    nia, thread = await driver.join("nia")
     assert stack.fake_api is not None
     long_reply = " ".join(f"word{i}" for i in range(700))  # ~6,000 characters
     # The fake API runs in this process: an instance attribute replaces its canned reply.
     stack.fake_api.reply_for = lambda seconds, history_turns: long_reply  # type: ignore[method-assign]
     try:
-        message, _ = await battle(stack, nia, thread, voice_ogg)
+        message, _ = await driver.battle(nia, thread, voice_ogg)
     finally:
         del stack.fake_api.reply_for
     assert len(message["content"]) <= 2000
@@ -366,95 +301,82 @@ async def test_long_replies_are_cut_and_attached(stack: Stack, mod: User, voice_
 
 
 async def test_queue_position_while_no_worker_runs(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    ona, ona_thread = await join(stack, "ona")
-    pia, pia_thread = await join(stack, "pia")
+    ona, ona_thread = await driver.join("ona")
+    pia, pia_thread = await driver.join("pia")
     await stack.stop_worker()
     try:
-        first = await stack.standin.send_voice_message(ona, ona_thread, voice_ogg, 2.0)
-        first_progress = await wait_reply(stack, ona_thread, first)
-        await stack.standin.wait_for(
-            lambda: buttons(stack.standin.message(first_progress["id"])), timeout=10
-        )
-        second = await stack.standin.send_voice_message(pia, pia_thread, voice_ogg, 2.0)
-        second_progress = await wait_reply(stack, pia_thread, second)
-        await wait_content(stack, second_progress["id"], "1 message is ahead of yours")
+        first_progress = await driver.ask(ona, ona_thread, voice_ogg)
+        await driver.wait_buttons(first_progress["id"], timeout=10)
+        second_progress = await driver.ask(pia, pia_thread, voice_ogg)
+        await driver.wait_content(second_progress["id"], "1 message is ahead of yours")
     finally:
         await stack.start_worker()
-    await wait_vote_buttons(stack, first_progress["id"])
-    await wait_vote_buttons(stack, second_progress["id"])
+    await driver.wait_vote_buttons(first_progress["id"])
+    await driver.wait_vote_buttons(second_progress["id"])
 
 
 async def test_discord_rate_limits_and_errors_are_ridden_out(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    sam, thread = await join(stack, "sam")
+    sam, thread = await driver.join("sam")
     # Message edits meet 429s first, then a 502: discord.py waits and retries.
     stack.standin.fail_next("PATCH", "/channels/*/messages/*", status=429, times=3, retry_after=0.3)
     stack.standin.fail_next("PATCH", "/channels/*/messages/*", status=502, times=1)
-    message, battle_id = await battle(stack, sam, thread, voice_ogg)
+    message, battle_id = await driver.battle(sam, thread, voice_ogg)
     assert "I heard" in message["content"]
-    voted = await answer(
-        stack, await stack.standin.click(sam, message, f"parley:vote:{battle_id}:a")
-    )
+    voted = await driver.vote(sam, message, battle_id, "a")
     assert voted.type == UPDATE_MESSAGE
 
 
-async def test_failed_model_takes_no_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    assert "broken" in await moderate(stack, mod, "models", roster="alpha,broken")
+async def test_failed_model_takes_no_vote(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    assert "broken" in await driver.moderate(mod, "models", roster="alpha,broken")
     try:
-        gil, thread = await join(stack, "gil")
-        sent = await stack.standin.send_voice_message(gil, thread, voice_ogg, 2.0)
-        progress = await wait_reply(stack, thread, sent)
-        failed = await wait_content(stack, progress["id"], "could not answer this time", timeout=30)
+        gil, thread = await driver.join("gil")
+        progress = await driver.ask(gil, thread, voice_ogg)
+        failed = await driver.wait_content(progress["id"], "could not answer this time", timeout=30)
         assert not custom_ids(failed)
         assert_anonymous(failed)
         # No buttons left to vote with, and the core has the battle as failed.
-        battle_id = _battle_id_of(stack, progress)
-        client = stack.redis_client()
-        try:
-            assert client.hget(f"parley:battle:{battle_id}", "status") == b"failed"
-        finally:
-            client.close()
+        battle_id = battle_of(stack, progress["id"])
+        assert battle_id is not None
+        assert battle_record(stack, battle_id)["status"] == "failed"
     finally:
-        await moderate(stack, mod, "models", roster="alpha,beta")
+        await driver.moderate(mod, "models", roster="alpha,beta")
 
 
-async def test_withdraw_with_confirmation(stack: Stack, mod: User) -> None:
-    hal, _ = await join(stack, "hal")
-    asked = await answer(stack, await stack.standin.slash_command(hal, "withdraw"))
+async def test_withdraw_with_confirmation(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    hal, _ = await driver.join("hal")
+    asked = await driver.command(hal, "withdraw")
     assert asked.ephemeral
     assert "Are you sure" in texts(asked)
-    confirm = f"parley:withdraw:{hal.id}:confirm"
+    confirm = ids.withdraw(hal.id, "confirm")
     assert confirm in custom_ids(asked.original)
     ivy = await stack.standin.add_member("ivy")
-    wrong = await answer(stack, await forge_click(stack, ivy, asked.original, confirm))
+    wrong = await driver.answer(await driver.forge_click(ivy, asked.original, confirm))
     assert "someone else's" in texts(wrong)
-    done = await answer(stack, await stack.standin.click(hal, asked.original, confirm))
+    done = await driver.answer(await stack.standin.click(hal, asked.original, confirm))
     assert "your data was deleted" in texts(done)
-    mine = everything(stack, await answer(stack, await stack.standin.slash_command(hal, "mydata")))
+    mine = driver.read(await driver.command(hal, "mydata"))
     assert "withdrawn" in mine
 
 
 async def test_withdraw_while_replies_are_on_their_way(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    quy, thread = await join(stack, "quy")
+    quy, thread = await driver.join("quy")
     assert stack.fake_api is not None
     stack.fake_api.slow_models[E2E_MODELS["alpha"][1]] = 1.5
     stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 1.5
     client = stack.redis_client()
     try:
         before = results_added(client)
-        sent = await stack.standin.send_voice_message(quy, thread, voice_ogg, 2.0)
-        progress = await wait_reply(stack, thread, sent)
-        await stack.standin.wait_for(
-            lambda: buttons(stack.standin.message(progress["id"])), timeout=10, what="buttons"
-        )
-        asked = await answer(stack, await stack.standin.slash_command(quy, "withdraw"))
-        confirm = f"parley:withdraw:{quy.id}:confirm"
-        await answer(stack, await stack.standin.click(quy, asked.original, confirm))
+        progress = await driver.ask(quy, thread, voice_ogg)
+        await driver.wait_buttons(progress["id"], timeout=10)
+        await driver.withdraw(quy)
         # The late results meet a battle that is gone: acknowledged, nothing posted.
         await stack.standin.wait_for(
             lambda: results_added(client) >= before + 2 and results_all_handled(client),
@@ -474,66 +396,65 @@ async def test_withdraw_while_replies_are_on_their_way(
         client.close()
 
 
-async def test_restart_between_answer_and_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    jo, thread = await join(stack, "jo")
-    message, battle_id = await battle(stack, jo, thread, voice_ogg)
+async def test_restart_between_answer_and_vote(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    jo, thread = await driver.join("jo")
+    message, battle_id = await driver.battle(jo, thread, voice_ogg)
     await stack.restart_bot()
-    voted = await answer(
-        stack, await stack.standin.click(jo, message, f"parley:vote:{battle_id}:b")
-    )
+    voted = await driver.vote(jo, message, battle_id, "b")
     assert voted.type == UPDATE_MESSAGE
     assert "Thanks for voting (B is better)" in texts(voted)
 
 
-async def test_results_while_bot_down_shown_once(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    kai, thread = await join(stack, "kai")
+async def test_results_while_bot_down_shown_once(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    kai, thread = await driver.join("kai")
     assert stack.fake_api is not None
     stack.fake_api.slow_models[E2E_MODELS["alpha"][1]] = 2.0
     stack.fake_api.slow_models[E2E_MODELS["beta"][1]] = 2.0
     client = stack.redis_client()
     try:
         before = results_added(client)
-        sent = await stack.standin.send_voice_message(kai, thread, voice_ogg, 2.0)
-        progress = await wait_reply(stack, thread, sent)
+        progress = await driver.ask(kai, thread, voice_ogg)
         # The disabled buttons come once both jobs are enqueued: then the bot may die.
-        await stack.standin.wait_for(
-            lambda: buttons(stack.standin.message(progress["id"])), timeout=10, what="buttons"
-        )
+        await driver.wait_buttons(progress["id"], timeout=10)
         await stack.stop_bot(kill=True)
         await stack.standin.wait_for(
             lambda: results_added(client) >= before + 2, timeout=30, what="both results"
         )
         count = len(bot_messages(stack, thread))
         await stack.start_bot()
-        battle_id = await wait_vote_buttons(stack, progress["id"])
+        battle_id = await driver.wait_vote_buttons(progress["id"])
         await asyncio.sleep(1.0)
         assert len(bot_messages(stack, thread)) == count, "a re-delivered result posted again"
-        voted = await answer(
-            stack, await stack.standin.click(kai, progress["id"], f"parley:vote:{battle_id}:a")
-        )
+        voted = await driver.vote(kai, progress["id"], battle_id, "a")
         assert voted.type == UPDATE_MESSAGE
-        pending = client.xpending("parley:results", "bot")
+        pending = client.xpending(RESULTS_STREAM, RESULTS_GROUP)
         assert pending["pending"] == 0
     finally:
         stack.fake_api.slow_models.clear()
         client.close()
 
 
-async def test_gateway_reconnect_and_resume(stack: Stack, mod: User, voice_ogg: bytes) -> None:
-    lu, thread = await join(stack, "lu")
+async def test_gateway_reconnect_and_resume(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    lu, thread = await driver.join("lu")
     assert await stack.standin.send_reconnect() == 1
     await stack.standin.wait_for_resume(1, timeout=20)
     sent = await stack.standin.send_message(lu, thread, "still there?")
-    assert "I only take voice messages" in (await wait_reply(stack, thread, sent))["content"]
+    assert "I only take voice messages" in (await driver.wait_reply(thread, sent))["content"]
     await stack.standin.drop_gateway(abrupt=True)
     await stack.standin.wait_for_resume(2, timeout=30)
-    _, battle_id = await battle(stack, lu, thread, voice_ogg)
+    _, battle_id = await driver.battle(lu, thread, voice_ogg)
     assert battle_id
     # A session Discord will not resume: the bot identifies afresh and goes on.
     await stack.standin.invalidate_session(resumable=False)
     await stack.wait_reidentify()
     sent = await stack.standin.send_message(lu, thread, "and now?")
-    assert "I only take voice messages" in (await wait_reply(stack, thread, sent))["content"]
+    assert "I only take voice messages" in (await driver.wait_reply(thread, sent))["content"]
 
 
 async def test_no_tracebacks_in_the_bot_log(stack: Stack) -> None:

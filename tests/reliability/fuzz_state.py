@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import redis
 
+from contract.keys import WORKERS_KEY
+
 # Volatile: RQ's own bookkeeping (worker registrations, heartbeats, job hashes) and the
 # workers' heartbeat hash.
-VOLATILE_PREFIXES: tuple[bytes, ...] = (b"rq:", b"parley:workers")
+VOLATILE_PREFIXES: tuple[bytes, ...] = (b"rq:", WORKERS_KEY.encode())
 
 
 def snapshot(client: redis.Redis) -> dict[bytes, bytes]:

@@ -13,29 +13,19 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from bot.discord_app import custom_ids as ids
+from devstack.driver import StudyDriver
 from devstack.harness import E2E_MODELS, Stack
 from devstack.helpers import (
     UPDATE_MESSAGE,
-    answer,
-    bot_messages,
-    buttons,
-    forge_click,
-    texts,
-    wait_content,
-    wait_vote_buttons,
-)
-from devstack.standin.state import User
-from tests.reliability.faults_flow import (
-    answered,
-    ask,
     battle_of,
     battle_record,
-    join,
-    moderate,
-    started_jobs,
-    vote_events,
-    waiting_jobs,
+    bot_messages,
+    buttons,
+    texts,
 )
+from devstack.standin.state import User
+from tests.reliability.faults_flow import started_jobs, vote_events, waiting_jobs
 
 pytestmark = [pytest.mark.reliability, pytest.mark.asyncio(loop_scope="module")]
 
@@ -56,13 +46,16 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         await the_stack.stop()
 
 
+@pytest.fixture(scope="module")
+def driver(stack: Stack) -> StudyDriver:
+    """The bot rides out faults before it answers: the driver waits longer."""
+    return StudyDriver(stack, timeout=20)
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def mod(stack: Stack) -> User:
+async def mod(driver: StudyDriver) -> User:
     """A moderator who set the roster to the two working models and lifted the rate limit."""
-    moderator = await stack.standin.add_member("mod", roles=["Study moderator"])
-    assert "alpha" in await moderate(stack, moderator, "models", roster="alpha, beta")
-    assert "0 s between" in await moderate(stack, moderator, "limits", min_seconds_between=0)
-    return moderator
+    return await driver.open_study()
 
 
 async def kill_alpha_mid_job(stack: Stack, *, not_job: str | None = None) -> str:
@@ -90,39 +83,37 @@ async def kill_alpha_mid_job(stack: Stack, *, not_job: str | None = None) -> str
 
 
 async def test_worker_killed_mid_job_is_requeued_once_then_the_participant_is_told(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
     assert stack.fake_api is not None
-    wren, thread = await join(stack, "wren")
+    wren, thread = await driver.join("wren")
     # Every battle has alpha on one side; its replies take a minute, beta's come at once.
     stack.fake_api.requests.clear()
     stack.fake_api.slow_models[ALPHA] = 60.0
     try:
         # 1. Killed once: the sweeper enqueues the side again and a new worker answers it.
-        progress = await ask(stack, wren, thread, voice_ogg)
+        progress = await driver.ask(wren, thread, voice_ogg)
         killed = await kill_alpha_mid_job(stack)
         stack.fake_api.slow_models.clear()
         await stack.start_worker()
-        battle_id = await wait_vote_buttons(stack, progress["id"], timeout=60)
+        battle_id = await driver.wait_vote_buttons(progress["id"], timeout=60)
         log = stack.bot_log()
         assert f"battle {battle_id} side" in log
         assert "requeued: worker parley-" in log
         assert f"running job {killed}" in log
-        voted = await answer(
-            stack, await stack.standin.click(wren, progress["id"], f"parley:vote:{battle_id}:a")
-        )
+        voted = await driver.vote(wren, progress["id"], battle_id, "a")
         assert voted.type == UPDATE_MESSAGE
 
         # 2. Killed on the first try and on the second: no attempt left, so the participant
         # is told and the battle fails instead of waiting forever.
         stack.fake_api.slow_models[ALPHA] = 60.0
-        progress = await ask(stack, wren, thread, voice_ogg)
+        progress = await driver.ask(wren, thread, voice_ogg)
         killed = await kill_alpha_mid_job(stack)
         await stack.start_worker()
         await kill_alpha_mid_job(stack, not_job=killed)
         stack.fake_api.slow_models.clear()
         await stack.start_worker()
-        failed = await wait_content(stack, progress["id"], "could not answer", timeout=60)
+        failed = await driver.wait_content(progress["id"], "could not answer", timeout=60)
     finally:
         stack.fake_api.slow_models.clear()
     assert not any(not off for off in buttons(failed).values()), "no vote on a failed battle"
@@ -134,14 +125,14 @@ async def test_worker_killed_mid_job_is_requeued_once_then_the_participant_is_to
 
 
 async def test_redis_restarted_mid_study_loses_no_vote(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
     assert stack.redis_server is not None
-    rae, thread = await join(stack, "rae")
-    first, first_id = await answered(stack, rae, thread, voice_ogg)
-    voted = await answer(stack, await stack.standin.click(rae, first, f"parley:vote:{first_id}:b"))
+    rae, thread = await driver.join("rae")
+    first, first_id = await driver.battle(rae, thread, voice_ogg)
+    voted = await driver.vote(rae, first, first_id, "b")
     assert voted.type == UPDATE_MESSAGE
-    second, second_id = await answered(stack, rae, thread, voice_ogg)
+    second, second_id = await driver.battle(rae, thread, voice_ogg)
 
     stack.redis_server.kill()  # SIGKILL: no shutdown save, only the AOF survives
     await asyncio.sleep(1.0)
@@ -152,48 +143,42 @@ async def test_redis_restarted_mid_study_loses_no_vote(
     assert battle_record(stack, second_id)["status"] == "answered"
     # The bot reconnects by itself: the first click after the restart, on the battle answered
     # before the crash, works (no "storage is not reachable" from a dead pooled connection).
-    response = await answer(
-        stack, await stack.standin.click(rae, second, f"parley:vote:{second_id}:tie"), timeout=15
-    )
+    response = await driver.vote(rae, second, second_id, "tie", timeout=15)
     assert response.type == UPDATE_MESSAGE, texts(response)
     assert battle_record(stack, second_id)["winner"] == "tie"
     # The worker reconnects by itself: a new battle goes all the way.
-    third, third_id = await answered(stack, rae, thread, voice_ogg)
-    voted = await answer(stack, await stack.standin.click(rae, third, f"parley:vote:{third_id}:a"))
+    third, third_id = await driver.battle(rae, thread, voice_ogg)
+    voted = await driver.vote(rae, third, third_id, "a")
     assert voted.type == UPDATE_MESSAGE
     for battle_id in (first_id, second_id, third_id):
         assert vote_events(stack, battle_id) == 1
 
 
 async def test_bot_killed_between_replies_and_vote(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    kit, thread = await join(stack, "kit")
-    message, battle_id = await answered(stack, kit, thread, voice_ogg)
+    kit, thread = await driver.join("kit")
+    message, battle_id = await driver.battle(kit, thread, voice_ogg)
     await stack.stop_bot(kill=True)
     await stack.start_bot()
-    voted = await answer(
-        stack, await stack.standin.click(kit, message, f"parley:vote:{battle_id}:b")
-    )
+    voted = await driver.vote(kit, message, battle_id, "b")
     assert voted.type == UPDATE_MESSAGE
     assert "Thanks for voting (B is better)" in texts(voted)
     # A stale client still showing the buttons clicks again.
-    again = await answer(
-        stack, await forge_click(stack, kit, message, f"parley:vote:{battle_id}:a")
-    )
+    again = await driver.vote(kit, message, battle_id, "a", forged=True)
     assert "already voted" in texts(again)
     assert battle_record(stack, battle_id)["winner"] == "model_b"
     assert vote_events(stack, battle_id) == 1
 
 
 async def test_bot_killed_between_a_vote_click_and_its_answer(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    lev, thread = await join(stack, "lev")
-    message, battle_id = await answered(stack, lev, thread, voice_ogg)
+    lev, thread = await driver.join("lev")
+    message, battle_id = await driver.battle(lev, thread, voice_ogg)
     # The click's answer meets a long 429: the vote is recorded, the answer not yet sent.
     stack.standin.fail_next("POST", CALLBACK, status=429, retry_after=30)
-    click = await stack.standin.click(lev, message, f"parley:vote:{battle_id}:a")
+    click = await stack.standin.click(lev, message, ids.vote(battle_id, "a"))
     # Kill only once the answer met the 429 (else the fault would catch a later answer).
     await stack.standin.wait_for(
         lambda: [
@@ -212,41 +197,34 @@ async def test_bot_killed_between_a_vote_click_and_its_answer(
     await stack.start_bot()
 
     # The repeat click is told the first vote stands, and the message shows the reveal.
-    again = await answer(
-        stack,
-        await stack.standin.click(
-            lev, stack.standin.message(message["id"]), f"parley:vote:{battle_id}:b"
-        ),
-    )
+    again = await driver.vote(lev, message["id"], battle_id, "b")
     assert "already voted" in texts(again)
-    revealed = await wait_content(stack, message["id"], "Thanks for voting (A is better)")
+    revealed = await driver.wait_content(message["id"], "Thanks for voting (A is better)")
     names = {name for name, _ in E2E_MODELS.values()}
     assert sum(name in revealed["content"] for name in names) == 2
-    assert all(off for cid, off in buttons(revealed).items() if cid.startswith("parley:vote:"))
+    assert all(off for cid, off in buttons(revealed).items() if ids.parse_vote(cid))
     assert battle_record(stack, battle_id)["winner"] == "model_a"
     assert vote_events(stack, battle_id) == 1
 
     # Killed the instant the click arrives: whether or not the vote got in, it is in once.
-    second, second_id = await answered(stack, lev, thread, voice_ogg)
-    await stack.standin.click(lev, second, f"parley:vote:{second_id}:tie")
+    second, second_id = await driver.battle(lev, thread, voice_ogg)
+    await stack.standin.click(lev, second, ids.vote(second_id, "tie"))
     await stack.stop_bot(kill=True)
     await stack.start_bot()
     current = stack.standin.message(second["id"])
-    if not all(buttons(current).get(f"parley:vote:{second_id}:{c}") for c in ("a", "tie")):
+    if not all(buttons(current).get(ids.vote(second_id, c)) for c in ("a", "tie")):
         # The answer never came: the participant clicks again.
-        retry = await answer(
-            stack, await stack.standin.click(lev, current, f"parley:vote:{second_id}:tie")
-        )
+        retry = await driver.vote(lev, current, second_id, "tie")
         assert retry.type == UPDATE_MESSAGE or "already voted" in texts(retry)
-    await wait_content(stack, second["id"], "Thanks for voting (a tie)")
+    await driver.wait_content(second["id"], "Thanks for voting (a tie)")
     assert battle_record(stack, second_id)["winner"] == "tie"
     assert vote_events(stack, second_id) == 1
 
 
 async def test_discord_429_and_5xx_are_retried_and_nothing_is_dropped(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    mia, thread = await join(stack, "mia")
+    mia, thread = await driver.join("mia")
     standin = stack.standin
     before = len(bot_messages(stack, thread))  # the thread's welcome
     # The reply to the voice message (the battle's message) meets two 429s and a 502.
@@ -255,13 +233,11 @@ async def test_discord_429_and_5xx_are_retried_and_nothing_is_dropped(
     # Every edit of it meets a 500 first, then 429s.
     standin.fail_next("PATCH", "/channels/*/messages/*", status=500)
     standin.fail_next("PATCH", "/channels/*/messages/*", status=429, times=2, retry_after=0.3)
-    message, battle_id = await answered(stack, mia, thread, voice_ogg)
+    message, battle_id = await driver.battle(mia, thread, voice_ogg)
     assert "**Model A**" in message["content"]
     # The vote click's answer meets a 502 and is retried within Discord's 3 s.
     standin.fail_next("POST", CALLBACK, status=502)
-    voted = await answer(
-        stack, await standin.click(mia, message, f"parley:vote:{battle_id}:a"), timeout=15
-    )
+    voted = await driver.vote(mia, message, battle_id, "a", timeout=15)
     assert voted.type == UPDATE_MESSAGE
     statuses = [call.status for call in standin.rest_log]
     for status in (429, 500, 502):
@@ -273,19 +249,19 @@ async def test_discord_429_and_5xx_are_retried_and_nothing_is_dropped(
 
 
 async def test_gateway_drop_misses_no_voice_message(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
-    gus, thread = await join(stack, "gus")
+    gus, thread = await driver.join("gus")
     standin = stack.standin
     await standin.drop_gateway(abrupt=True)
     # Sent while the bot has no connection: Discord keeps it for the session's RESUME.
     assert standin.gateway.live_sessions() == []
-    progress = await ask(stack, gus, thread, voice_ogg)
-    battle_id = await wait_vote_buttons(stack, progress["id"], timeout=30)
+    progress = await driver.ask(gus, thread, voice_ogg)
+    battle_id = await driver.wait_vote_buttons(progress["id"], timeout=30)
     assert battle_id
     # An op 7 RECONNECT right before a voice message: the same.
     await standin.send_reconnect()
-    _, again = await answered(stack, gus, thread, voice_ogg)
+    _, again = await driver.battle(gus, thread, voice_ogg)
     assert again != battle_id
 
 

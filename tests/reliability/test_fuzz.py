@@ -23,21 +23,16 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.discord_app import custom_ids as ids
 from bot.discord_app import render, views
+from contract import keys
 from contract.audio import AudioError, decode, probe
 from devstack.clips import encode, speak
+from devstack.driver import StudyDriver
 from devstack.harness import Stack
-from devstack.helpers import (
-    answer,
-    custom_ids,
-    forge_click,
-    forge_modal_submit,
-    texts,
-    wait_reply,
-)
-from devstack.standin.interactions import MODAL_SUBMIT
+from devstack.helpers import custom_ids, texts
 from devstack.standin.state import Channel, User
-from tests.reliability.fuzz_flow import battle, join, open_form, open_study, pseudonym_of
+from tests.reliability.fuzz_flow import pseudonym_of
 from tests.reliability.fuzz_state import differences, snapshot
 
 pytestmark = pytest.mark.reliability
@@ -241,16 +236,15 @@ class World:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(stack: Stack, voice_ogg: bytes) -> World:
-    await open_study(stack)
-    owner, owner_thread = await join(stack, "owner")
-    mallory, mallory_thread = await join(stack, "mallory")
-    voted = await battle(stack, owner, owner_thread, voice_ogg)
-    clicked = await stack.standin.click(owner, voted[0], f"parley:vote:{voted[1]}:a")
-    await answer(stack, clicked)
-    open_ = await battle(stack, owner, owner_thread, voice_ogg)
+async def world(driver: StudyDriver, voice_ogg: bytes) -> World:
+    await driver.open_study(daily_quota=10_000)
+    owner, owner_thread = await driver.join("owner")
+    mallory, mallory_thread = await driver.join("mallory")
+    voted = await driver.battle(owner, owner_thread, voice_ogg)
+    await driver.vote(owner, voted[0], voted[1], "a")
+    open_ = await driver.battle(owner, owner_thread, voice_ogg)
     # Mallory's own battle is answered and not voted: forms on it must stay hers.
-    own = await battle(stack, mallory, mallory_thread, voice_ogg)
+    own = await driver.battle(mallory, mallory_thread, voice_ogg)
     return World(owner, mallory, mallory_thread, open_, voted, own)
 
 
@@ -268,22 +262,24 @@ def state_unchanged(stack: Stack, what: str) -> Iterator[None]:
 
 
 def no_buttons(message: dict[str, Any]) -> None:
-    assert not [c for c in custom_ids(message) if c.startswith("parley:vote:")], message
+    assert not [c for c in custom_ids(message) if ids.parse_vote(c)], message
 
 
 PROGRESS = render.progress_header(None)
 POLITE = re.compile(r"sorry|please|\bcan\b|\bonly\b|limit|doesn't|does not|damaged|look", re.I)
 
 
-async def final_reply(stack: Stack, channel: Channel, sent: dict[str, Any]) -> dict[str, Any]:
+async def final_reply(
+    driver: StudyDriver, channel: Channel, sent: dict[str, Any]
+) -> dict[str, Any]:
     """The bot's reply to `sent` once it stopped saying "got your message"."""
-    reply = await wait_reply(stack, channel, sent, timeout=15)
+    reply = await driver.wait_reply(channel, sent, timeout=15)
 
     def settled() -> dict[str, Any] | None:
-        message = stack.standin.message(reply["id"])
+        message = driver.standin.message(reply["id"])
         return message if not (message.get("content") or "").startswith(PROGRESS[:20]) else None
 
-    return await stack.standin.wait_for(settled, timeout=15, what=f"an answer to {sent['id']}")
+    return await driver.wait_for(settled, timeout=15, what=f"an answer to {sent['id']}")
 
 
 def attachment_cases(voice_ogg: bytes) -> list[tuple[str, str, bytes, str]]:
@@ -321,7 +317,7 @@ def attachment_cases(voice_ogg: bytes) -> list[tuple[str, str, bytes, str]]:
 
 @ON_STACK
 async def test_bad_attachments_get_a_polite_answer_and_change_nothing(
-    stack: Stack, world: World, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, world: World, voice_ogg: bytes
 ) -> None:
     for case, filename, data, content_type in attachment_cases(voice_ogg):
         with state_unchanged(stack, case):
@@ -330,20 +326,22 @@ async def test_bad_attachments_get_a_polite_answer_and_change_nothing(
                 world.mallory_thread,
                 attachments=[(filename, data, content_type)],
             )
-            reply = await final_reply(stack, world.mallory_thread, sent)
+            reply = await final_reply(driver, world.mallory_thread, sent)
         assert POLITE.search(reply["content"]), f"{case}: {reply['content']!r}"
         no_buttons(reply)
 
 
 @ON_STACK
-async def test_huge_declared_sizes_are_refused_unread(stack: Stack, world: World) -> None:
+async def test_huge_declared_sizes_are_refused_unread(
+    stack: Stack, driver: StudyDriver, world: World
+) -> None:
     standin = stack.standin
     thread = world.mallory_thread
     for size in (8_000_001, 2**31, 10**15):
         stored_file = ("huge.ogg", b"OggS" + bytes(60), "audio/ogg")
         with state_unchanged(stack, f"declared size {size}"):
             sent = await _lying_upload(stack, world.mallory, thread, stored_file, size)
-            reply = await final_reply(stack, thread, sent)
+            reply = await final_reply(driver, thread, sent)
         assert "MB" in reply["content"], reply["content"]
         assert sent["attachments"][0]["id"] not in standin.downloads
     # A voice message claiming to last a day is read, measured and refused for its real length.
@@ -351,7 +349,7 @@ async def test_huge_declared_sizes_are_refused_unread(stack: Stack, world: World
         sent = await standin.send_voice_message(
             world.mallory, thread, b"OggS" + bytes(2000), 86_400.0
         )
-        reply = await final_reply(stack, thread, sent)
+        reply = await final_reply(driver, thread, sent)
     assert POLITE.search(reply["content"]), reply["content"]
 
 
@@ -381,18 +379,18 @@ def carrying(message: dict[str, Any], custom_id: str) -> dict[str, Any]:
 
 @ON_STACK
 async def test_forged_interactions_are_refused_and_change_nothing(
-    stack: Stack, world: World
+    stack: Stack, driver: StudyDriver, world: World
 ) -> None:
     rng = np.random.default_rng(7)
     tampered = {
         # Parsed by the bot, naming someone else's battle or one that does not exist.
-        f"parley:vote:{world.open_id}:a": "Only the person who started this battle",
-        f"parley:vote:{world.voted_id}:b": "Only the person who started this battle",
-        f"parley:vote:{'0' * 16}:tie": "no longer exists",
-        f"parley:comment:{world.open_id}": "not your battle",
-        f"parley:comment:{'f' * 16}": "can't find",
-        f"parley:withdraw:{world.owner.id}:confirm": "someone else's",
-        "parley:consent:0.9:agree": "consent form has changed",
+        ids.vote(world.open_id, "a"): "Only the person who started this battle",
+        ids.vote(world.voted_id, "b"): "Only the person who started this battle",
+        ids.vote("0" * 16, "tie"): "no longer exists",
+        ids.comment(world.open_id): "not your battle",
+        ids.comment("f" * 16): "can't find",
+        ids.withdraw(world.owner.id, "confirm"): "someone else's",
+        ids.consent("0.9", "agree"): "consent form has changed",
     }
     unknown = [
         "vote:a",  # an older version's custom_id
@@ -407,44 +405,37 @@ async def test_forged_interactions_are_refused_and_change_nothing(
     cases += [(c, views.UNKNOWN_BUTTON) for c in unknown]
     for custom_id, expected in cases:
         with state_unchanged(stack, custom_id):
-            forged = await forge_click(
-                stack, world.mallory, carrying(world.own_message, custom_id), custom_id
+            forged = await driver.forge_click(
+                world.mallory, carrying(world.own_message, custom_id), custom_id
             )
-            response = await answer(stack, forged, timeout=10)
+            response = await driver.answer(forged, timeout=10)
         said = texts(response)
         assert expected in said, f"{custom_id!r}: {said!r}"
-        assert response.ephemeral or custom_id.startswith("parley:consent:"), response
+        assert response.ephemeral or ids.parse_consent(custom_id), response
     # A custom_id the message does not carry: discord.py drops it; the bot still answers.
-    for custom_id in (f"parley:vote:{world.open_id}:a", "parley:join"):
+    for custom_id in (ids.vote(world.open_id, "a"), ids.join()):
         with state_unchanged(stack, f"{custom_id} not on the message"):
-            forged = await forge_click(stack, world.mallory, world.voted_message, custom_id)
-            response = await answer(stack, forged, timeout=10)
+            forged = await driver.forge_click(world.mallory, world.voted_message, custom_id)
+            response = await driver.answer(forged, timeout=10)
         assert texts(response) == views.UNKNOWN_BUTTON
 
 
 @ON_STACK
 async def test_forged_form_submits_are_refused_and_change_nothing(
-    stack: Stack, world: World
+    stack: Stack, driver: StudyDriver, world: World
 ) -> None:
     """Form submits naming another person's battle, or a form the bot never showed."""
-    standin = stack.standin
     for custom_id in (
-        f"parley:commentmodal:{world.open_id}:00000000",
-        f"parley:commentmodal:{world.voted_id}:deadbeef",
-        "parley:demographics:000000000000",
+        ids.comment_modal(world.open_id, "00000000"),
+        ids.comment_modal(world.voted_id, "deadbeef"),
+        ids.demographics_modal("000000000000"),
         "parley:unknown",
     ):
-        data = {
-            "custom_id": custom_id,
-            "components": [
-                {"type": 1, "components": [{"type": 4, "custom_id": "comment", "value": "hi"}]}
-            ],
-        }
         with state_unchanged(stack, custom_id):
-            forged = await standin.interact(
-                MODAL_SUBMIT, world.mallory, world.mallory_thread, data, None
+            forged = await driver.forge_submit(
+                world.mallory, world.mallory_thread, custom_id, {ids.COMMENT_FIELD: "hi"}
             )
-            response = await answer(stack, forged, timeout=10)
+            response = await driver.answer(forged, timeout=10)
         assert response.ephemeral
         assert texts(response) == views.EXPIRED_FORM
 
@@ -468,24 +459,25 @@ BAD_MODAL_TEXTS = [
 
 
 @ON_STACK
-async def test_comment_texts_are_stored_exactly_or_refused(stack: Stack, world: World) -> None:
+async def test_comment_texts_are_stored_exactly_or_refused(
+    stack: Stack, driver: StudyDriver, world: World
+) -> None:
     """Odd but valid comments are stored as typed (trimmed); empty or over-long ones change
     nothing. The forms are submitted raw, past the Discord client's own max_length."""
     client = stack.redis_client()
     message = world.open_message
-    battle_key = f"parley:battle:{world.open_id}"
+    battle_key = keys.battle(world.open_id)
     try:
         for text in BAD_MODAL_TEXTS:
-            opened = await open_form(stack, world.owner, message, f"parley:comment:{world.open_id}")
             with state_unchanged(stack, f"comment {text[:20]!r}"):
-                submitted = await forge_modal_submit(stack, world.owner, opened, {"comment": text})
-                response = await answer(stack, submitted)
+                response = await driver.comment(
+                    world.owner, message, world.open_id, text, forged=True
+                )
             assert response.ephemeral
             assert "Nothing was saved" in texts(response) or "empty" in texts(response)
         for text in MODAL_TEXTS:
-            opened = await open_form(stack, world.owner, message, f"parley:comment:{world.open_id}")
-            submitted = await forge_modal_submit(stack, world.owner, opened, {"comment": text})
-            assert "comment was saved" in texts(await answer(stack, submitted))
+            response = await driver.comment(world.owner, message, world.open_id, text, forged=True)
+            assert "comment was saved" in texts(response)
             n = int(client.hget(battle_key, "n_comments") or 0)
             stored = client.hget(battle_key, f"comment:{n}")  # numbered from 1
             assert stored is not None
@@ -495,27 +487,27 @@ async def test_comment_texts_are_stored_exactly_or_refused(stack: Stack, world: 
 
 
 @ON_STACK
-async def test_demographics_texts_are_bounded(stack: Stack, world: World) -> None:
+async def test_demographics_texts_are_bounded(
+    stack: Stack, driver: StudyDriver, world: World
+) -> None:
     standin = stack.standin
     user = await standin.add_member("form-fuzzer")
-    consent = await answer(stack, await standin.slash_command(user, "join"))
-    agreed = await answer(
-        stack, await standin.click(user, consent.original, "parley:consent:1:agree")
-    )
-    form = standin.message((agreed.original or consent.original)["id"])
+    consent = await driver.consent_form(user)
+    agreed = await driver.consent(user, consent)
+    form = standin.message((agreed.original or consent.original or {})["id"])
     values = {
         "age_band": "\x00\x01\x02" + "9" * 500,
         "gender": "\u202e" + "🙂" * 300,
         "first_language": "Cymraeg\r\n<script>",
         "country": " " * 50,
     }
-    opened = await open_form(stack, user, form, "parley:about:open")
-    submitted = await forge_modal_submit(stack, user, opened, values)
-    assert "How it works" in texts(await answer(stack, submitted))
+    opened = await driver.open_form(user, form, ids.about("open"))
+    submitted = await driver.forge_modal_submit(user, opened, values)
+    assert "How it works" in texts(await driver.answer(submitted))
     client = stack.redis_client()
     try:
         pseudonym = pseudonym_of(user)
-        raw = client.hget(f"parley:participant:{pseudonym}", "demographics")
+        raw = client.hget(keys.participant(pseudonym), "demographics")
         assert raw is not None
         stored = json.loads(raw)
     finally:

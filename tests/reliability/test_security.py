@@ -18,22 +18,18 @@ import pytest
 import pytest_asyncio
 import redis
 
+from bot.discord_app import custom_ids as ids
+from contract import keys
 from contract.keys import RESULTS_STREAM
 from contract.protocol import ResultMessage
 from devstack.clips import encode, speak
+from devstack.driver import StudyDriver
 from devstack.fake_apis import FakeApiServer
 from devstack.harness import E2E_MODELS, Stack
-from devstack.helpers import answer, everything, forge_modal_submit, texts
+from devstack.helpers import DEFERRED, texts
 from devstack.standin.server import StandIn
 from devstack.standin.state import User
-from tests.reliability.fuzz_flow import (
-    battle,
-    join,
-    open_form,
-    open_study,
-    pseudonym_of,
-    rest_bodies,
-)
+from tests.reliability.fuzz_flow import pseudonym_of, rest_bodies
 from tests.reliability.fuzz_state import differences, snapshot
 from tests.reliability.security_scan import export, export_text, files_text, redis_text
 from workers.jobs import publish
@@ -104,12 +100,14 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def mod(stack: Stack) -> User:
-    return await open_study(stack)
+async def mod(driver: StudyDriver) -> User:
+    return await driver.open_study(daily_quota=10_000)
 
 
 @ON_STACK
-async def test_no_model_identity_before_the_vote(stack: Stack, mod: User, voice_ogg: bytes) -> None:
+async def test_no_model_identity_before_the_vote(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
     """Every REST body the bot sent until the first vote: messages, edits while replies stream
     in, buttons' custom_ids, interaction answers. Then the reveal must name the models."""
     assert stack.fake_api is not None
@@ -117,20 +115,18 @@ async def test_no_model_identity_before_the_vote(stack: Stack, mod: User, voice_
     start = len(stack.standin.rest_log)
     stack.fake_api.chunk_delay_s = 0.3  # partial replies stream into the message
     try:
-        people = [await join(stack, f"blind-{i}") for i in range(2)]
-        battles = [await battle(stack, user, thread, voice_ogg) for user, thread in people]
-        battles += [await battle(stack, user, thread, voice_ogg) for user, thread in people]
+        people = [await driver.join(f"blind-{i}") for i in range(2)]
+        battles = [await driver.battle(user, thread, voice_ogg) for user, thread in people]
+        battles += [await driver.battle(user, thread, voice_ogg) for user, thread in people]
     finally:
         stack.fake_api.chunk_delay_s = 0.0
     before_vote = rest_bodies(stack)[start:]
-    assert any("parley:vote:" in body for body in before_vote), "the scan saw no buttons"
+    assert any(ids.VOTE_PREFIX in body for body in before_vote), "the scan saw no buttons"
     leaks = [m.group(0) for body in before_vote for m in [MODEL_WORDS.search(body)] if m]
     assert not leaks, f"model identities before the vote: {leaks}"
     owners = [user for user, _ in people] * 2
     for (message, battle_id), user in zip(battles, owners, strict=True):
-        voted = await answer(
-            stack, await stack.standin.click(user, message, f"parley:vote:{battle_id}:tie")
-        )
+        voted = await driver.vote(user, message, battle_id, "tie")
         assert MODEL_WORDS.search(texts(voted)), "the reveal names the two models"
 
 
@@ -188,28 +184,23 @@ def option_values(options: list[dict[str, Any]], member: User) -> dict[str, Any]
 
 
 async def run_command(
-    stack: Stack, user: User, group: str, subcommand: str, options: dict[str, Any]
+    driver: StudyDriver, user: User, group: str, subcommand: str, options: dict[str, Any]
 ) -> str:
-    interaction = await stack.standin.slash_command(
-        user, group, subcommand=subcommand, options=options
-    )
-    response = await answer(stack, interaction, timeout=15)
-    if response.type == 5 and not response.followups:
-        response = await stack.standin.wait_for_followups(interaction, timeout=15)
-    assert response.ephemeral or response.type == 5
-    return everything(stack, response)
+    response = await driver.command(user, group, subcommand, options=options, timeout=15)
+    assert response.ephemeral or response.type == DEFERRED
+    return driver.read(response)
 
 
 @ON_STACK
 async def test_moderator_commands_refuse_everyone_else(
-    stack: Stack, mod: User, voice_ogg: bytes
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
 ) -> None:
     subcommands = registered_subcommands(stack)
     assert len(subcommands) >= 10, subcommands
-    target, _ = await join(stack, "target")
+    target, _ = await driver.join("target")
     outsider = await stack.standin.add_member("outsider")
-    demoted = await stack.standin.add_member("demoted", roles=["Study moderator"])
-    assert "**State:**" in await run_command(stack, demoted, "study", "status", {})
+    demoted = await driver.moderator("demoted")
+    assert "**State:**" in await run_command(driver, demoted, "study", "status", {})
     # The role goes while the bot runs: the next command is refused at once.
     await stack.standin.set_roles(demoted, [])
     client = stack.redis_client()
@@ -218,7 +209,7 @@ async def test_moderator_commands_refuse_everyone_else(
             for group, subcommand, options in subcommands:
                 before = snapshot(client)
                 said = await run_command(
-                    stack, person, group, subcommand, option_values(options, target)
+                    driver, person, group, subcommand, option_values(options, target)
                 )
                 assert said == REFUSAL, f"/{group} {subcommand} by {person.username}: {said!r}"
                 changed = differences(before, snapshot(client))
@@ -229,12 +220,12 @@ async def test_moderator_commands_refuse_everyone_else(
     assert not [m for m in public if "Join the study" in str(m.get("components"))]
     # Given back, the role works again.
     await stack.standin.set_roles(demoted, ["Study moderator"])
-    assert "**State:**" in await run_command(stack, demoted, "study", "status", {})
+    assert "**State:**" in await run_command(driver, demoted, "study", "status", {})
 
 
 @ON_STACK
 async def test_exports_hold_no_discord_ids_names_or_paths(
-    stack: Stack, mod: User, tmp_path: Path
+    stack: Stack, driver: StudyDriver, mod: User, tmp_path: Path
 ) -> None:
     users = [u for u in stack.standin.world.users.values() if u.id != stack.standin.bot.id]
     assert len(users) >= 4
@@ -249,7 +240,7 @@ async def test_exports_hold_no_discord_ids_names_or_paths(
                 assert word not in text, f"{word!r} in {path.name}"
             assert not names.search(text), f"{names.search(text)} in {path.name}"
     # The moderator's /study export (attached to the answer) says the same.
-    attached = await run_command(stack, mod, "study", "export", {})
+    attached = await run_command(driver, mod, "study", "export", {})
     body = attached.split("\n", 1)[1]  # the first line names where the file was written
     for word in forbidden:
         assert word not in body, f"{word!r} in the /study export"
@@ -257,7 +248,7 @@ async def test_exports_hold_no_discord_ids_names_or_paths(
 
 @ON_STACK
 async def test_withdrawn_participant_leaves_nothing(
-    stack: Stack, mod: User, voice_ogg: bytes, tmp_path: Path
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes, tmp_path: Path
 ) -> None:
     assert stack.fake_api is not None
     # Answers, comments and answers to the form only wren gave, to search for afterwards.
@@ -266,19 +257,18 @@ async def test_withdrawn_participant_leaves_nothing(
         "comment": "Zanzibar-comment-only-wren-wrote",
         "demographic": "Volapuk-speaker-only-wren",
     }
-    wren, thread = await join(stack, "wren", about={"first_language": private["demographic"]})
+    wren, thread = await driver.join("wren", about={"first_language": private["demographic"]})
     pseudonym = pseudonym_of(wren)
     stack.fake_api.reply_for = lambda seconds, history_turns: private["reply"]  # type: ignore[method-assign]
     try:
-        first = await battle(stack, wren, thread, voice_ogg)
-        second = await battle(stack, wren, thread, voice_ogg)
+        first = await driver.battle(wren, thread, voice_ogg)
+        second = await driver.battle(wren, thread, voice_ogg)
     finally:
         del stack.fake_api.reply_for
-    await answer(stack, await stack.standin.click(wren, first[0], f"parley:vote:{first[1]}:a"))
-    opened = await open_form(stack, wren, second[0], f"parley:comment:{second[1]}")
-    saved = await forge_modal_submit(stack, wren, opened, {"comment": private["comment"]})
-    assert "saved" in texts(await answer(stack, saved))
-    mine = everything(stack, await answer(stack, await stack.standin.slash_command(wren, "mydata")))
+    await driver.vote(wren, first[0], first[1], "a")
+    saved = await driver.comment(wren, second[0], second[1], private["comment"], forged=True)
+    assert "saved" in texts(saved)
+    mine = driver.read(await driver.command(wren, "mydata"))
     assert private["comment"] in mine
     assert private["demographic"] in mine
     battle_ids = [first[1], second[1]]
@@ -289,13 +279,11 @@ async def test_withdrawn_participant_leaves_nothing(
         stored = redis_text(client)
         assert any(private["reply"] in v for v in stored.values()), "the search would find it"
 
-        asked = await answer(stack, await stack.standin.slash_command(wren, "withdraw"))
-        confirm = f"parley:withdraw:{wren.id}:confirm"
-        await answer(stack, await stack.standin.click(wren, asked.original, confirm))
+        await driver.withdraw(wren)
 
         # Who they were and what they said: nowhere but their withdrawal record.
         traces = [pseudonym, wren.id, *private.values()]
-        allowed_keys = {"parley:participant:" + pseudonym, "parley:participants", "parley:events"}
+        allowed_keys = {keys.participant(pseudonym), keys.PARTICIPANTS, keys.EVENTS}
         stored = redis_text(client)
         found = {
             key: [t for t in traces if t in key or t in value] for key, value in stored.items()
@@ -307,17 +295,16 @@ async def test_withdrawn_participant_leaves_nothing(
         battle_traces = {
             key: [b for b in battle_ids if b in key or b in value]
             for key, value in stored.items()
-            if key.startswith("parley:")
+            if key.startswith(keys.NAMESPACE + ":")
         }
         assert not {k: v for k, v in battle_traces.items() if v}, battle_traces
         record = {
-            k.decode(): v.decode()
-            for k, v in client.hgetall(f"parley:participant:{pseudonym}").items()
+            k.decode(): v.decode() for k, v in client.hgetall(keys.participant(pseudonym)).items()
         }
         assert set(record) == {"pseudonym", "status", "withdrawn_at"}, record
         events = [
             fields
-            for _, fields in client.xrange("parley:events")
+            for _, fields in client.xrange(keys.EVENTS)
             if pseudonym.encode() in b"".join(fields.values())
         ]
         assert [e[b"type"] for e in events] == [b"withdrawn"], events
