@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Study, Strategy, Winner
+from bot.core import Strategy, Study, Winner
 from contract import keys
 from contract.pairing import PairOutcome, neighbour_gaps
 from tests.core.helpers import Clock, answered_battle
