@@ -284,6 +284,11 @@ def unreadable_audio(reason: str) -> str:
     )
 
 
+UNREADABLE_RECORDING = (
+    "Sorry, we could not read your recording: the file seems damaged. Nothing was used from "
+    "today's rounds — please record it again."
+)
+
 TEXT_HINT = (
     "I only take voice messages here. Send a voice message (mobile: hold the microphone button) "
     "or attach an audio file, and two anonymous models will answer it."
@@ -381,6 +386,8 @@ def clip_answer(outcome: ClipAnswer) -> str:
             return TEXT_HINT if joined else NOT_JOINED
         case NotAudio(filename=filename):
             return not_audio(filename)
+        case BadAudio(reason="corrupt"):
+            return UNREADABLE_RECORDING
         case Refusal(message=message) | BadAudio(message=message):
             return message
         case ConsentOutdated(current=current):
