@@ -34,8 +34,11 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     # For a streamed answer: after the first two events (role, first text), send an error
-    # event ("error") or drop the connection ("cut").
+    # event ("error"), an event that is not JSON ("garbage") or drop the connection ("cut").
     stream_fault: str | None = None
+
+
+GARBAGE_EVENT = "my secret reply: the patient's name is Ada {not json"
 
 
 def openai_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
@@ -179,6 +182,10 @@ class FakeApiServer:
             if i == 2 and fault == "error":
                 error = {"error": {"message": "The server had an error", "type": "server_error"}}
                 await response.write(f"data: {json.dumps(error)}\n\n".encode())
+                break
+            if i == 2 and fault == "garbage":
+                # A broken event whose text is reply content (must never reach an error text).
+                await response.write(f"data: {GARBAGE_EVENT}\n\n".encode())
                 break
             if i == 2 and fault == "cut" and request.transport is not None:
                 request.transport.close()
