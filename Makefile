@@ -47,7 +47,7 @@ MUTANTS ?=
 mutation: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[mutation]"
 	rm -rf mutants
-	PYTHONPATH=. $(PY) -m mutmut run --max-children 2 $(MUTANTS)
+	PYTHONPATH=$(CURDIR)/mutants $(PY) -m mutmut run --max-children 2 $(MUTANTS)
 	$(PY) -m mutmut results
 
 clean:
