@@ -76,6 +76,8 @@ class FakeApiServer:
         self.script: list[Behaviour] = []
         self.slow_models: dict[str, float] = {}
         self.broken_models: set[str] = set()
+        # Served model -> the reply it gives instead of `reply_for` (e.g. a model naming itself).
+        self.replies: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         self._stream_fault: str | None = None
         self.port = free_port()
@@ -264,7 +266,7 @@ class FakeApiServer:
         if broken is not None:
             return broken
         history = sum(1 for m in messages if m["role"] in ("user", "assistant")) - 1
-        text = self.reply_for(seconds, history)
+        text = self.replies.get(model) or self.reply_for(seconds, history)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -387,7 +389,7 @@ class FakeApiServer:
             )
         if name == "blocked-model":
             return web.json_response({"promptFeedback": {"blockReason": "SAFETY"}})
-        text = self.reply_for(seconds, len(contents) - 1)
+        text = self.replies.get(name) or self.reply_for(seconds, len(contents) - 1)
         usage = {
             "promptTokenCount": 10,
             "candidatesTokenCount": len(text.split()),

@@ -119,8 +119,12 @@ class Study:
     async def unblock(self, discord_id: int, by: str) -> Participant:
         return await self._participants.unblock(discord_id, by)
 
-    async def withdraw(self, discord_id: int) -> None:
-        await self._withdrawal.withdraw(discord_id)
+    async def withdraw(self, discord_id: int) -> list[str]:
+        """Returns the RQ job ids of the deleted battles (see `Withdrawal.withdraw`)."""
+        return await self._withdrawal.withdraw(discord_id)
+
+    async def forget_battle(self, battle_id: str) -> int:
+        return await self._withdrawal.forget_battle(battle_id)
 
     async def my_data(self, discord_id: int) -> dict[str, Any]:
         return await self._withdrawal.my_data(discord_id)
