@@ -209,6 +209,7 @@ RECORD_REPLY = LuaScript(
         "now",
         "ok",
         "flag",
+        "leak_flag",
         "battle_id",
         "event_type",
         "event_data",
@@ -217,6 +218,11 @@ RECORD_REPLY = LuaScript(
     + _LOG_EVENT
     + """
 local b = redis.call('HMGET', battle_key, 'status', 'model_a', 'model_b', 'pair', 'flags')
+local function add_flag(flags, f)
+  if not flags or flags == '' then return f end
+  for x in string.gmatch(flags, '[^,]+') do if x == f then return flags end end
+  return flags .. ',' .. f
+end
 if not b[1] then return {'missing', ''} end
 local this, other, expected = 'a', 'b', b[2]
 if side == 'b' then this, other, expected = 'b', 'a', b[3] end
@@ -224,6 +230,11 @@ if expected ~= model_id then return {'mismatch', expected} end
 -- At-least-once delivery: the first reply for a side wins; a repeat changes nothing.
 if redis.call('HSETNX', battle_key, 'reply_' .. this, reply_json) == 0 then
   return with_record('same', '', battle_key)
+end
+-- A reply that named a model is stored masked; its battle is flagged once.
+if leak_flag ~= '' then
+  b[5] = add_flag(b[5], leak_flag)
+  redis.call('HSET', battle_key, 'flags', b[5])
 end
 if ok == '0' then
   local flags = b[5]

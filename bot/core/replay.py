@@ -75,8 +75,10 @@ def _apply(battle: Battle, event: ReplyReceived | Voted | Commented) -> Battle:
         reply = event.reply()
         replies = {**battle.replies, reply.side: reply}
         changes: dict[str, Any] = {"replies": replies}
+        if event.leak_flag and event.leak_flag not in battle.flags:
+            changes["flags"] = (*battle.flags, event.leak_flag)
         if reply.error is not None:
-            changes["flags"] = (*battle.flags, event.error_flag)
+            changes["flags"] = (*changes.get("flags", battle.flags), event.error_flag)
             if battle.status is BattleStatus.QUEUED:
                 changes["status"] = BattleStatus.FAILED
         elif battle.status is BattleStatus.QUEUED and len(replies) == 2:

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from bot.core import summary as summary_module
 from bot.core.battles import Battles
 from bot.core.context import StudyContext, utc_day
+from bot.core.identity import IdentityGuard
 from bot.core.participants import Participants
 from bot.core.persistence import check_persistence
 from bot.core.reading import iter_battles, iter_participants, read_outcomes
@@ -95,6 +96,11 @@ class Study:
     @property
     def clock(self) -> Callable[[], float]:
         return self._ctx.clock
+
+    @property
+    def guard(self) -> IdentityGuard:
+        """The identity guard: the Discord layer masks streaming partial replies with it."""
+        return self._ctx.guard
 
     async def check_persistence(self, *, allow_volatile: bool) -> list[str]:
         return await check_persistence(self.redis, allow_volatile=allow_volatile)

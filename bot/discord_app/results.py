@@ -26,6 +26,7 @@ import discord
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from bot.core.identity import shown_partial
 from bot.discord_app import render, views
 from contract import keys
 from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
@@ -93,7 +94,8 @@ class BattleEditor:
     def partial(self, battle_id: str, side: str, text: str) -> None:
         if battle_id in self._done or side not in render.SIDES:
             return
-        self._state(battle_id).partials[side] = text
+        # Masked like the whole reply will be, and cut before an unfinished last word.
+        self._state(battle_id).partials[side] = shown_partial(self.study.guard, text)
         self._schedule(battle_id)
 
     def progress(self, battle_id: str, position: int | None, *, buttons: bool = False) -> None:
