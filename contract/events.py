@@ -329,14 +329,19 @@ class Voted(StreamEvent):
     participant: str
     winner: Winner
     at: float
+    # Vote-quality flags the vote adds to the battle (e.g. `fast_vote`); written when non-empty.
+    flags: tuple[str, ...] = ()
 
     def data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "battle_id": self.battle_id,
             "participant": self.participant,
             "winner": self.winner.value,
             "at": self.at,
         }
+        if self.flags:
+            data["flags"] = list(self.flags)
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Self:
@@ -345,6 +350,7 @@ class Voted(StreamEvent):
             participant=data["participant"],
             winner=Winner(data["winner"]),
             at=data["at"],
+            flags=tuple(data.get("flags", ())),
         )
 
 

@@ -272,13 +272,13 @@ VOTE = LuaScript(
         "daily",
         "config",
     ),
-    argv=("participant", "winner", "now", "battle_id", "event_type", "event_data"),
+    argv=("participant", "winner", "now", "flags", "battle_id", "event_type", "event_data"),
     body=_WITH_RECORD
     + _LOG_EVENT
     + _OUTCOME_SIDE
     + """
 local b = redis.call('HMGET', battle_key, 'participant', 'status', 'answered_at', 'pair',
-                    'model_a')
+                    'model_a', 'flags')
 if not b[1] then return {'no_such_battle', ''} end
 if b[1] ~= participant then return {'not_your_battle', ''} end
 if b[2] == 'voted' then return {'already_voted', ''} end
@@ -288,6 +288,12 @@ local delay = tonumber(now) - tonumber(b[3])
 -- The vote and the reveal are one write: no vote can exist after a reveal.
 redis.call('HSET', battle_key, 'status', 'voted', 'winner', winner, 'voted_at', now,
            'revealed_at', now, 'vote_delay_s', string.format('%.6f', delay))
+-- Vote-quality flags (fast_vote) join the battle's flags; stored, never acted on.
+if flags ~= '' then
+  local all = b[6]
+  if not all or all == '' then all = flags else all = all .. ',' .. flags end
+  redis.call('HSET', battle_key, 'flags', all)
+end
 redis.call('SREM', open_key, battle_id)
 redis.call('HINCRBY', pair_votes_key, b[4], 1)
 redis.call('HINCRBY', pair_outcomes_key, b[4] .. ':' .. outcome_side(b[4], b[5], winner), 1)

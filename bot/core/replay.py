@@ -93,6 +93,7 @@ def _apply(battle: Battle, event: ReplyReceived | Voted | Commented) -> Battle:
             voted_at=at,
             revealed_at=at,
             vote_delay_s=_time(at - answered),
+            flags=(*battle.flags, *(f for f in event.flags if f not in battle.flags)),
         )
     return dataclasses.replace(battle, comments=(*battle.comments, event.comment()))
 

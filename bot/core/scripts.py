@@ -332,6 +332,7 @@ class Vote(ScriptCall[Outcome]):
             "participant": self.voted.participant,
             "winner": self.voted.winner.value,
             "now": fmt_time(self.voted.at),
+            "flags": ",".join(self.voted.flags),
             "battle_id": self.voted.battle_id,
             **_event_argv(self.voted),
         }
