@@ -31,6 +31,8 @@ class FilterConfig:
     # why, for the signature and the filter table.
     exclude_participants: frozenset[str] = frozenset()
     exclude_reason: str = "excluded"
+    # Find anomalous participants (analysis.quality, on a first fit) and exclude them.
+    exclude_anomalous: bool = False
     # model id → words that give it away (e.g. "GPT-4o", "OpenAI"); a reply naming its own model
     # is no longer an anonymous comparison.
     identity_words: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -160,3 +160,23 @@ def test_flag_filter_drops_what_it_names_and_excluded_participants() -> None:
     )
     assert out.signature_part == "unvoted,flagged=identity_leak,anomalous=1"
     assert list(out.battles["battle_id"]) == ["b0"]
+
+
+def test_exclude_anomalous_drops_an_always_a_voter() -> None:
+    from analysis.study import RatingOptions, rate_battles
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(600):
+        a, b = rng.choice(["m1", "m2", "m3"], 2, replace=False)
+        person = f"p{i % 6}"
+        winner = "model_a" if person == "p0" else rng.choice(["model_a", "model_b"])
+        rows.append((a, b, winner, person, float(i)))
+    df = frame(
+        [(a, b, w) for a, b, w, _, _ in rows],
+        participant=[p for *_, p, _ in rows],
+        tstamp=[t for *_, t in rows],
+    )
+    rated = rate_battles(df, FilterConfig(exclude_anomalous=True), RatingOptions(rounds=5, seed=1))
+    assert "anomalous=1" in str(rated.signature)
+    assert "p0" not in set(rated.battles["participant"])
