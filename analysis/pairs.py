@@ -47,7 +47,8 @@ def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
     flip = np.array([[I_WINS, J_WINS, TIE, BOTH_BAD], [J_WINS, I_WINS, TIE, BOTH_BAD]])
     outcome = flip[swap.astype(np.int64), won]
     m = len(names)
-    return (lo * m + hi) * N_OUTCOMES + outcome
+    cells: np.ndarray = (lo * m + hi) * N_OUTCOMES + outcome
+    return cells
 
 
 def count_pairs(battles: pd.DataFrame, models: list[str] | None = None) -> PairCounts:
@@ -83,7 +84,8 @@ def battle_cells(battles: pd.DataFrame, pairs: PairCounts) -> np.ndarray:
     row = lookup[cell // N_OUTCOMES]
     if (row < 0).any():
         raise ValueError("battles hold a pair that `pairs` does not; count them with it")
-    return row * N_OUTCOMES + cell % N_OUTCOMES
+    rows: np.ndarray = row * N_OUTCOMES + cell % N_OUTCOMES
+    return rows
 
 
 def participant_counts(battles: pd.DataFrame, pairs: PairCounts) -> tuple[sp.csr_matrix, int]:
