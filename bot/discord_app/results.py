@@ -41,6 +41,9 @@ BLOCK_MS = 2000
 # together is shown together, each still waiting only for its own message's edit turn.
 READ_COUNT = 100
 
+# A stream entry's fields as redis-py types them (bytes on our client).
+StreamFields = dict[bytes | str, bytes | str]
+
 
 @dataclass
 class _Live:
@@ -245,14 +248,14 @@ class ResultListener:
             count=READ_COUNT,
             block=None if cursor != ">" else BLOCK_MS,
         )
-        entries = response[0][1] if response else []
+        entries = _entries(response)
         if cursor != ">":
             if not entries:
                 return ">"
             last = entries[-1][0]
             cursor = last.decode() if isinstance(last, bytes) else str(last)
 
-        async def settle(entry_id: bytes | str, fields: dict[bytes, bytes]) -> bool:
+        async def settle(entry_id: bytes | str, fields: StreamFields | None) -> bool:
             # An entry deleted after delivery (a withdrawal XDELs the participant's results)
             # comes back from the pending list without fields: nothing to show, just ack.
             if not fields or await self.handle(fields):
@@ -269,7 +272,7 @@ class ResultListener:
             return "0"
         return cursor
 
-    async def handle(self, fields: dict[bytes, bytes]) -> bool:
+    async def handle(self, fields: StreamFields) -> bool:
         """Record and show one result; True when it may be acknowledged."""
         try:
             result = ResultMessage.from_fields(fields)
@@ -324,8 +327,10 @@ class ResultListener:
                 log.warning("reading %s failed (%s); retrying in 1 s", PARTIALS_STREAM, exc)
                 await asyncio.sleep(1.0)
                 continue
-            for entry_id, fields in response[0][1] if response else []:
+            for entry_id, fields in _entries(response):
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                if fields is None:
+                    continue
                 battle_id = _text(fields, "battle_id")
                 side = _text(fields, "side")
                 text = _text(fields, "text")
@@ -333,8 +338,23 @@ class ResultListener:
                     self.editor.partial(battle_id, side, text)
 
 
-def _text(fields: dict[bytes, bytes], name: str) -> str | None:
-    raw = fields.get(name.encode(), fields.get(name))  # type: ignore[call-overload]
+def _entries(response: object) -> list[tuple[bytes | str, StreamFields | None]]:
+    """The entries of a one-stream XREAD/XREADGROUP reply: [[stream, entries]] (RESP2).
+
+    redis-py types the reply as the union of its RESP2 and RESP3 shapes; ours is RESP2.
+    """
+    if not response:
+        return []
+    if not isinstance(response, list):
+        raise TypeError(f"expected a RESP2 stream reply (a list), got {response!r:.200}")
+    entries: list[tuple[bytes | str, StreamFields | None]] = response[0][1]
+    return entries
+
+
+def _text(fields: StreamFields, name: str) -> str | None:
+    raw = fields.get(name.encode())
+    if raw is None:
+        raw = fields.get(name)
     if raw is None:
         return None
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
