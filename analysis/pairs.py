@@ -38,7 +38,8 @@ def codes_of(values: pd.Series, names: Sequence[str]) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     position = {name: i for i, name in enumerate(names)}
     lookup = np.array([position.get(u, -1) for u in uniques] + [-1], dtype=np.int64)
-    return lookup[codes]  # the NA code -1 picks the trailing -1
+    found: np.ndarray = lookup[codes]  # the NA code -1 picks the trailing -1
+    return found
 
 
 def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
