@@ -42,7 +42,7 @@ def battle_requests(
     return [
         JobRequest(
             battle_id=battle_id,
-            side=side,  # type: ignore[arg-type]
+            side=side,
             model_id=sides[side],
             audio_key=audio_key(battle_id),
             audio_format=audio_format,

@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 
 from bot.core import audio_files
-from bot.core.codec import battle_from_hash, decode_hash, reply_json
+from bot.core.codec import as_text, battle_from_hash, decode_hash, reply_json
 from bot.core.context import StudyContext, utc_day
 from bot.core.reading import read_battles, read_outcomes
 from bot.core.refusals import refused, refused_until
@@ -115,7 +115,7 @@ class Battles:
             outcomes: dict[str, PairOutcome] | None = None
             if config.strategy in (Strategy.BALANCED, Strategy.ACTIVE):
                 raw = await self._ctx.redis.hgetall(keys.PAIR_BATTLES)
-                counts = {k.decode(): int(v) for k, v in raw.items()}
+                counts = {as_text(k): int(v) for k, v in raw.items()}
             if config.strategy is Strategy.ACTIVE:
                 outcomes = await read_outcomes(self._ctx.redis)
             model_a, model_b = draw_battle_models(
@@ -172,7 +172,7 @@ class Battles:
         participant, day = await self._ctx.redis.hmget(
             keys.battle(result.battle_id), ["participant", "day"]
         )
-        if participant is None:
+        if participant is None or day is None:
             raise refused("no_such_battle")
         named: tuple[str, ...] = ()
         if result.reply:
@@ -182,11 +182,11 @@ class Battles:
                 result = dataclasses.replace(result, reply=guarded.text)
                 named = tuple(sorted(guarded.named))
         received = ReplyReceived(
-            result=result, participant=participant.decode(), at=self._ctx.clock(), named=named
+            result=result, participant=as_text(participant), at=self._ctx.clock(), named=named
         )
         outcome = await self._ctx.scripts.run(
             RecordReply(
-                received=received, reply_json=reply_json(received.reply()), day=day.decode()
+                received=received, reply_json=reply_json(received.reply()), day=as_text(day)
             )
         )
         if outcome.code == "missing":
@@ -205,5 +205,5 @@ class Battles:
     async def open_battles(self) -> list[Battle]:
         """Queued or answered battles, oldest first (the Discord layer resumes them on restart)."""
         members = await self._ctx.redis.smembers(keys.OPEN_BATTLES)
-        battles = await read_battles(self._ctx.redis, sorted(m.decode() for m in members))
+        battles = await read_battles(self._ctx.redis, sorted(as_text(m) for m in members))
         return sorted(battles, key=lambda b: b.created_at)

@@ -25,13 +25,17 @@ from contract.records import (
 LIMIT_FIELDS = {f.name: f.type for f in dataclasses.fields(Limits)}
 
 
-def decode_hash(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> dict[str, str]:
+def decode_hash(
+    raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str] | Sequence[bytes | str],
+) -> dict[str, str]:
     """HGETALL as a dict, or the flat [field, value, ...] array a Lua script returns."""
     items = raw.items() if isinstance(raw, Mapping) else zip(raw[0::2], raw[1::2], strict=True)
-    return {_text(k): _text(v) for k, v in items}
+    return {as_text(k): as_text(v) for k, v in items}
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """A reply of our bytes client as text; redis-py types replies `bytes | str` since the
+    client's decode_responses is not part of its type."""
     return value.decode() if isinstance(value, bytes) else value
 
 

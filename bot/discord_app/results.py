@@ -52,6 +52,9 @@ READ_COUNT = 100
 # result reached us: the record of a withdrawn battle's job is deleted once more after this.
 RQ_SETTLE_S = 5.0
 
+# A stream entry's fields as redis-py types them (bytes on our client).
+StreamFields = dict[bytes | str, bytes | str]
+
 
 @dataclass
 class _Live:
@@ -282,14 +285,14 @@ class ResultListener:
             count=READ_COUNT,
             block=None if cursor != ">" else BLOCK_MS,
         )
-        entries = response[0][1] if response else []
+        entries = _entries(response)
         if cursor != ">":
             if not entries:
                 return ">"
             last = entries[-1][0]
             cursor = last.decode() if isinstance(last, bytes) else str(last)
 
-        async def settle(entry_id: bytes | str, fields: dict[bytes, bytes]) -> bool:
+        async def settle(entry_id: bytes | str, fields: StreamFields | None) -> bool:
             # An entry deleted after delivery (a withdrawal XDELs the participant's results)
             # comes back from the pending list without fields: nothing to show, just ack.
             if not fields or await self.handle(fields):
@@ -306,7 +309,7 @@ class ResultListener:
             return "0"
         return cursor
 
-    async def handle(self, fields: dict[bytes, bytes]) -> bool:
+    async def handle(self, fields: StreamFields) -> bool:
         """Record and show one result; True when it may be acknowledged."""
         try:
             result = ResultMessage.from_fields(fields)
@@ -397,10 +400,11 @@ class ResultListener:
                 log.warning("reading %s failed (%s); retrying in 1 s", PARTIALS_STREAM, exc)
                 await asyncio.sleep(1.0)
                 continue
-            entries = response[0][1] if response else []
             shown: list[tuple[bytes | str, str, str, str]] = []
-            for entry_id, fields in entries:
+            for entry_id, fields in _entries(response):
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                if fields is None:
+                    continue
                 battle_id = _text(fields, "battle_id")
                 side = _text(fields, "side")
                 text = _text(fields, "text")
@@ -431,8 +435,23 @@ class ResultListener:
         return gone
 
 
-def _text(fields: dict[bytes, bytes], name: str) -> str | None:
-    raw = fields.get(name.encode(), fields.get(name))  # type: ignore[call-overload]
+def _entries(response: object) -> list[tuple[bytes | str, StreamFields | None]]:
+    """The entries of a one-stream XREAD/XREADGROUP reply: [[stream, entries]] (RESP2).
+
+    redis-py types the reply as the union of its RESP2 and RESP3 shapes; ours is RESP2.
+    """
+    if not response:
+        return []
+    if not isinstance(response, list):
+        raise TypeError(f"expected a RESP2 stream reply (a list), got {response!r:.200}")
+    entries: list[tuple[bytes | str, StreamFields | None]] = response[0][1]
+    return entries
+
+
+def _text(fields: StreamFields, name: str) -> str | None:
+    raw = fields.get(name.encode())
+    if raw is None:
+        raw = fields.get(name)
     if raw is None:
         return None
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
