@@ -149,7 +149,7 @@ class AsrPipelineBackend:
         self._hf_processor = AutoProcessor.from_pretrained(path, **kwargs)
         self._hf_whisper = WhisperForConditionalGeneration.from_pretrained(
             path, dtype=dtype, **kwargs
-        ).to(self.asr_device)  # type: ignore[arg-type]  # transformers' typed wrapper of .to drops self
+        ).to(self.asr_device)  # type: ignore[arg-type]  # PreTrainedModel.to is @functools.wraps'd; typeshed's _Wrapped does not bind self
         self._hf_whisper.eval()
 
     def _load_llm(self) -> None:
@@ -162,7 +162,7 @@ class AsrPipelineBackend:
                 f"model {self.spec.id!r}: llm_model {self.llm_model!r} has no chat template"
             )
         model = AutoModelForCausalLM.from_pretrained(path, dtype=self.options.dtype, **kwargs)
-        model.to(self.options.device).eval()  # type: ignore[arg-type]  # as above: .to's wrapper drops self
+        model.to(self.options.device).eval()  # type: ignore[arg-type]  # @wraps'd .to: typeshed does not bind self (above)
         self._llm = textgen.StreamingGenerator(
             model, self._tokenizer, self.options, label=self.spec.id
         )
