@@ -660,7 +660,9 @@ class Rest:
         self._record_pings(message)
         return message
 
-    def _mentions(self, content: str, body: dict, referenced: dict | None) -> dict[str, Any]:
+    def _mentions(
+        self, content: str, body: dict[str, Any], referenced: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """The `mentions`, `mention_roles` and `mention_everyone` of a message the bot sends or
         edits, by the request's `allowed_mentions`."""
         replied_to = referenced["author"]["id"] if referenced else None
@@ -678,7 +680,7 @@ class Rest:
             "mention_everyone": pinged.everyone,
         }
 
-    def _record_pings(self, message: dict) -> None:
+    def _record_pings(self, message: dict[str, Any]) -> None:
         self.world.pings.extend((message["id"], user["id"]) for user in message["mentions"])
 
     def _reference(self, channel: Channel, reference: dict[str, Any]) -> dict[str, Any]:
