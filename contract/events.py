@@ -400,7 +400,7 @@ Event = (
 # Events that change a participant's record (replay_participants reads these).
 ParticipantEvent = Consented | DemographicsSet | Blocked | Unblocked | Withdrawn
 
-EVENT_TYPES: dict[str, type[StreamEvent]] = {
+EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         Consented,
@@ -430,7 +430,7 @@ def read_event(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Event:
     if not isinstance(data, dict):
         raise ValueError(f"{kind!r} event data is not a JSON object: {type(data).__name__}")
     try:
-        return cls.from_data(data)  # type: ignore[return-value]
+        return cls.from_data(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(
             f"cannot read a {kind!r} event ({exc!r}); its fields: {sorted(data)}"

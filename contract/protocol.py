@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 JOB_FUNCTION = "workers.jobs.answer"
 
@@ -62,8 +65,8 @@ class ResultMessage:
     def ok(self) -> bool:
         return self.error is None
 
-    def to_fields(self) -> dict[str, str]:
-        """Flat string fields for XADD."""
+    def to_fields(self) -> dict[FieldT, EncodableT]:
+        """Flat string fields for XADD (typed as redis-py's XADD takes them: an invariant dict)."""
         return {"data": json.dumps(asdict(self), ensure_ascii=False)}
 
     @classmethod

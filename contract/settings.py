@@ -7,6 +7,7 @@ it down; nothing else reads the environment. Names are the ones in DESIGN.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -113,10 +114,12 @@ _ENV_NAMES = {
 _SECRET_FIELDS = {"discord_token", "secret", "DISCORD_TOKEN", "PARLEY_SECRET"}
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment / `.env`; validation errors become one message naming each variable."""
+    # Overrides are raw values keyed by env name (PARLEY_MODELS=...): pydantic validates and
+    # converts them like the environment's strings, so they are Any until then.
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

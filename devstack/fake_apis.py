@@ -51,7 +51,7 @@ def gemini_error(code: int, message: str, status: str) -> dict[str, Any]:
 
 def wav_seconds(b64: str) -> float:
     """Decode the base64 WAV a backend sent; fails the request if it is not one."""
-    with wave.open(io.BytesIO(base64.b64decode(b64, validate=True))) as clip:
+    with wave.open(io.BytesIO(base64.b64decode(b64, validate=True)), "rb") as clip:
         if clip.getnchannels() != 1 or clip.getframerate() != 16_000:
             raise ValueError(
                 f"want 16 kHz mono, got {clip.getnchannels()} ch {clip.getframerate()}"
@@ -237,6 +237,8 @@ class FakeApiServer:
         if scripted is not None:
             return scripted
         try:
+            if not isinstance(body, dict):
+                raise TypeError(f"the body must be a JSON object, got {type(body).__name__}")
             model = body["model"]
             messages = body["messages"]
             audio_part = messages[-1]["content"][0]
@@ -384,6 +386,8 @@ class FakeApiServer:
         if scripted is not None:
             return scripted
         try:
+            if not isinstance(body, dict):
+                raise TypeError(f"the body must be a JSON object, got {type(body).__name__}")
             contents = body["contents"]
             inline = contents[-1]["parts"][0]["inline_data"]
             if inline["mime_type"] != "audio/wav":

@@ -129,7 +129,7 @@ async def participant_session(
     bands = ("18-24", "25-34", "35-44", "45-54")
     about = {"age_band": bands[index % 4], "first_language": "English"}
     done = await driver.about_you(
-        user, agreed.original or consent.original, about if index % 2 == 0 else None
+        user, agreed.original or consent.original or {}, about if index % 2 == 0 else None
     )
     if transcript is not None:
         transcript += [

@@ -87,7 +87,7 @@ def publish(connection: redis.Redis, message: ResultMessage) -> dict[str, Any]:
     RQ stores a job's return value (as `rq:results:<job id>`, for the result TTL), out of the
     study core's reach: a participant who withdraws would leave their transcript and the
     replies there. So the receipt names the job's battle and side, never what was said."""
-    connection.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+    connection.xadd(RESULTS_STREAM, message.to_fields())
     return {
         "battle_id": message.battle_id,
         "side": message.side,
@@ -117,7 +117,12 @@ def run(
         raise AudioError(
             "empty", "The recording is no longer available. Please send your message again."
         )
-    audio = load(data, request.max_audio_seconds)  # type: ignore[arg-type]
+    if not isinstance(data, bytes):
+        raise TypeError(
+            f"audio at {request.audio_key!r} read as {type(data).__name__}, not bytes: "
+            "the worker's Redis connection must not decode responses"
+        )
+    audio = load(data, request.max_audio_seconds)
     timings["decode_audio"] = time.perf_counter() - started
     partials = PartialPublisher(connection, request)
     model_started = time.perf_counter()

@@ -39,6 +39,9 @@ class BackendError(Exception):
 class Backend(Protocol):
     spec: ModelSpec
 
+    def __init__(self, spec: ModelSpec) -> None:
+        """Validate the model's settings; load nothing (the registry builds every backend so)."""
+
     def load(self) -> None:
         """Load weights / open sessions. Called once per worker process."""
 

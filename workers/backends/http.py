@@ -54,7 +54,7 @@ class RetryPolicy:
         advised = parse_retry_after(retry_after)
         if advised is not None:
             return min(advised, self.max_retry_after_s)
-        return min(self.backoff_s * 2**attempt, self.max_backoff_s)
+        return min(self.backoff_s * 2.0**attempt, self.max_backoff_s)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
