@@ -35,6 +35,7 @@ from contract.records import (
     Battle,
     Demographics,
     Participant,
+    ReplyMode,
     Strategy,
     StudyConfig,
     StudyState,
@@ -135,6 +136,9 @@ class Study:
 
     async def set_strategy(self, strategy: Strategy, by: str) -> StudyConfig:
         return await self._study_config.set_strategy(strategy, by)
+
+    async def set_replies(self, mode: ReplyMode, by: str) -> StudyConfig:
+        return await self._study_config.set_replies(mode, by)
 
     async def set_roster(self, roster: list[str], by: str) -> StudyConfig:
         return await self._study_config.set_roster(roster, by)
