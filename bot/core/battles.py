@@ -199,6 +199,13 @@ class Battles:
         if result.audio_key is not None:
             await self._ctx.redis.delete(keys.reply_audio_key(result.battle_id, result.side))
 
+    async def reply_audio(self, battle_id: str) -> dict[str, bytes]:
+        """The spoken replies still in Redis, by side ("a"/"b"); empty for a text battle."""
+        raw = await self._ctx.redis.mget(
+            [keys.reply_audio_key(battle_id, side) for side in ("a", "b")]
+        )
+        return {side: data for side, data in zip(("a", "b"), raw, strict=True) if data}
+
     async def battle(self, battle_id: str) -> Battle | None:
         raw = await self._ctx.redis.hgetall(keys.battle(battle_id))
         return battle_from_hash(decode_hash(raw)) if raw else None

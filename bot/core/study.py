@@ -173,6 +173,9 @@ class Study:
     async def battle(self, battle_id: str) -> Battle | None:
         return await self._battles.battle(battle_id)
 
+    async def reply_audio(self, battle_id: str) -> dict[str, bytes]:
+        return await self._battles.reply_audio(battle_id)
+
     async def open_battles(self) -> list[Battle]:
         return await self._battles.open_battles()
 

@@ -24,7 +24,7 @@ from bot.service.outcomes import (
     UnknownLength,
 )
 from contract.pairing import NeighbourGap
-from contract.records import Battle, BattleStatus, Limits, StudyConfig, Winner
+from contract.records import Battle, BattleStatus, Limits, ReplyMode, StudyConfig, Winner
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
 HEADER_BUDGET = 400  # room kept for the header / the reveal above the two replies
@@ -59,6 +59,21 @@ class RenderedBattle:
 
 def attachment_name(side: str) -> str:
     return f"model-{side}.txt"
+
+
+def spoken_name(side: str, fmt: str = "ogg") -> str:
+    """The file name of a spoken reply: the side only, never the model."""
+    return f"reply-{side}.{fmt}"
+
+
+def spoken_note(side: str) -> str:
+    return f"🔊 *Spoken reply — play {spoken_name(side)} below.*"
+
+
+SPEECH_VOTE_HEADER = (
+    "🎧 Both models answered. Listen to both replies, then vote: which is better? "
+    "(You can also add a comment.)"
+)
 
 
 def _quote(text: str) -> str:
@@ -151,12 +166,15 @@ def render_battle(
 ) -> RenderedBattle:
     """The final message for a battle in any state (names only used once it is voted)."""
     texts, failed = reply_texts(battle)
+    if battle.reply_mode is ReplyMode.SPEECH and battle.status is not BattleStatus.VOTED:
+        # Heard, not read, until the vote: the message only points at the audio.
+        texts = {side: spoken_note(side) if texts.get(side) else None for side in SIDES}
     if battle.status is BattleStatus.VOTED and names is not None:
         header = reveal_header(battle, names, remaining if remaining is not None else 0)
     elif battle.status is BattleStatus.FAILED:
         header = failed_header()
     elif battle.status is BattleStatus.ANSWERED:
-        header = VOTE_HEADER
+        header = SPEECH_VOTE_HEADER if battle.reply_mode.spoken else VOTE_HEADER
     else:
         header = progress_header(None)
     return battle_message(
@@ -267,6 +285,7 @@ def config_text(config: StudyConfig, names: dict[str, str]) -> str:
     lim = config.limits
     return (
         f"**State:** {config.state.value}\n**Strategy:** {config.strategy.value}\n"
+        f"**Replies:** {config.replies.value}\n"
         f"**Roster:** {roster}\n"
         f"**Limits:** {lim.daily_quota}/day, {lim.min_seconds_between:g} s between rounds, "
         f"audio ≤ {lim.audio_max_seconds:g} s and ≤ {megabytes(lim.audio_max_bytes)}, "
