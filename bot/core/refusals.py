@@ -29,6 +29,7 @@ _MESSAGES = {
     "roster_invalid": "{detail}",
     "invalid_limit": "{detail}",
     "invalid_reply_mode": "Unknown reply mode {bad!r}; modes: {known}.",
+    "invalid_value": "{detail}",
 }
 
 
