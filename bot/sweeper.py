@@ -373,6 +373,7 @@ class Sweeper:
             audio_key=audio_key(battle.battle_id),
             audio_format=fmt,
             max_audio_seconds=max_audio_seconds,
+            speak=battle.reply_mode.spoken,
         )
 
     def _retire(self, job: JobSnapshot | None, reason: str) -> None:

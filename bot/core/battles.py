@@ -139,6 +139,7 @@ class Battles:
                     audio_seconds=audio_seconds,
                     audio_bytes=len(audio),
                     at=now,
+                    reply_mode=config.replies,
                 ),
                 day=day,
                 day_end=day_end,
@@ -173,6 +174,7 @@ class Battles:
             keys.battle(result.battle_id), ["participant", "day"]
         )
         if participant is None or day is None:
+            await self._drop_reply_audio(result)
             raise refused("no_such_battle")
         named: tuple[str, ...] = ()
         if result.reply:
@@ -190,6 +192,7 @@ class Battles:
             )
         )
         if outcome.code == "missing":
+            await self._drop_reply_audio(result)
             raise refused("no_such_battle")
         if outcome.code == "mismatch":
             raise ValueError(
@@ -197,6 +200,19 @@ class Battles:
                 f"{result.model_id!r}, but that side is {outcome.detail!r}"
             )
         return battle_from_hash(outcome.record), outcome.code == "changed"
+
+    async def _drop_reply_audio(self, result: ResultMessage) -> None:
+        """A spoken reply for a battle that is gone (the participant withdrew while the worker
+        spoke) must not outlive it: the withdrawal could not delete what was not there yet."""
+        if result.audio_key is not None:
+            await self._ctx.redis.delete(keys.reply_audio_key(result.battle_id, result.side))
+
+    async def reply_audio(self, battle_id: str) -> dict[str, bytes]:
+        """The spoken replies still in Redis, by side ("a"/"b"); empty for a text battle."""
+        raw = await self._ctx.redis.mget(
+            [keys.reply_audio_key(battle_id, side) for side in ("a", "b")]
+        )
+        return {side: data for side, data in zip(("a", "b"), raw, strict=True) if data}
 
     async def battle(self, battle_id: str) -> Battle | None:
         raw = await self._ctx.redis.hgetall(keys.battle(battle_id))

@@ -16,6 +16,7 @@ from contract.records import (
     Participant,
     ParticipantStatus,
     Reply,
+    ReplyMode,
     Strategy,
     StudyConfig,
     StudyState,
@@ -77,11 +78,17 @@ def battle_from_hash(h: Mapping[str, str]) -> Battle:
         comments=comments,
         flags=flags,
         ui=ui,
+        reply_mode=ReplyMode(h.get("reply_mode") or ReplyMode.TEXT),
     )
 
 
 def reply_json(reply: Reply) -> str:
-    return json.dumps(dataclasses.asdict(reply), ensure_ascii=False)
+    data = dataclasses.asdict(reply)
+    # A written reply is stored as before spoken replies existed.
+    for name in ("audio_seconds", "audio_format"):
+        if data[name] is None:
+            del data[name]
+    return json.dumps(data, ensure_ascii=False)
 
 
 def participant_from_hash(h: Mapping[str, str]) -> Participant:
@@ -110,6 +117,7 @@ def config_from_hash(h: Mapping[str, str], roster: Sequence[str]) -> StudyConfig
         roster=tuple(sorted(roster)),
         strategy=Strategy(h["strategy"]),
         limits=Limits(**limits),
+        replies=ReplyMode(h.get("replies") or ReplyMode.TEXT),
     )
 
 

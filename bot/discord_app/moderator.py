@@ -19,7 +19,7 @@ from bot.discord_app.places import PrivateThreads
 from bot.service import StudyService
 from bot.service.moderation import EXPORT_FORMATS
 from bot.service.outcomes import DesignView, Refusal
-from contract.records import Strategy, StudyState
+from contract.records import ReplyMode, Strategy, StudyState
 from contract.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,24 @@ class Moderator(commands.Cog):
                 return
             config = changed
         await self._answer(interaction, f"**Strategy:** {config.strategy.value}")
+
+    @study.command(name="replies", description="Show or set how replies reach participants.")
+    @app_commands.describe(
+        mode="text: written replies; speech: spoken replies to play; both: spoken and written"
+    )
+    @moderator_only()
+    async def replies(
+        self, interaction: discord.Interaction, mode: ReplyMode | None = None
+    ) -> None:
+        if mode is None:
+            config = (await self.moderation.design()).config
+        else:
+            changed = await self.moderation.set_replies(mode, interaction.user.id)
+            if isinstance(changed, Refusal):
+                await self._answer(interaction, changed.message)
+                return
+            config = changed
+        await self._answer(interaction, f"**Replies:** {config.replies.value}")
 
     @study.command(name="limits", description="Show or change quotas and audio limits.")
     @moderator_only()

@@ -33,7 +33,7 @@ from contract import keys
 from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
 from contract.protocol import ResultMessage
 from contract.queueing import job_record_keys
-from contract.records import Battle, BattleStatus, Refused
+from contract.records import Battle, BattleStatus, Refused, ReplyMode
 
 if TYPE_CHECKING:
     from bot.core import Study
@@ -140,6 +140,9 @@ class BattleEditor:
                 if battle.status is not BattleStatus.QUEUED:
                     return
                 texts, failed = render.reply_texts(battle)
+                if battle.reply_mode is ReplyMode.SPEECH:
+                    # Spoken-only replies are not read before the vote, not even in part.
+                    texts, state.partials = {}, {}
                 for side, text in state.partials.items():
                     if texts.get(side) is None and side not in failed:
                         texts[side] = text
@@ -216,10 +219,37 @@ class BattleEditor:
                 if fresh.status is BattleStatus.ANSWERED
                 else None
             )
-            await message.edit(content=rendered.content, view=view, allowed_mentions=NO_MENTIONS)
+            spoken = await self._spoken_files(fresh)
+            if spoken:
+                # The audio and the vote buttons arrive in one edit: nobody votes unheard.
+                await message.edit(
+                    content=rendered.content,
+                    view=view,
+                    attachments=spoken,
+                    allowed_mentions=NO_MENTIONS,
+                )
+            else:
+                await message.edit(
+                    content=rendered.content, view=view, allowed_mentions=NO_MENTIONS
+                )
             state.last_edit = self.clock()
             await self.study.set_ui(fresh.battle_id, rendered=True, rendered_sides=sides)
             self._finish(fresh.battle_id)
+
+    async def _spoken_files(self, battle: Battle) -> list[discord.File]:
+        """Both spoken replies as files named by side only, for an answered spoken battle."""
+        if not battle.reply_mode.spoken or battle.status is not BattleStatus.ANSWERED:
+            return []
+        audio = await self.study.reply_audio(battle.battle_id)
+        missing = [side for side in render.SIDES if side not in audio]
+        if missing:
+            # Expired or lost: show what there is; the text (kept in the battle) stands in.
+            log.warning("battle %s: no spoken reply for side(s) %s", battle.battle_id, missing)
+        return [
+            discord.File(io.BytesIO(audio[side]), filename=render.spoken_name(side))
+            for side in render.SIDES
+            if side in audio
+        ]
 
     def _finish(self, battle_id: str) -> None:
         self._done.add(battle_id)

@@ -21,7 +21,7 @@ from bot.service.outcomes import (
     StatusReport,
 )
 from contract.pairing import neighbour_gaps
-from contract.records import Refused, Strategy, StudyConfig, StudyState
+from contract.records import Refused, ReplyMode, Strategy, StudyConfig, StudyState
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
@@ -53,6 +53,20 @@ class Moderation:
     async def set_strategy(self, strategy: Strategy, moderator_id: int) -> StudyConfig | Refusal:
         try:
             return await self.deps.study.set_strategy(strategy, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+
+    async def set_replies(self, mode: ReplyMode, moderator_id: int) -> StudyConfig | Refusal:
+        """Text, speech or both, from the next battle on. Spoken replies need a voice for the
+        text models: the models file's [tts] table."""
+        if ReplyMode(mode).spoken and self.deps.models.tts is None:
+            return Refusal(
+                "no_tts",
+                f"Spoken replies need a voice: the models file ({self.deps.models.path.name}) "
+                "has no [tts] table. See docs/models.md.",
+            )
+        try:
+            return await self.deps.study.set_replies(mode, self._by(moderator_id))
         except Refused as refused:
             return Refusal.of(refused)
 

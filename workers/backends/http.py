@@ -248,6 +248,26 @@ class ApiClient:
 
         return await self._attempts(once)
 
+    async def post_bytes(
+        self, url: str, payload: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[bytes, str]:
+        """POST JSON, get a binary body back (audio): (body, its Content-Type)."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+
+        async def once() -> tuple[bytes, str]:
+            try:
+                async with self._session_for_loop().post(
+                    url, json=payload, headers=dict(headers), timeout=timeout
+                ) as response:
+                    await self._check(response)
+                    return await response.read(), response.headers.get("Content-Type", "")
+            except TimeoutError:
+                raise _Retry(f"no answer within {self.timeout_s:g} s") from None
+            except aiohttp.ClientError as exc:
+                raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from None
+
+        return await self._attempts(once)
+
     async def post_sse(
         self,
         url: str,
