@@ -181,13 +181,15 @@ def cmd_winrates(args: argparse.Namespace) -> int:
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
-    from analysis.static import correlate, load_static, mixed_effects, pca
+    from analysis.static import correlate, load_static, mixed_effects, pca, static_names_of
 
     table = load_static(args.benchmarks, args.meta)
     study = _rate(args)
     tables = {
         "leaderboard": leaderboard(study.ratings),
-        "correlations": correlate(study.ratings, table, k=args.topk),
+        "correlations": correlate(
+            study.ratings, table, k=args.topk, static_names=static_names_of(study.battles)
+        ),
     }
     components = pca(table)
     tables["pca_variance"] = components.explained

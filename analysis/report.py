@@ -18,7 +18,15 @@ import pandas as pd
 from analysis import plots
 from analysis.filters import FilterConfig
 from analysis.leaderboard import leaderboard, matrix, pairwise
-from analysis.static import StaticTable, correlate, load_static, mixed_effects, orient, pca
+from analysis.static import (
+    StaticTable,
+    correlate,
+    load_static,
+    mixed_effects,
+    orient,
+    pca,
+    static_names_of,
+)
 from analysis.study import (
     RatedStudy,
     RatingOptions,
@@ -225,7 +233,7 @@ def build_report(
 def _static_section(doc: _Doc, study, table: StaticTable, out: Path) -> None:
     sig = study.signature
     try:
-        corr = correlate(study.ratings, table)
+        corr = correlate(study.ratings, table, static_names=static_names_of(study.battles))
     except ValueError as exc:
         doc.p(f"Correlations skipped: {html.escape(str(exc))}", "note")
         return
