@@ -52,6 +52,6 @@ async def test_a_battle_with_the_demo_models(demo_stack: Stack, voice_ogg: bytes
     )
     assert voted.type == UPDATE_MESSAGE
     text = everything(stack, voted)
-    assert "Whisper tiny.en → tiny Llama" in text
+    assert "Whisper tiny.en → SmolLM2-135M-Instruct" in text
     assert "Whisper tiny.en → tiny Qwen2" in text
     assert "Traceback" not in stack.bot_log()
