@@ -115,33 +115,32 @@ def estimate(ref: str, itemsize: int | None) -> int | None:
 
 
 def backend_needs(spec: ModelSpec, backend: Any) -> list[Need]:
-    """What a built (not loaded) backend will put on which device; [] for API models."""
-    from workers.backends.asr_pipeline import AsrPipelineBackend
-    from workers.backends.hf_audio_lm import HfAudioLmBackend
+    """What a built (not loaded) backend will put on which device; [] for API models.
 
-    if isinstance(backend, AsrPipelineBackend):
+    Goes by the backend name, not isinstance: an API-only worker must not import torch here.
+    """
+    if spec.backend == "asr_pipeline":
         options = backend.options
         itemsize = options.dtype.itemsize
         if backend.asr_engine == "faster_whisper":
-            asr = Need(spec.id, backend.asr_model, _device(backend.asr_device), None)
-            asr = _estimated(asr, None)
+            # CTranslate2 weights count at their size on disk.
+            asr_ref, asr_itemsize = backend.asr_model, None
         else:
-            ref = backend.asr_hf_model or backend.asr_model
-            same = backend.asr_device == options.device
-            asr = _estimated(
-                Need(spec.id, ref, _device(backend.asr_device), None), itemsize if same else None
-            )
-        llm = _estimated(Need(spec.id, backend.llm_model, _device(options.device), None), itemsize)
-        return [asr, llm]
-    if isinstance(backend, HfAudioLmBackend):
+            asr_ref = backend.asr_hf_model or backend.asr_model
+            # Whisper takes the LLM's dtype only when both share a device (see asr_pipeline).
+            asr_itemsize = itemsize if backend.asr_device == options.device else None
+        return [
+            _need(spec.id, asr_ref, backend.asr_device, asr_itemsize),
+            _need(spec.id, backend.llm_model, options.device, itemsize),
+        ]
+    if spec.backend == "hf_audio_lm":
         options = backend.options
-        need = Need(spec.id, backend.model_ref, _device(options.device), None)
-        return [_estimated(need, options.dtype.itemsize)]
+        return [_need(spec.id, backend.model_ref, options.device, options.dtype.itemsize)]
     return []
 
 
-def _estimated(need: Need, itemsize: int | None) -> Need:
-    return Need(need.model_id, need.ref, need.device, estimate(need.ref, itemsize))
+def _need(model_id: str, ref: str, device: str, itemsize: int | None) -> Need:
+    return Need(model_id, ref, _device(device), estimate(ref, itemsize))
 
 
 def _device(device: str) -> str:
