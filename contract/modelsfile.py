@@ -5,6 +5,7 @@ Light on purpose (no torch): the bot reads it for the roster and the names revea
     [models.demo-pipeline]
     display_name = "Whisper tiny.en → SmolLM"
     backend = "asr_pipeline"
+    static_name = "Whisper + SmolLM"   # optional: its row in a static benchmark table
     [models.demo-pipeline.settings]
     asr_model = "..."
 
@@ -75,6 +76,9 @@ class ModelSpec:
     backend: str
     settings: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()  # vendor and family words that name the model too
+    # The model's name in static benchmark tables (the `model` column of SCORES.csv), exported
+    # per battle so `python -m analysis correlate` matches it without hand-made renaming.
+    static_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,11 @@ class ModelsFile:
     def display_name(self, model_id: str) -> str:
         return self.get(model_id).display_name
 
+    def static_name(self, model_id: str) -> str | None:
+        """The model's row in static benchmark tables; None for an unknown id or none set."""
+        spec = self.models.get(model_id)
+        return None if spec is None else spec.static_name
+
 
 def load_models_file(path: Path | str) -> ModelsFile:
     path = Path(path)
@@ -136,11 +145,16 @@ def load_models_file(path: Path | str) -> ModelsFile:
             raise ModelsFileError(
                 f"{where}: unknown backend {backend!r}; known backends: {', '.join(KNOWN_BACKENDS)}"
             )
-        unknown = set(entry) - {"display_name", "backend", "settings", "aliases"}
+        unknown = set(entry) - {"display_name", "backend", "settings", "aliases", "static_name"}
         if unknown:
             raise ModelsFileError(
                 f"{where}: unknown key(s) {sorted(unknown)}; allowed: display_name, backend, "
-                "settings, aliases"
+                "static_name, settings, aliases"
+            )
+        static_name = entry.get("static_name")
+        if static_name is not None and (not isinstance(static_name, str) or not static_name):
+            raise ModelsFileError(
+                f"{where}: static_name must be a non-empty string, got {static_name!r}"
             )
         settings = entry.get("settings", {})
         if not isinstance(settings, dict):
@@ -151,6 +165,7 @@ def load_models_file(path: Path | str) -> ModelsFile:
             backend=backend,
             settings=dict(settings),
             aliases=_words(entry.get("aliases", []), f"{where}.aliases"),
+            static_name=static_name,
         )
     identity = data.get("identity", {})
     if not isinstance(identity, dict):

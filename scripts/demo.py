@@ -51,7 +51,8 @@ DEMO_MODELS = REPO / "examples" / "models.demo.toml"
 
 # The hidden preference: Bradley–Terry strengths of the demo models (the right answer). With
 # 60 battles these are recovered in about 998 of 1,000 simulated runs (ties half a win).
-HIDDEN_STRENGTHS = {"demo-qwen2-audio": 16.0, "demo-pipeline": 4.0, "demo-pipeline-qwen": 1.0}
+# The participants prefer the one model with real weights (SmolLM2 behind Whisper tiny.en).
+HIDDEN_STRENGTHS = {"demo-pipeline": 16.0, "demo-qwen2-audio": 4.0, "demo-pipeline-qwen": 1.0}
 TIE_PROBABILITY = 0.08
 
 QUESTIONS = (

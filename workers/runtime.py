@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from contract.modelsfile import ModelsFile
 from workers.backends.base import Backend, BackendError
 from workers.backends.registry import build_backend, select_models
+from workers.memory import check_models_fit
 from workers.tts import Voice, load_voice
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ def load_runtime(
     # Construct them all first: a typo in the last model's settings should not wait for the
     # first model's weights to load.
     backends = [build_backend(spec) for spec in specs]
+    # Likewise, weights that cannot fit should be refused before minutes of loading, not after.
+    check_models_fit(specs, backends)
     runtime = Runtime(models_file=models_file)
     for spec, backend in zip(specs, backends, strict=True):
         started = time.perf_counter()
