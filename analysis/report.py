@@ -363,7 +363,7 @@ def _behaviour_section(doc: _Doc, study: RatedStudy, out: Path) -> None:
     doc.table(agree)
 
 
-def _static_section(doc: _Doc, study, table: StaticTable, out: Path) -> None:
+def _static_section(doc: _Doc, study: RatedStudy, table: StaticTable, out: Path) -> None:
     sig = study.signature
     try:
         corr = correlate(study.ratings, table)

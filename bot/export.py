@@ -57,6 +57,9 @@ BATTLE_COLUMNS = [
     "comment",
     "n_comments",
     "flags",
+    "reply_mode",  # text | speech | both: how the participant got the replies
+    "speech_seconds_a",  # length of the spoken reply the participant heard (speech/both)
+    "speech_seconds_b",
 ]
 PARTICIPANT_COLUMNS = [
     "participant",
@@ -122,6 +125,9 @@ def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
         "comment": "\n\n".join(comments) or None,
         "n_comments": len(comments),
         "flags": record.get("flags", ""),
+        "reply_mode": record.get("reply_mode") or "text",
+        "speech_seconds_a": a.get("audio_seconds"),
+        "speech_seconds_b": b.get("audio_seconds"),
     }
 
 

@@ -8,7 +8,29 @@ Light on purpose (no torch): the bot reads it for the roster and the names revea
     [models.demo-pipeline.settings]
     asr_model = "..."
 
-Backend settings are validated by the backend itself when a worker loads it.
+    aliases = ["SmolLM", "Hugging Face"]   # optional: other words that name this model
+
+    [identity]                              # optional, study-wide
+    extra_words = ["Alibaba Cloud"]         # words that name no single model but give one away
+
+Backend settings are validated by the backend itself when a worker loads it. `aliases` and
+`[identity] extra_words` feed the identity guard (bot/core/identity.py): a reply naming a model
+of the roster is masked before it is shown, and its battle flagged `identity_leak`.
+
+The optional top-level `[tts]` table is the study's voice: in reply modes `speech` and `both` it
+speaks every text reply (workers/tts.py), the same voice for both sides of a battle.
+
+    [tts]
+    backend = "openai_speech"       # POST {base_url}/audio/speech, OpenAI's API
+    base_url = "https://api.openai.com/v1"
+    model = "gpt-4o-mini-tts"
+    voice = "alloy"
+    api_key_env = "OPENAI_API_KEY"  # "" for a local server that takes no key
+    format = "opus"                 # response_format: opus, mp3, wav, flac, aac, pcm
+
+    [tts]
+    backend = "espeak_ng"           # local: the espeak-ng program
+    voice = "en-us"
 """
 
 from __future__ import annotations
@@ -20,6 +42,25 @@ from pathlib import Path
 from typing import Any
 
 KNOWN_BACKENDS = ("asr_pipeline", "hf_audio_lm", "openai_audio", "gemini", "openai_compatible")
+# The `[tts]` backends and the settings each takes (workers/tts.py reads them).
+TTS_BACKENDS: dict[str, frozenset[str]] = {
+    "openai_speech": frozenset(
+        {
+            "base_url",
+            "model",
+            "voice",
+            "api_key_env",
+            "format",
+            "speed",
+            "instructions",
+            "timeout_s",
+            "retries",
+            "backoff_s",
+        }
+    ),
+    "espeak_ng": frozenset({"voice", "speed", "pitch"}),
+}
+TTS_REQUIRED: dict[str, tuple[str, ...]] = {"openai_speech": ("model", "voice")}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -33,12 +74,29 @@ class ModelSpec:
     display_name: str
     backend: str
     settings: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # vendor and family words that name the model too
+
+
+@dataclass(frozen=True)
+class TtsSpec:
+    """The study's text-to-speech voice (the models file's `[tts]` table)."""
+
+    backend: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def voice(self) -> str | None:
+        voice = self.settings.get("voice")
+        return None if voice is None else str(voice)
 
 
 @dataclass(frozen=True)
 class ModelsFile:
     path: Path
     models: dict[str, ModelSpec]
+    # Study-wide words the identity guard masks too (`[identity] extra_words`).
+    identity_words: tuple[str, ...] = ()
+    tts: TtsSpec | None = None
 
     def get(self, model_id: str) -> ModelSpec:
         try:
@@ -78,11 +136,11 @@ def load_models_file(path: Path | str) -> ModelsFile:
             raise ModelsFileError(
                 f"{where}: unknown backend {backend!r}; known backends: {', '.join(KNOWN_BACKENDS)}"
             )
-        unknown = set(entry) - {"display_name", "backend", "settings"}
+        unknown = set(entry) - {"display_name", "backend", "settings", "aliases"}
         if unknown:
             raise ModelsFileError(
                 f"{where}: unknown key(s) {sorted(unknown)}; allowed: display_name, backend, "
-                "settings"
+                "settings, aliases"
             )
         settings = entry.get("settings", {})
         if not isinstance(settings, dict):
@@ -92,5 +150,47 @@ def load_models_file(path: Path | str) -> ModelsFile:
             display_name=str(entry.get("display_name", model_id)),
             backend=backend,
             settings=dict(settings),
+            aliases=_words(entry.get("aliases", []), f"{where}.aliases"),
         )
-    return ModelsFile(path=path, models=models)
+    identity = data.get("identity", {})
+    if not isinstance(identity, dict):
+        raise ModelsFileError(f"{path}: [identity] must be a table")
+    if set(identity) - {"extra_words"}:
+        raise ModelsFileError(
+            f"{path}: [identity] has unknown key(s) {sorted(set(identity) - {'extra_words'})}; "
+            "allowed: extra_words"
+        )
+    extra = _words(identity.get("extra_words", []), f"{path}: [identity] extra_words")
+    return ModelsFile(
+        path=path, models=models, identity_words=extra, tts=_tts(path, data.get("tts"))
+    )
+
+
+def _words(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise ModelsFileError(f"{where} must be a list of non-empty strings, got {value!r}")
+    return tuple(w.strip() for w in value)
+
+
+def _tts(path: Path, table: object) -> TtsSpec | None:
+    if table is None:
+        return None
+    where = f"{path}: [tts]"
+    if not isinstance(table, dict):
+        raise ModelsFileError(f"{where} must be a table")
+    backend = table.get("backend")
+    if backend not in TTS_BACKENDS:
+        raise ModelsFileError(
+            f"{where}: unknown backend {backend!r}; known TTS backends: {', '.join(TTS_BACKENDS)}"
+        )
+    settings = {k: v for k, v in table.items() if k != "backend"}
+    unknown = sorted(set(settings) - TTS_BACKENDS[backend])
+    if unknown:
+        raise ModelsFileError(
+            f"{where}: unknown key(s) {unknown} for backend {backend!r}; allowed: "
+            f"{', '.join(sorted(TTS_BACKENDS[backend]))}"
+        )
+    missing = [k for k in TTS_REQUIRED.get(backend, ()) if not settings.get(k)]
+    if missing:
+        raise ModelsFileError(f"{where}: backend {backend!r} needs {', '.join(missing)}")
+    return TtsSpec(backend=backend, settings=settings)

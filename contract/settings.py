@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -115,10 +116,12 @@ _ENV_NAMES = {
 _SECRET_FIELDS = {"discord_token", "secret", "DISCORD_TOKEN", "PARLEY_SECRET"}
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment / `.env`; validation errors become one message naming each variable."""
+    # Overrides are raw values keyed by env name (PARLEY_MODELS=...): pydantic validates and
+    # converts them like the environment's strings, so they are Any until then.
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -4,7 +4,9 @@ assertions. Acting (clicks, commands, messages) and waiting live in `devstack.dr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -76,7 +78,9 @@ def bot_messages(stack: Stack, channel: Channel | str) -> list[dict[str, Any]]:
     return [m for m in stack.standin.messages(channel) if m["author"]["id"] == bot_id]
 
 
-def reply_to(stack: Stack, channel: Channel | str, message: Mapping[str, Any]) -> list[dict]:
+def reply_to(
+    stack: Stack, channel: Channel | str, message: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """The bot's messages that reply to `message`."""
     return [
         m
@@ -109,14 +113,18 @@ def results_all_handled(client: redis.Redis) -> bool:
     """Every result was delivered to the bot's group and acknowledged."""
     stream = client.xinfo_stream(RESULTS_STREAM)
     group = next(g for g in client.xinfo_groups(RESULTS_STREAM) if g["name"] == b"bot")
-    return group["last-delivered-id"] == stream["last-generated-id"] and group["pending"] == 0
+    return bool(group["last-delivered-id"] == stream["last-generated-id"] and group["pending"] == 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def battle_record(stack: Stack, battle_id: str) -> dict[str, str]:
     """The battle's hash in Redis, decoded."""
     client = stack.redis_client()
     try:
-        return {k.decode(): v.decode() for k, v in client.hgetall(keys.battle(battle_id)).items()}
+        return {_text(k): _text(v) for k, v in client.hgetall(keys.battle(battle_id)).items()}
     finally:
         client.close()
 
@@ -128,7 +136,53 @@ def battle_of(stack: Stack, message_id: str) -> str | None:
         for key in client.scan_iter(keys.BATTLE_PREFIX + "*"):
             raw = client.hget(key, "ui.message_id")
             if raw is not None and json.loads(raw) == message_id:
-                return key.decode().removeprefix(keys.BATTLE_PREFIX)
+                return _text(key).removeprefix(keys.BATTLE_PREFIX)
     finally:
         client.close()
     return None
+
+
+def _zlib_or_none(raw: bytes) -> bytes | None:
+    """RQ stores a job's arguments as a zlib-compressed pickle: look inside those too."""
+    try:
+        return zlib.decompress(raw)
+    except zlib.error:
+        return None
+
+
+def _redis_values(client: redis.Redis, key: bytes) -> list[bytes]:
+    kind = client.type(key).decode()
+    if kind == "string":
+        value = client.get(key)
+        return [] if value is None else [value]
+    if kind == "hash":
+        return [part for pair in client.hgetall(key).items() for part in pair]
+    if kind == "list":
+        return list(client.lrange(key, 0, -1))
+    if kind == "set":
+        return list(client.smembers(key))
+    if kind == "zset":
+        return [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+    if kind == "stream":
+        return [
+            part for _, fields in client.xrange(key) for pair in fields.items() for part in pair
+        ]
+    return []
+
+
+def where_content_lies(client: redis.Redis, data_dir: Path, needles: Iterable[str]) -> list[str]:
+    """Every place (Redis key of any type, RQ's keys included, stream entries and compressed
+    job records; files under the data dir) that holds one of `needles`, as "place: needle"."""
+    wanted = [n.encode() for n in needles if n]
+    found: list[str] = []
+    for key in client.scan_iter(count=1000):
+        for raw in [key, *_redis_values(client, key)]:
+            inside = _zlib_or_none(raw)
+            for needle in wanted:
+                if needle in raw or (inside is not None and needle in inside):
+                    found.append(f"redis {key.decode(errors='replace')}: {needle.decode()}")
+    for path in sorted(data_dir.rglob("*")) if data_dir.exists() else []:
+        if path.is_file():
+            data = path.read_bytes()
+            found.extend(f"file {path}: {n.decode()}" for n in wanted if n in data)
+    return found

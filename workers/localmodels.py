@@ -211,6 +211,14 @@ def suppressed_tokens(tokenizer: Any, keep: set[int]) -> list[int]:
     return sorted(banned)
 
 
+def _token_id(tokenizer: Any, token: str) -> int:
+    """One token's id (transformers types the lookup for a token or a list of them alike)."""
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(tid, int):
+        raise TypeError(f"token {token!r} has id {tid!r}; one int was expected")
+    return tid
+
+
 def _chat_tokenizer(
     special_tokens: list[str],
     chat_template: str,
@@ -322,7 +330,7 @@ def _build_tiny_whisper_hf(out: Path, _root: Path) -> None:
     tokenizer = WhisperTokenizer(tokenizer_file=str(real / "tokenizer.json"))
     real_config = json.loads((real / "config.json").read_text())
     ids = {
-        name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
+        name: _token_id(tokenizer, f"<|{name}|>")
         for name in ("endoftext", "startoftranscript", "notimestamps", "startofprev", "transcribe")
     }
     config = WhisperConfig(
@@ -350,13 +358,19 @@ def _build_tiny_whisper_hf(out: Path, _root: Path) -> None:
     gen.decoder_start_token_id = ids["startoftranscript"]
     gen.eos_token_id = ids["endoftext"]
     gen.pad_token_id = ids["endoftext"]
-    gen.no_timestamps_token_id = ids["notimestamps"]
-    gen.prev_sot_token_id = ids["startofprev"]
-    gen.is_multilingual = False
     gen.suppress_tokens = real_config["suppress_ids"]
     gen.begin_suppress_tokens = real_config["suppress_ids_begin"]
-    gen.alignment_heads = [[1, 0], [1, 1]]
     gen.max_length = 448
+    # Whisper's own generation settings: GenerationConfig keeps them as attributes its class
+    # does not declare.
+    whisper_settings: dict[str, Any] = {
+        "no_timestamps_token_id": ids["notimestamps"],
+        "prev_sot_token_id": ids["startofprev"],
+        "is_multilingual": False,
+        "alignment_heads": [[1, 0], [1, 1]],
+    }
+    for name, value in whisper_settings.items():
+        setattr(gen, name, value)
     model.save_pretrained(out)
     processor = WhisperProcessor(
         feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
@@ -421,7 +435,7 @@ def _build_tiny_qwen2_audio(out: Path, _root: Path) -> None:
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+        audio_token_index=_token_id(tokenizer, "<|AUDIO|>"),
     )
     with _seeded_torch(SEED + 3):
         model = Qwen2AudioForConditionalGeneration(config)

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from contract.modelsfile import ModelsFile
-from workers.backends.base import Backend
+from workers.backends.base import Backend, BackendError
 from workers.backends.registry import build_backend, select_models
+from workers.tts import Voice, load_voice
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ class LoadedModel:
 class Runtime:
     models_file: ModelsFile
     models: dict[str, LoadedModel] = field(default_factory=dict)
+    # The study's voice (the models file's [tts]), for reply modes speech/both.
+    voice: Voice | None = None
+
+    def require_voice(self) -> Voice:
+        if self.voice is None:
+            raise BackendError(
+                f"a spoken reply was asked for, but {self.models_file.path} has no [tts] table "
+                "to voice text replies with (see docs/models.md)"
+            )
+        return self.voice
 
     def get(self, model_id: str) -> LoadedModel:
         try:
@@ -47,6 +58,8 @@ class Runtime:
             close = getattr(loaded.backend, "close", None)
             if close is not None:
                 close()
+        if self.voice is not None:
+            self.voice.close()
 
 
 def load_runtime(
@@ -73,6 +86,9 @@ def load_runtime(
             loaded_at - started,
             done - loaded_at,
         )
+    if models_file.tts is not None:
+        runtime.voice, took = load_voice(models_file.tts, warmup=warmup)
+        log.info("[tts] %s ready in %.2f s", runtime.voice, took)
     return runtime
 
 

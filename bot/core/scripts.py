@@ -152,6 +152,7 @@ def battle_record(started: BattleStarted, day: str) -> dict[str, str]:
         "audio_format": started.audio_format,
         "audio_seconds": data["audio_seconds"],
         "audio_bytes": data["audio_bytes"],
+        **({"reply_mode": data["reply_mode"]} if "reply_mode" in data else {}),
     }
 
 
@@ -243,6 +244,7 @@ class RecordReply(ScriptCall[Outcome]):
             "now": fmt_time(self.received.at),
             "ok": "1" if result.ok else "0",
             "flag": self.received.error_flag,
+            "leak_flag": self.received.leak_flag,
             "battle_id": result.battle_id,
             **_event_argv(self.received),
         }
@@ -331,6 +333,7 @@ class Vote(ScriptCall[Outcome]):
             "participant": self.voted.participant,
             "winner": self.voted.winner.value,
             "now": fmt_time(self.voted.at),
+            "flags": ",".join(self.voted.flags),
             "battle_id": self.voted.battle_id,
             **_event_argv(self.voted),
         }
@@ -459,6 +462,8 @@ def config_fields(change: ConfigChanged) -> dict[str, str]:
         out["strategy"] = change.strategy.value
     if change.limits is not None:
         out.update(limit_hash_fields(change.limits))
+    if change.replies is not None:
+        out["replies"] = change.replies.value
     return out
 
 

@@ -11,7 +11,7 @@ from bot.core.refusals import refused
 from bot.core.scripts import ChangeConfig, InitConfig
 from contract import keys
 from contract.events import ConfigChanged
-from contract.records import Limits, Strategy, StudyConfig, StudyState
+from contract.records import Limits, ReplyMode, Strategy, StudyConfig, StudyState
 
 # Each limit's allowed range, whatever a client sent (the slash command's bounds are only a
 # client-side hint: a forged interaction can carry any value).
@@ -22,6 +22,10 @@ LIMIT_RANGES: dict[str, tuple[float, float]] = {
     "audio_max_bytes": (1_000, 100_000_000),
     "comment_max_chars": (1, 4000),
     "pair_target": (1, 1_000_000),
+    # 0 turns the fast-vote rule off (for written, or for spoken replies).
+    "fast_vote_chars_per_second": (0, 10_000),
+    "fast_vote_listen_share": (0, 1),
+    "fast_vote_floor_s": (0, 3600),
 }
 
 
@@ -81,6 +85,18 @@ class ConfigStore:
                 "invalid_value", detail=f"Unknown strategy {strategy!r}; strategies: {known}."
             ) from None
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), strategy=valid))
+
+    async def set_replies(self, mode: ReplyMode, by: str) -> StudyConfig:
+        """How replies reach participants from the next battle on (text, speech or both)."""
+        try:
+            replies = ReplyMode(mode)
+        except ValueError:
+            raise refused(
+                "invalid_reply_mode",
+                bad=str(mode),
+                known=", ".join(m.value for m in ReplyMode),
+            ) from None
+        return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), replies=replies))
 
     async def set_roster(self, roster: list[str], by: str) -> StudyConfig:
         models = tuple(sorted(set(roster)))

@@ -168,7 +168,7 @@ class ParleyBot(commands.Bot):
                 sync_commands=functools.partial(self.sync_commands, force=True),
             )
         )
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         # Commands live in the study's guild only: they show up at once (global commands take
         # up to an hour) and nobody outside the study server sees them.
         self.tree.copy_global_to(guild=self.guild_object)
@@ -217,7 +217,7 @@ class ParleyBot(commands.Bot):
         key = keys.commands_synced(self.guild_object.id)
         digest = self.commands_payload_hash()
         stored = await self.redis.get(key)
-        if not force and stored is not None and stored.decode() == digest:
+        if not force and stored == digest.encode():
             log.info("slash commands already synced (version %s)", digest)
             return False
         synced = await self.tree.sync(guild=self.guild_object)
@@ -260,6 +260,7 @@ class ParleyBot(commands.Bot):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.editor.close()
+        await self.listener.close()
         # Thread work uses REST: stop it before discord.py closes its HTTP session.
         await self.threads.close()
         await super().close()

@@ -19,7 +19,7 @@ from bot.discord_app.places import PrivateThreads
 from bot.service import StudyService
 from bot.service.moderation import EXPORT_FORMATS
 from bot.service.outcomes import DesignView, Refusal
-from contract.records import Strategy, StudyState
+from contract.records import ReplyMode, Strategy, StudyState
 from contract.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,24 @@ class Moderator(commands.Cog):
             config = changed
         await self._answer(interaction, f"**Strategy:** {config.strategy.value}")
 
+    @study.command(name="replies", description="Show or set how replies reach participants.")
+    @app_commands.describe(
+        mode="text: written replies; speech: spoken replies to play; both: spoken and written"
+    )
+    @moderator_only()
+    async def replies(
+        self, interaction: discord.Interaction, mode: ReplyMode | None = None
+    ) -> None:
+        if mode is None:
+            config = (await self.moderation.design()).config
+        else:
+            changed = await self.moderation.set_replies(mode, interaction.user.id)
+            if isinstance(changed, Refusal):
+                await self._answer(interaction, changed.message)
+                return
+            config = changed
+        await self._answer(interaction, f"**Replies:** {config.replies.value}")
+
     @study.command(name="limits", description="Show or change quotas and audio limits.")
     @moderator_only()
     async def limits(
@@ -191,6 +209,9 @@ class Moderator(commands.Cog):
         audio_max_bytes: app_commands.Range[int, 1_000, 100_000_000] | None = None,
         comment_max_chars: app_commands.Range[int, 1, 4000] | None = None,
         pair_target: app_commands.Range[int, 1, 1_000_000] | None = None,
+        fast_vote_chars_per_second: app_commands.Range[float, 0, 10_000] | None = None,
+        fast_vote_listen_share: app_commands.Range[float, 0, 1] | None = None,
+        fast_vote_floor_s: app_commands.Range[float, 0, 3600] | None = None,
     ) -> None:
         changes = {
             name: value
@@ -201,6 +222,9 @@ class Moderator(commands.Cog):
                 "audio_max_bytes": audio_max_bytes,
                 "comment_max_chars": comment_max_chars,
                 "pair_target": pair_target,
+                "fast_vote_chars_per_second": fast_vote_chars_per_second,
+                "fast_vote_listen_share": fast_vote_listen_share,
+                "fast_vote_floor_s": fast_vote_floor_s,
             }.items()
             if value is not None
         }

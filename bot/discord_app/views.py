@@ -57,7 +57,7 @@ async def answer_form(
 
 
 class VoteButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.VOTE_TEMPLATE,
 ):
     def __init__(self, battle_id: str, choice: str, *, disabled: bool = False) -> None:
@@ -78,7 +78,7 @@ class VoteButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> VoteButton:
         return cls(match["battle_id"], match["choice"])
 
@@ -156,7 +156,7 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
 
 
 class CommentButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.COMMENT_TEMPLATE,
 ):
     def __init__(self, battle_id: str, *, disabled: bool = False) -> None:
@@ -174,7 +174,7 @@ class CommentButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> CommentButton:
         return cls(match["battle_id"])
 
@@ -206,7 +206,7 @@ def battle_view(battle_id: str, *, votes: bool = True, comment: bool = True) -> 
     return view
 
 
-class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.JOIN_TEMPLATE):
+class JoinButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.JOIN_TEMPLATE):
     """The button on the pinned study message (`/study post`); same as `/join`."""
 
     def __init__(self) -> None:
@@ -220,7 +220,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> JoinButton:
         return cls()
 
@@ -230,7 +230,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.
 
 
 class ConsentButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.CONSENT_TEMPLATE,
 ):
     def __init__(self, version: str, answer: str) -> None:
@@ -247,7 +247,7 @@ class ConsentButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ConsentButton:
         return cls(match["version"], match["answer"])
 
@@ -268,7 +268,9 @@ def consent_view(version: str) -> discord.ui.View:
     return view
 
 
-class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.ABOUT_TEMPLATE):
+class AboutYouButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.ABOUT_TEMPLATE
+):
     """After consent: the optional demographics form, or skip straight to the instructions."""
 
     def __init__(self, action: str) -> None:
@@ -285,7 +287,7 @@ class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> AboutYouButton:
         return cls(match["action"])
 
@@ -307,7 +309,7 @@ def about_you_view() -> discord.ui.View:
 
 
 class WithdrawButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.WITHDRAW_TEMPLATE,
 ):
     """`/withdraw`'s confirmation. The user id in it only checks who clicked; it is theirs."""
@@ -326,7 +328,7 @@ class WithdrawButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> WithdrawButton:
         return cls(int(match["user_id"]), match["action"])
 
@@ -484,11 +486,16 @@ UNKNOWN_BUTTON = (
 EXPIRED_FORM = "Sorry — that form has expired, so nothing was saved. Please open it again."
 
 
+def _custom_id(interaction: discord.Interaction) -> str:
+    data = interaction.data
+    return str(data.get("custom_id", "")) if data is not None else ""
+
+
 def takes_click(interaction: discord.Interaction) -> bool:
     """Whether a dynamic item will answer this click. discord.py runs one only when its
     template fullmatches the custom_id and the message carries that custom_id; anything else
     (a button from an older version of the bot, a forged payload) it drops without an answer."""
-    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    custom_id = _custom_id(interaction)
     if not any(
         item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS
     ):
@@ -511,7 +518,7 @@ async def answer_unhandled(interaction: discord.Interaction) -> None:
     elif interaction.type is discord.InteractionType.modal_submit:
         # Open forms live in this process's memory only (a restart forgets them). A form still
         # open here is being handled now (discord.py stops it only after its on_submit).
-        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        custom_id = _custom_id(interaction)
         if modals.has_open_form(custom_id) or interaction.response.is_done():
             return
         text = EXPIRED_FORM

@@ -24,7 +24,14 @@ from bot.service.outcomes import (
 )
 from bot.service.participants import Participants
 from contract.pairing import neighbour_gaps
-from contract.records import ParticipantStatus, Refused, Strategy, StudyConfig, StudyState
+from contract.records import (
+    ParticipantStatus,
+    Refused,
+    ReplyMode,
+    Strategy,
+    StudyConfig,
+    StudyState,
+)
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
@@ -64,6 +71,20 @@ class Moderation:
     async def set_strategy(self, strategy: Strategy, moderator_id: int) -> StudyConfig | Refusal:
         try:
             return await self.deps.study.set_strategy(strategy, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+
+    async def set_replies(self, mode: ReplyMode, moderator_id: int) -> StudyConfig | Refusal:
+        """Text, speech or both, from the next battle on. Spoken replies need a voice for the
+        text models: the models file's [tts] table."""
+        if ReplyMode(mode).spoken and self.deps.models.tts is None:
+            return Refusal(
+                "no_tts",
+                f"Spoken replies need a voice: the models file ({self.deps.models.path.name}) "
+                "has no [tts] table. See docs/models.md.",
+            )
+        try:
+            return await self.deps.study.set_replies(mode, self._by(moderator_id))
         except Refused as refused:
             return Refusal.of(refused)
 

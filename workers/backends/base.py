@@ -26,6 +26,9 @@ class Answer:
     transcript: str | None = None
     # Seconds. Keys: total, first_token (where known), asr, generate, tokens (count), ...
     timings: dict[str, float] = field(default_factory=dict)
+    # A model that speaks for itself (audio out): its speech, in any container PyAV reads.
+    # Used in reply modes speech/both instead of the study's TTS voicing `reply`.
+    audio: bytes | None = None
 
 
 class BackendError(Exception):
@@ -38,6 +41,9 @@ class BackendError(Exception):
 
 class Backend(Protocol):
     spec: ModelSpec
+
+    def __init__(self, spec: ModelSpec) -> None:
+        """Validate the model's settings; load nothing (the registry builds every backend so)."""
 
     def load(self) -> None:
         """Load weights / open sessions. Called once per worker process."""
