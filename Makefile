@@ -48,12 +48,15 @@ bench: install system-deps
 # code and the vote rules ([tool.mutmut] in pyproject.toml) and runs their tests against each
 # mutant; MUTANTS narrows it (e.g. MUTANTS='analysis.leaderboard*'). Needs a Redis for the
 # core tests (PARLEY_TEST_REDIS_URL, as for `make test`). Results: docs/testing.md.
+# The `mutmut` script, not `python -m mutmut`: run as __main__, mutmut's module would be
+# imported a second time by the mutants (and fail setting its multiprocessing start method);
+# no PYTHONPATH either: mutmut puts mutants/ on the path itself once it exists.
 MUTANTS ?=
 mutation: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[mutation]"
 	rm -rf mutants
-	PYTHONPATH=$(CURDIR)/mutants $(PY) -m mutmut run --max-children 2 $(MUTANTS)
-	$(PY) -m mutmut results
+	$(VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache mutants

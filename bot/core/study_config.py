@@ -70,6 +70,10 @@ class ConfigStore:
             raise refused(
                 "invalid_value", detail=f"Unknown state {state!r}; states: {known}."
             ) from None
+        if valid is StudyState.OPEN:
+            roster = (await self.config()).roster
+            if len(roster) < 2:
+                raise refused("roster_invalid", detail=_too_few(roster, "open the study"))
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), state=valid))
 
     async def set_strategy(self, strategy: Strategy, by: str) -> StudyConfig:
@@ -100,6 +104,9 @@ class ConfigStore:
         unknown = [m for m in models if m not in known]
         if unknown:
             raise refused("unknown_model", bad=", ".join(unknown), known=", ".join(known))
+        if len(models) < 2:
+            # A battle pairs two models: a smaller roster would silently take no rounds.
+            raise refused("roster_invalid", detail=_too_few(models, "set the roster"))
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), roster=models))
 
     async def set_limits(self, by: str, **fields: Any) -> StudyConfig:
@@ -123,3 +130,11 @@ class ConfigStore:
         if not fields:
             return await self.config()
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), limits=dict(fields)))
+
+
+def _too_few(roster: tuple[str, ...], action: str) -> str:
+    has = ", ".join(f"`{m}`" for m in roster) if roster else "no models"
+    return (
+        f"Cannot {action}: a battle needs two models and the roster has {has}. "
+        "Set at least two with `/study models`."
+    )

@@ -16,11 +16,13 @@ from tests.workers.conftest import write_models
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_try(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_try(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workers.try", *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -78,6 +80,24 @@ def test_plain_output(models: Path, clip: Path, fake_api: FakeApiServer) -> None
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"reply: {FakeApiServer.reply_for(2.4, 0)}" in done.stdout
+
+
+def test_key_in_dot_env_is_seen(
+    models: Path, clip: Path, fake_api: FakeApiServer, tmp_path: Path
+) -> None:
+    """The key in .env of the working directory, as every setting, with none exported."""
+    workdir = tmp_path / "study"
+    workdir.mkdir()
+    (workdir / ".env").write_text(f"OPENAI_API_KEY={fake_api.api_key}\n", "utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.try", "--models", str(models), "--model", "gpt",
+         str(clip), "--json"],
+        cwd=workdir, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reply"] == FakeApiServer.reply_for(2.4, 0)
 
 
 def test_unknown_model_lists_known_ids(models: Path, clip: Path) -> None:
