@@ -35,10 +35,18 @@ class ModelSpec:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+# Backends that can transcribe a clip on their own (`transcribe(audio) -> str`): the study's
+# ASR for turn transcripts and voice reasons is one of these.
+ASR_BACKENDS = ("asr_pipeline",)
+
+
 @dataclass(frozen=True)
 class ModelsFile:
     path: Path
     models: dict[str, ModelSpec]
+    # The study's ASR: `[asr] model = "<id>"`, else the first model with an ASR backend; None
+    # when the file has none (voice reasons are then refused, turns use the sides' own ASR).
+    asr_model: str | None = None
 
     def get(self, model_id: str) -> ModelSpec:
         try:
@@ -93,4 +101,20 @@ def load_models_file(path: Path | str) -> ModelsFile:
             backend=backend,
             settings=dict(settings),
         )
-    return ModelsFile(path=path, models=models)
+    return ModelsFile(path=path, models=models, asr_model=_asr_model(path, data, models))
+
+
+def _asr_model(path: Path, data: dict[str, Any], models: dict[str, ModelSpec]) -> str | None:
+    table = data.get("asr")
+    if table is None:
+        return next((m for m, spec in models.items() if spec.backend in ASR_BACKENDS), None)
+    if not isinstance(table, dict) or set(table) != {"model"}:
+        raise ModelsFileError(f'{path}: [asr] must hold exactly one key, model = "<model id>"')
+    model_id = table["model"]
+    spec = models.get(model_id) if isinstance(model_id, str) else None
+    if spec is None or spec.backend not in ASR_BACKENDS:
+        raise ModelsFileError(
+            f"{path}: [asr] model {model_id!r} must be a model of this file with a backend that "
+            f"transcribes ({', '.join(ASR_BACKENDS)})"
+        )
+    return model_id

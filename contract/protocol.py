@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 JOB_FUNCTION = "workers.jobs.answer"
+TRANSCRIBE_FUNCTION = "workers.jobs.transcribe"
 
 Side = Literal["a", "b"]
 ErrorKind = Literal["transient", "permanent", "timeout", "bad_audio"]
@@ -34,6 +35,7 @@ class JobRequest:
     # Earlier turns of the same conversation, [{"role": "user"|"assistant", "content": str}].
     history: list[dict[str, str]] = field(default_factory=list)
     enqueued_at: float = 0.0
+    turn: int = 1  # which turn of the battle this answers; the result carries it back
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +59,7 @@ class ResultMessage:
     job_id: str | None = None
     worker: str | None = None
     finished_at: float = 0.0
+    turn: int = 1
 
     @property
     def ok(self) -> bool:
@@ -71,6 +74,57 @@ class ResultMessage:
         raw = fields.get("data", fields.get(b"data"))
         if raw is None:
             raise ValueError(f"result message without a 'data' field: {sorted(map(str, fields))}")
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        return cls(**json.loads(raw))
+
+
+TranscribePurpose = Literal["turn", "reason"]
+
+
+@dataclass(frozen=True)
+class TranscribeRequest:
+    """A job for the study's ASR (`TRANSCRIBE_FUNCTION` on the queue of the models file's ASR
+    model): the words of one turn's clip (for the models' histories) or of a voice reason."""
+
+    battle_id: str
+    purpose: TranscribePurpose
+    model_id: str
+    audio_key: str
+    audio_format: str
+    max_audio_seconds: float
+    turn: int = 1
+    enqueued_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscribeRequest:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TranscriptMessage:
+    """The ASR's answer, on `keys.TRANSCRIPTS_STREAM`: `text`, or `error` when it failed."""
+
+    battle_id: str
+    purpose: TranscribePurpose
+    turn: int
+    text: str | None
+    model_id: str
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_fields(self) -> dict[str, str]:
+        return {"data": json.dumps(asdict(self), ensure_ascii=False)}
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> TranscriptMessage:
+        raw = fields.get("data", fields.get(b"data"))
+        if raw is None:
+            names = sorted(map(str, fields))
+            raise ValueError(f"transcript message without a 'data' field: {names}")
         if isinstance(raw, bytes):
             raw = raw.decode()
         return cls(**json.loads(raw))

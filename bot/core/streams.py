@@ -6,7 +6,7 @@ import json
 
 import redis.asyncio as aioredis
 
-from contract.keys import PARTIALS_STREAM, RESULTS_STREAM
+from contract.keys import PARTIALS_STREAM, RESULTS_STREAM, TRANSCRIPTS_STREAM
 
 _BATCH = 500
 
@@ -14,7 +14,7 @@ _BATCH = 500
 async def scrub_streams(redis: aioredis.Redis, battle_ids: set[str]) -> int:
     """Delete worker results and partial replies of these battles; returns how many went."""
     deleted = 0
-    for stream in (RESULTS_STREAM, PARTIALS_STREAM):
+    for stream in (RESULTS_STREAM, PARTIALS_STREAM, TRANSCRIPTS_STREAM):
         start = "-"
         while True:
             entries = await redis.xrange(stream, min=start, count=_BATCH)
