@@ -48,7 +48,7 @@ import redis
 from redis.exceptions import RedisError
 
 from contract import heartbeat, keys, queueing
-from contract.keys import RESULTS_STREAM, audio_key
+from contract.keys import RESULTS_STREAM, turn_audio_key
 from contract.protocol import ErrorKind, JobRequest, ResultMessage
 from contract.queueing import JobSnapshot, JobState
 from contract.records import Battle, BattleStatus
@@ -369,9 +369,11 @@ class Sweeper:
             battle_id=battle.battle_id,
             side=side,  # type: ignore[arg-type]
             model_id=battle.model_a if side == "a" else battle.model_b,
-            audio_key=audio_key(battle.battle_id),
+            audio_key=turn_audio_key(battle.battle_id, battle.turn),
             audio_format=fmt,
             max_audio_seconds=max_audio_seconds,
+            history=battle.history(side),
+            turn=battle.turn,
         )
 
     def _retire(self, job: JobSnapshot | None, reason: str) -> None:
@@ -396,5 +398,6 @@ class Sweeper:
             job_id=attempt.job_id,
             worker=SWEEPER_NAME,
             finished_at=now,
+            turn=battle.turn,
         )
         self.conn.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
