@@ -26,6 +26,8 @@ import pyarrow.csv as pacsv
 import redis.asyncio as aioredis
 
 from bot.core import Participant, Study, connect, iter_battle_records, iter_participants
+from bot.core.codec import battle_from_hash
+from contract.records import Battle
 from contract.settings import SettingsError, load_settings
 
 BATTLE_COLUMNS = [
@@ -57,6 +59,12 @@ BATTLE_COLUMNS = [
     "comment",
     "n_comments",
     "flags",
+    "conversation_a",  # JSON [{"role", "content"}, ...]: every turn, this side's replies only
+    "conversation_b",
+    "latencies_a",  # JSON list: each turn's reply latency (s), oldest first
+    "latencies_b",
+    "loss_reason",  # understanding | content | speech_quality | too_slow | other | null
+    "voice_reason",  # the spoken reasons, as the study's ASR wrote them down
 ]
 PARTICIPANT_COLUMNS = [
     "participant",
@@ -84,11 +92,14 @@ def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
     a = json.loads(record["reply_a"]) if record.get("reply_a") else {}
     b = json.loads(record["reply_b"]) if record.get("reply_b") else {}
     timings_a, timings_b = a.get("timings") or {}, b.get("timings") or {}
-    comments = [
-        json.loads(record[f"comment:{i}"])["text"]
+    stored = [
+        json.loads(record[f"comment:{i}"])
         for i in range(1, int(record.get("n_comments", "0")) + 1)
         if f"comment:{i}" in record
     ]
+    comments = [c["text"] for c in stored]
+    voice = [c["text"] for c in stored if c.get("source") == "voice"]
+    battle = battle_from_hash(record)
     created_at = float(record["created_at"])
     voted_at = _float(record.get("voted_at"))
     return {
@@ -100,8 +111,8 @@ def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
         "winner": record.get("winner") or None,
         "status": record["status"],
         "strategy": record["strategy"],
-        # Battles are single-turn: one question, two replies, one vote.
-        "turn": 1,
+        # Turns of the conversation; reply_*, transcript*, latency_* hold the last one's.
+        "turn": battle.turn,
         "created_at": created_at,
         "answered_at": _float(record.get("answered_at")),
         "voted_at": voted_at,
@@ -122,7 +133,20 @@ def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
         "comment": "\n\n".join(comments) or None,
         "n_comments": len(comments),
         "flags": record.get("flags", ""),
+        "conversation_a": json.dumps(battle.conversation("a"), ensure_ascii=False),
+        "conversation_b": json.dumps(battle.conversation("b"), ensure_ascii=False),
+        "latencies_a": json.dumps(_latencies(battle, "a")),
+        "latencies_b": json.dumps(_latencies(battle, "b")),
+        "loss_reason": record.get("loss_reason") or None,
+        "voice_reason": "\n\n".join(voice) or None,
     }
+
+
+def _latencies(battle: Battle, side: str) -> list[float | None]:
+    return [
+        (reply.timings.get("total") if (reply := turn.replies.get(side)) else None)
+        for turn in battle.turns
+    ]
 
 
 def _float(value: str | None) -> float | None:

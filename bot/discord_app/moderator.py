@@ -183,6 +183,7 @@ class Moderator(commands.Cog):
         audio_max_bytes: app_commands.Range[int, 1_000, 100_000_000] | None = None,
         comment_max_chars: app_commands.Range[int, 1, 4000] | None = None,
         pair_target: app_commands.Range[int, 1, 1_000_000] | None = None,
+        max_turns: app_commands.Range[int, 1, 50] | None = None,
     ) -> None:
         changes = {
             name: value
@@ -193,6 +194,7 @@ class Moderator(commands.Cog):
                 "audio_max_bytes": audio_max_bytes,
                 "comment_max_chars": comment_max_chars,
                 "pair_target": pair_target,
+                "max_turns": max_turns,
             }.items()
             if value is not None
         }
