@@ -69,8 +69,14 @@ class VoteButton(
             return
         rendered = _reveal_message(outcome)
         await interaction.response.edit_message(
-            content=rendered.content, view=revealed_view(outcome.battle)
+            content=rendered.content,
+            view=revealed_view(outcome.battle, voice_reason=_has_asr(interaction)),
         )
+
+
+def _has_asr(interaction: discord.Interaction) -> bool:
+    """Voice reasons need the study's ASR (the models file's `asr_model`)."""
+    return parley(interaction).service.deps.models.asr_model is not None
 
 
 def _reveal_message(reveal: Reveal) -> render.RenderedBattle:
@@ -103,7 +109,8 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
         return
     rendered = _reveal_message(reveal)
     try:
-        await message.edit(content=rendered.content, view=revealed_view(reveal.battle))
+        view = revealed_view(reveal.battle, voice_reason=_has_asr(interaction))
+        await message.edit(content=rendered.content, view=view)
     except discord.HTTPException as exc:
         log.warning("could not show the reveal of battle %s: %s", battle_id, exc)
 
@@ -187,7 +194,7 @@ class LossReasonSelect(
             await tell(interaction, outcome.message)
             return
         label = render.LOSS_REASON_LABELS[outcome.reason]
-        await tell(interaction, f"Thanks — noted: “{label}”.")
+        await tell(interaction, f"Thanks — Noted: “{label}”.")
 
 
 class VoiceReasonButton(
