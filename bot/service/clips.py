@@ -90,7 +90,8 @@ class ClipIntake:
 
         In `place` (the DM or thread it came in) the clip is, in this order: the spoken reason
         for a vote the participant asked to give one for; the next turn of their unvoted battle
-        there; else a new battle (quota and rate rules apply only to that)."""
+        there, while it has fewer than `max_turns` turns; else a new battle (quota and rate
+        rules apply only to that)."""
         study = self.deps.study
         if not attachments:
             participant = await study.participant(user_id)
@@ -98,15 +99,19 @@ class ClipIntake:
         clip = first_audio(attachments)
         if clip is None:
             return NotAudio(attachments[0].filename)
+        limits = (await study.config()).limits
         reason_for = continues = None
         if place is not None:
             reason_for = await study.awaited_reason(user_id, place)
+            open_battle = None
             if reason_for is None:
                 open_battle = await study.open_battle_in(user_id, place)
-                if open_battle is not None and open_battle.status is BattleStatus.QUEUED:
+            # A battle at its turn limit takes no more turns: the message starts a new battle
+            # (the old one keeps its vote buttons), so max_turns 1 is one battle per message.
+            if open_battle is not None and open_battle.turn < limits.max_turns:
+                if open_battle.status is BattleStatus.QUEUED:
                     return StillAnswering(open_battle.battle_id)
-                if open_battle is not None:
-                    continues = open_battle.battle_id
+                continues = open_battle.battle_id
         if reason_for is None and continues is None:
             try:
                 await study.check_eligibility(user_id)
@@ -117,7 +122,6 @@ class ClipIntake:
         participant = await study.participant(user_id)
         if participant is not None and participant.consent_version != current:
             return ConsentOutdated(current)
-        limits = (await study.config()).limits
         if clip.size > limits.audio_max_bytes:
             return TooBig(clip.size, limits.audio_max_bytes)
         return Admitted(
