@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.bradley_terry import TieMode
+from analysis.bradley_terry import TieMode, to_elo
 from analysis.filters import FilterConfig, Filtered, apply_filters
-from analysis.pairs import count_pairs, participant_counts
+from analysis.pairs import PairCounts, count_pairs, participant_counts
+from analysis.quality import anomalous_participants, participant_quality
 from analysis.ratings import Ratings, fit_ratings
 from analysis.signature import Signature
 from analysis.style import StyleFit, fit_style, parse_style
@@ -47,6 +49,8 @@ class RatedStudy:
     options: RatingOptions
     raw_ratings: Ratings | None = None  # without style control, when `ratings` has it
     style: StyleFit | None = None
+    # Warnings raised while fitting (e.g. a fit that did not converge), for the report.
+    warnings: tuple[str, ...] = ()
 
     @property
     def battles(self) -> pd.DataFrame:
@@ -62,40 +66,20 @@ def rate_battles(
 ) -> RatedStudy:
     filters = filters if filters is not None else FilterConfig()
     options = options if options is not None else RatingOptions()
+    if filters.exclude_anomalous:
+        filters = _with_anomalous_excluded(battles, filters, options)
     filtered = apply_filters(battles, filters)
     if filtered.battles.empty:
         raise ValueError(
             f"no battles left after the filters ({filtered.signature_part}) out of {len(battles)}"
         )
     pairs = count_pairs(filtered.battles)
-    by_person = options.resample == "participants"
-    ratings = fit_ratings(
-        pairs,
-        ties=options.ties,
-        bothbad_as_tie=options.bothbad_as_tie,
-        rounds=options.rounds,
-        rng=np.random.default_rng(options.seed),
-        seed=options.seed,
-        alpha=options.alpha,
-        progress=progress,
-        participants=participant_counts(filtered.battles, pairs)[0] if by_person else None,
-    )
-    raw, style = None, None
-    if options.style:
-        style = fit_style(
-            filtered.battles,
-            pairs.models,
-            options.style,
-            ties=options.ties,
-            bothbad_as_tie=options.bothbad_as_tie,
-            rounds=options.rounds,
-            rng=np.random.default_rng(options.seed),
-            participants=by_person,
-        )
-        raw = ratings
-        ratings = dataclasses.replace(
-            ratings, theta=style.theta, boot_theta=style.boot_theta, log_nu=None
-        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ratings, raw, style = _fit(filtered.battles, pairs, options, progress)
+    for warning in caught:
+        # Still shown where they were raised (stderr), and kept for the report.
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     signature = Signature(
         votes=len(filtered.battles),
         filters=filtered.signature_part,
@@ -113,7 +97,41 @@ def rate_battles(
         options=options,
         raw_ratings=raw,
         style=style,
+        warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
     )
+
+
+def _fit(
+    battles: pd.DataFrame, pairs: PairCounts, options: RatingOptions, progress: bool
+) -> tuple[Ratings, Ratings | None, StyleFit | None]:
+    by_person = options.resample == "participants"
+    ratings = fit_ratings(
+        pairs,
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=options.rounds,
+        rng=np.random.default_rng(options.seed),
+        seed=options.seed,
+        alpha=options.alpha,
+        progress=progress,
+        participants=participant_counts(battles, pairs)[0] if by_person else None,
+    )
+    if not options.style:
+        return ratings, None, None
+    style = fit_style(
+        battles,
+        pairs.models,
+        options.style,
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=options.rounds,
+        rng=np.random.default_rng(options.seed),
+        participants=by_person,
+    )
+    styled = dataclasses.replace(
+        ratings, theta=style.theta, boot_theta=style.boot_theta, log_nu=None
+    )
+    return styled, ratings, style
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, signature: Signature) -> Path:
@@ -133,3 +151,29 @@ def write_signature(out_dir: Path, signature: Signature) -> Path:
     path = out_dir / "signature.txt"
     path.write_text(str(signature) + "\n")
     return path
+
+
+def _with_anomalous_excluded(
+    battles: pd.DataFrame, filters: FilterConfig, options: RatingOptions
+) -> FilterConfig:
+    """The filters plus the participants analysis.quality finds anomalous against a first
+    point fit (no bootstrap) on the battles the other filters keep."""
+    first = apply_filters(battles, dataclasses.replace(filters, exclude_anomalous=False))
+    pairs = count_pairs(first.battles)
+    fit = fit_ratings(
+        pairs,
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=0,
+        rng=np.random.default_rng(options.seed),
+        seed=options.seed,
+        alpha=options.alpha,
+    )
+    elo = dict(zip(fit.models, to_elo(fit.theta), strict=True))
+    quality = participant_quality(first.battles, elo)
+    return dataclasses.replace(
+        filters,
+        exclude_anomalous=False,
+        exclude_participants=filters.exclude_participants | anomalous_participants(quality),
+        exclude_reason="anomalous",
+    )

@@ -57,6 +57,13 @@ class Limits:
     # Turns per battle: the participant's next voice message in the same place continues an
     # unvoted battle until it has this many turns (1: every message starts a new battle).
     max_turns: int = 4
+    # A vote sooner after both replies were shown than the time to read them at this speed
+    # (characters per second; 50 is skimming pace) is flagged `fast_vote`; 0 turns it off.
+    fast_vote_chars_per_second: float = 50.0
+    # Spoken replies: sooner than this share of their summed durations is a fast vote.
+    fast_vote_listen_share: float = 0.5
+    # Never less than this (seconds), however short the replies.
+    fast_vote_floor_s: float = 1.0
 
 
 @dataclass(frozen=True)

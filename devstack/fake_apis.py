@@ -34,8 +34,11 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     # For a streamed answer: after the first two events (role, first text), send an error
-    # event ("error") or drop the connection ("cut").
+    # event ("error"), an event that is not JSON ("garbage") or drop the connection ("cut").
     stream_fault: str | None = None
+
+
+GARBAGE_EVENT = "my secret reply: the patient's name is Ada {not json"
 
 
 def openai_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
@@ -76,6 +79,9 @@ class FakeApiServer:
         self.script: list[Behaviour] = []
         self.slow_models: dict[str, float] = {}
         self.broken_models: set[str] = set()
+        # Served model -> the reply it gives instead of `reply_for` (hostile markdown, a model
+        # naming itself, ...).
+        self.replies: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         self._stream_fault: str | None = None
         self.port = free_port()
@@ -178,6 +184,10 @@ class FakeApiServer:
                 error = {"error": {"message": "The server had an error", "type": "server_error"}}
                 await response.write(f"data: {json.dumps(error)}\n\n".encode())
                 break
+            if i == 2 and fault == "garbage":
+                # A broken event whose text is reply content (must never reach an error text).
+                await response.write(f"data: {GARBAGE_EVENT}\n\n".encode())
+                break
             if i == 2 and fault == "cut" and request.transport is not None:
                 request.transport.close()
                 return response
@@ -264,7 +274,7 @@ class FakeApiServer:
         if broken is not None:
             return broken
         history = sum(1 for m in messages if m["role"] in ("user", "assistant")) - 1
-        text = self.reply_for(seconds, history)
+        text = self.replies.get(model) or self.reply_for(seconds, history)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -387,7 +397,7 @@ class FakeApiServer:
             )
         if name == "blocked-model":
             return web.json_response({"promptFeedback": {"blockReason": "SAFETY"}})
-        text = self.reply_for(seconds, len(contents) - 1)
+        text = self.replies.get(name) or self.reply_for(seconds, len(contents) - 1)
         usage = {
             "promptTokenCount": 10,
             "candidatesTokenCount": len(text.split()),

@@ -37,6 +37,7 @@ _MESSAGES = {
     "unknown_reason": "Unknown reason {reason!r}; choose one of: {known}.",
     "no_asr": "This study takes reasons as text only: please use “Add a comment”.",
     "reason_expired": "I was no longer waiting for a reason for that round; nothing was kept.",
+    "invalid_value": "{detail}",
 }
 
 

@@ -16,7 +16,7 @@ import discord
 
 from bot.discord_app import custom_ids, modals, render
 from bot.discord_app.client import parley
-from bot.discord_app.common import polite, tell
+from bot.discord_app.common import NO_MENTIONS, polite, tell
 from bot.service.outcomes import (
     Agreed,
     CommentForm,
@@ -71,6 +71,7 @@ class VoteButton(
         await interaction.response.edit_message(
             content=rendered.content,
             view=revealed_view(outcome.battle, voice_reason=_has_asr(interaction)),
+            allowed_mentions=NO_MENTIONS,
         )
 
 
@@ -109,8 +110,11 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
         return
     rendered = _reveal_message(reveal)
     try:
-        view = revealed_view(reveal.battle, voice_reason=_has_asr(interaction))
-        await message.edit(content=rendered.content, view=view)
+        await message.edit(
+            content=rendered.content,
+            view=revealed_view(reveal.battle, voice_reason=_has_asr(interaction)),
+            allowed_mentions=NO_MENTIONS,
+        )
     except discord.HTTPException as exc:
         log.warning("could not show the reveal of battle %s: %s", battle_id, exc)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -145,24 +147,51 @@ async def test_roster_changes_and_needs_two_models(study: Study, clock: Clock) -
 
 async def test_audio_limits(study: Study) -> None:
     await study.consent(1, "1")
-    await study.set_limits("mod", audio_max_seconds=10.0, audio_max_bytes=100)
+    await study.set_limits("mod", audio_max_seconds=10.0, audio_max_bytes=1_000)
     with pytest.raises(Refused) as info:
         await study.start_battle(1, b"x" * 50, 11.0, "ogg")
     assert info.value.code == "audio_too_long"
     with pytest.raises(Refused) as info:
-        await study.start_battle(1, b"x" * 101, 5.0, "ogg")
+        await study.start_battle(1, b"x" * 1_001, 5.0, "ogg")
     assert info.value.code == "audio_too_large"
     with pytest.raises(ValueError, match="audio format"):
         await study.start_battle(1, b"x", 1.0, "../../etc/passwd")
 
 
 async def test_limits_are_validated(study: Study) -> None:
-    for bad in ({"daily_quota": -1}, {"daily_quota": 2.5}, {"nonsense": 3}, {"pair_target": True}):
+    forged = (
+        {"daily_quota": 10**12},
+        {"audio_max_seconds": 0.0},
+        {"audio_max_seconds": 86_400.0},
+        {"audio_max_bytes": 10**10},
+        {"comment_max_chars": 0},
+        {"min_seconds_between": float("inf")},
+        {"min_seconds_between": float("nan")},
+        {"pair_target": 0},
+    )
+    for bad in (
+        {"daily_quota": -1},
+        {"daily_quota": 2.5},
+        {"nonsense": 3},
+        {"pair_target": True},
+        *forged,
+    ):
         with pytest.raises(Refused) as info:
             await study.set_limits("mod", **bad)
         assert info.value.code == "invalid_limit"
     config = await study.set_limits("mod", daily_quota=5, min_seconds_between=2.5)
     assert (config.limits.daily_quota, config.limits.min_seconds_between) == (5, 2.5)
+
+
+async def test_forged_strategy_and_state_are_refused_politely(study: Study) -> None:
+    for call in (
+        study.set_strategy("thompson", by="mod"),  # type: ignore[arg-type]
+        study.set_state("half-open", by="mod"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(Refused) as info:
+            await call
+        assert info.value.code == "invalid_value"
+        assert "'thompson'" in info.value.message or "'half-open'" in info.value.message
 
 
 async def test_balanced_strategy_fills_pairs_evenly(study: Study, clock: Clock) -> None:
@@ -198,7 +227,7 @@ async def test_record_reply_is_idempotent_and_answers(study: Study, clock: Clock
     assert changed
     assert b.status is BattleStatus.ANSWERED
     assert b.answered_at == T0 + 4
-    assert b.replies["b"].text == f"hi from {battle.model_b}"
+    assert b.replies["b"].text == "hi on side b"
     assert b.replies["a"].transcript == "what is the weather"
     assert b.replies["a"].timings == {"total": 1.5, "first_token": 0.4}
     _, changed = await study.record_reply(result_for(battle, "b"))
@@ -269,3 +298,27 @@ async def test_events_record_the_lifecycle(
     await study.comment(1, battle.battle_id, "nice")
     types = [f[b"type"].decode() for _, f in await redis_client.xrange(keys.EVENTS)]
     assert types == ["consent", "config", "battle_started", "reply", "reply", "vote", "comment"]
+
+
+async def test_a_reply_naming_a_model_is_stored_masked_and_flagged(
+    study: Study, clock: Clock, redis_client: aioredis.Redis
+) -> None:
+    await study.consent(1, "1")
+    battle = await study.start_battle(1, AUDIO, 1.0, "ogg")
+    other = "alpha" if battle.model_a != "alpha" else "beta"
+    named = dataclasses.replace(
+        result_for(battle, "a"), reply=f"I am {battle.model_a.upper()}, unlike {other}."
+    )
+    b, _ = await study.record_reply(named)
+    assert b.replies["a"].text == "I am [name hidden], unlike [name hidden]."
+    assert b.flags == ("identity_leak",)
+    b, _ = await study.record_reply(result_for(battle, "b"))
+    assert b.replies["b"].text == "hi on side b"  # a clean reply is kept as written
+    assert b.flags == ("identity_leak",)
+    assert b.status is BattleStatus.ANSWERED
+    # The stored event holds the masked text too, and which models were named.
+    events = [f for _, f in await redis_client.xrange(keys.EVENTS) if f[b"type"] == b"reply"]
+    first = json.loads(events[0][b"data"])
+    assert first["reply"] == b.replies["a"].text
+    assert first["named"] == sorted({battle.model_a, other})
+    assert battle.model_a.upper().encode() not in events[0][b"data"]

@@ -52,9 +52,12 @@ async def test_a_second_turn_keeps_each_sides_own_conversation(
     # Each model hears its own replies only; the user's words come from the sides' ASR text.
     assert battle.history("a") == [
         {"role": "user", "content": "what is the weather"},
-        {"role": "assistant", "content": "Paris from " + battle.model_a},
+        {"role": "assistant", "content": result_for(battle, "a", reply="Paris").reply},
     ]
-    assert battle.history("b")[1] == {"role": "assistant", "content": "Lyon from " + battle.model_b}
+    assert battle.history("b")[1] == {
+        "role": "assistant",
+        "content": result_for(battle, "b", reply="Lyon").reply,
+    }
     # The study ASR's transcript, where it ran, is what the histories quote.
     assert await study.record_transcript(battle_id, 1, "Capital of France?")
     battle = await study.battle(battle_id)
@@ -72,9 +75,9 @@ async def test_a_second_turn_keeps_each_sides_own_conversation(
     assert remaining == 19  # quotas count battles, not turns
     assert [m["content"] for m in voted.conversation("b")] == [
         "Capital of France?",
-        "Lyon from " + battle.model_b,
+        result_for(battle, "b", reply="Lyon").reply,
         "what is the weather",
-        "Bonn from " + battle.model_b,
+        result_for(battle, "b", reply="Bonn").reply,
     ]
     row = (await battle_rows(study))[0]
     assert row["turn"] == 2
