@@ -130,8 +130,9 @@ def battle_row(
         "voted_at": voted_at,
         "vote_delay_s": _float(record.get("vote_delay_s")),
         "audio_seconds": float(record["audio_seconds"]),
-        # Both sides hear the same audio; take whichever side has ASR text.
-        "transcript": a.get("transcript") or b.get("transcript"),
+        # The last turn's words: the study ASR's transcript of the clip where it ran (battles with
+        # no ASR-pipeline side), else whichever side transcribed the clip itself.
+        "transcript": _study_transcript(battle) or a.get("transcript") or b.get("transcript"),
         "transcript_a": a.get("transcript"),
         "transcript_b": b.get("transcript"),
         "reply_a": a.get("text"),
@@ -155,6 +156,10 @@ def battle_row(
         "loss_reason": record.get("loss_reason") or None,
         "voice_reason": "\n\n".join(voice) or None,
     }
+
+
+def _study_transcript(battle: Battle) -> str | None:
+    return battle.turns[-1].transcript if battle.turns else None
 
 
 def _latencies(battle: Battle, side: str) -> list[float | None]:

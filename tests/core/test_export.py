@@ -170,3 +170,23 @@ async def test_static_names_exported_per_battle(
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(csv_out).set_index("battle_id")
     assert frame.loc[ids["voted"], "static_name_a"] == f"{voted.model_a} static"
+
+
+async def test_the_study_asr_transcript_is_the_battles_transcript(
+    study: Study, clock: Clock, tmp_path: Path
+) -> None:
+    """A battle whose sides transcribe nothing (audio LMs, API models) gets the study ASR's text
+    of the clip, exported as `transcript` (what the topics read); a side's own ASR text is used
+    where the study ASR did not run."""
+    battle = await answered_battle(study, clock, user=DISCORD_ID)
+    assert await study.record_transcript(battle.battle_id, 1, "what is the capital of france")
+    out = tmp_path / "battles.csv"
+    await export_battles(study, out)
+    row = pd.read_csv(out).iloc[0]
+    assert row["transcript"] == "what is the capital of france"
+    assert row["transcript_a"] == "what is the weather"  # the side's own, kept apart
+
+    other = await answered_battle(study, clock, user=DISCORD_ID + 1)
+    await export_battles(study, out)
+    rows = pd.read_csv(out).set_index("battle_id")
+    assert rows.loc[other.battle_id, "transcript"] == "what is the weather"
