@@ -38,6 +38,8 @@ class BackendError(Exception):
 
 class Backend(Protocol):
     spec: ModelSpec
+    # A backend whose `answer` may run in several threads at once says so with a class
+    # attribute `concurrent = True` (read with getattr: the default is one job at a time).
 
     def load(self) -> None:
         """Load weights / open sessions. Called once per worker process."""
