@@ -10,57 +10,19 @@ across jobs in this process.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from contract.modelsfile import ModelsFile
-from workers.backends.base import Backend
+from workers.backends.base import Backend, ModelGuard
 from workers.backends.registry import build_backend, select_models
 
 if TYPE_CHECKING:
     from workers.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
-
-# How long one try to take a model's guard lasts (see ModelGuard.__enter__).
-GUARD_POLL_S = 0.05
-
-
-class ModelGuard:
-    """Lets one job at a time into a backend that cannot take two at once.
-
-    A backend says it can (`concurrent = True`: the API backends, whose servers batch; the
-    pipeline, which guards its own local stages); every other one (in-process transformers
-    models: one static KV cache, one set of compiled graphs) gets a lock. With one job in flight
-    per worker the lock is never contended."""
-
-    def __init__(self, concurrent: bool) -> None:
-        self._lock = None if concurrent else threading.Lock()
-
-    @property
-    def exclusive(self) -> bool:
-        return self._lock is not None
-
-    def __enter__(self) -> None:
-        if self._lock is None:
-            return
-        # In short tries: a job timeout in a slot thread is an exception raised asynchronously
-        # in that thread, delivered between bytecodes, never inside one long blocking acquire.
-        while not self._lock.acquire(timeout=GUARD_POLL_S):
-            pass
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._lock is not None:
-            self._lock.release()
 
 
 @dataclass

@@ -23,7 +23,7 @@ from contract.queueing import SLOT_SEPARATOR, enqueue_answer, slot_name
 from devstack.fake_apis import FakeApiServer
 from tests.workers.conftest import write_models
 from tests.workers.test_rq_roundtrip import read_results, start_worker, wait_for
-from workers.runtime import ModelGuard
+from workers.backends.base import ModelGuard
 
 LATENCY_S = 1.0
 

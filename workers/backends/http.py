@@ -245,15 +245,43 @@ class ApiClient:
     ) -> dict[str, Any]:
         return await self._request("POST", url, payload, headers)
 
+    async def post_multipart(
+        self,
+        url: str,
+        fields: Mapping[str, str],
+        files: Mapping[str, tuple[str, bytes, str]],
+        headers: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """POST a multipart/form-data body (`files`: field -> (filename, bytes, content type)),
+        as OpenAI's `/audio/transcriptions` takes it; the JSON answer."""
+
+        def form() -> aiohttp.FormData:
+            # A FormData is consumed by one request: each attempt builds its own.
+            data = aiohttp.FormData()
+            for name, value in fields.items():
+                data.add_field(name, value)
+            for name, (filename, content, content_type) in files.items():
+                data.add_field(name, content, filename=filename, content_type=content_type)
+            return data
+
+        return await self._request("POST", url, None, headers, form=form)
+
     async def _request(
-        self, method: str, url: str, payload: dict[str, Any] | None, headers: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        payload: dict[str, Any] | None,
+        headers: Mapping[str, str],
+        *,
+        form: Callable[[], aiohttp.FormData] | None = None,
     ) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
 
         async def once() -> dict[str, Any]:
+            body_args: dict[str, Any] = {"data": form()} if form is not None else {"json": payload}
             try:
                 async with self._session_for_loop().request(
-                    method, url, json=payload, headers=dict(headers), timeout=timeout
+                    method, url, headers=dict(headers), timeout=timeout, **body_args
                 ) as response:
                     await self._check(response)
                     body = await response.read()
