@@ -116,11 +116,11 @@ def test_transient_errors_are_retried_and_permanent_ones_named(vllm_fake: FakeAp
     vllm_fake.script = [Behaviour(503)]  # the transcription fails once, then works
     assert backend.answer(tone(1.0), []).reply
     vllm_fake.script = [Behaviour(503), Behaviour(503)]
-    with pytest.raises(BackendError, match="ASR stage.*HTTP 503") as failed:
+    with pytest.raises(BackendError, match=r"ASR stage.*HTTP 503") as failed:
         backend.answer(tone(1.0), [])
     assert failed.value.transient
     vllm_fake.broken_models.add(LLM)
-    with pytest.raises(BackendError, match="LLM stage.*HTTP 400: The model crashed") as broken:
+    with pytest.raises(BackendError, match=r"LLM stage.*HTTP 400: The model crashed") as broken:
         backend.answer(tone(1.0), [])
     assert not broken.value.transient
     backend.close()
