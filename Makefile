@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= bot,worker,analysis,topics,dev
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test lint demo bench clean
+.PHONY: install system-deps test lint demo bench mutation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,16 @@ demo: install system-deps
 bench: install system-deps
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# Mutation testing (not part of `make test` or CI): mutmut mutates the leaderboard's interval
+# code and the vote rules ([tool.mutmut] in pyproject.toml) and runs their tests against each
+# mutant; MUTANTS narrows it (e.g. MUTANTS='analysis.leaderboard*'). Needs a Redis for the
+# core tests (PARLEY_TEST_REDIS_URL, as for `make test`). Results: docs/testing.md.
+MUTANTS ?=
+mutation: install
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[mutation]"
+	rm -rf mutants
+	PYTHONPATH=$(CURDIR)/mutants $(PY) -m mutmut run --max-children 2 $(MUTANTS)
+	$(PY) -m mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache mutants

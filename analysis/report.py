@@ -18,7 +18,7 @@ import pandas as pd
 from analysis import plots
 from analysis.behaviour import agreement, position_bias, vote_times
 from analysis.filters import FilterConfig
-from analysis.leaderboard import leaderboard, matrix, pairwise
+from analysis.leaderboard import data_warnings, leaderboard, matrix, pairwise
 from analysis.precision import (
     DIFFER_MUCH,
     differ_much,
@@ -54,6 +54,7 @@ th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 code, .sig { font-family: ui-monospace, monospace; font-size: 0.85em; background: #f6f6f6;
        padding: 2px 4px; }
 .note { color: #555; font-style: italic; } img { max-width: 100%; }
+.warning { color: #8a4b00; background: #fff4e0; padding: 0.3em 0.6em; }
 """
 
 
@@ -164,6 +165,12 @@ def build_report(
         "note",
     )
 
+    cautions = [*data_warnings(board), *study.warnings]
+    if cautions:
+        doc.h(2, "Warnings")
+        for caution in cautions:
+            doc.p("⚠️ " + html.escape(caution), "warning")
+
     doc.h(2, "Data cleaning")
     doc.p("Each filter and how many battles it removed, in the order they were applied.")
     doc.table(study.filtered.table())
@@ -200,7 +207,13 @@ def build_report(
     )
     unclear = pairs[(~pairs["significant"]) & (pairs["model"] < pairs["opponent"])]
     if options.rounds > 0:
-        if unclear.empty:
+        if unclear.empty and board["preliminary"].any():
+            doc.p(
+                "Each rating difference's 95% interval excludes zero, but the leaderboard is "
+                "preliminary (see Warnings): with this few battles per model the intervals "
+                "themselves are unreliable, so no pair can be called separated yet."
+            )
+        elif unclear.empty:
             doc.p(
                 "Every pair of models is separated: each rating difference's 95% interval "
                 "excludes zero."

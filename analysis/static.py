@@ -89,6 +89,24 @@ def align_models(rated: list[str] | tuple[str, ...], table: StaticTable) -> dict
     return {m: keys[match_key(m)] for m in rated if match_key(m) in keys}
 
 
+MIN_MATCHED = 3
+
+
+def check_overlap(rated: list[str] | tuple[str, ...], table: StaticTable) -> dict[str, str]:
+    """`align_models`, refusing fewer than `MIN_MATCHED` matches with an error that names the
+    study's ids that matched no row of the table (and the rows), so the spelling can be fixed."""
+    mapping = align_models(rated, table)
+    if len(mapping) < MIN_MATCHED:
+        unmatched = sorted(m for m in rated if m not in mapping)
+        raise ValueError(
+            f"only {len(mapping)} rated model(s) appear in the benchmark table; need at least "
+            f"{MIN_MATCHED} to correlate. Study model ids that matched no table row: "
+            f"{unmatched}; table rows: {list(table.scores.index)} (names match ignoring case "
+            "and punctuation)"
+        )
+    return mapping
+
+
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall τ-b of each row of x (R, n) with y (n,); vectorised over rows, ties handled."""
     x = np.atleast_2d(np.asarray(x, dtype=float))
@@ -140,12 +158,7 @@ def correlate(
 ) -> pd.DataFrame:
     """One row per benchmark: τ-b and ρ between the rating and the score, with p-values, a
     bootstrap CI of τ and the top-k Kendall distance, over the models present in both."""
-    mapping = align_models(ratings.models, table)
-    if len(mapping) < 3:
-        raise ValueError(
-            f"only {len(mapping)} rated model(s) {sorted(mapping)} appear in the benchmark table "
-            f"(rows {list(table.scores.index)}); need at least 3 to correlate"
-        )
+    mapping = check_overlap(ratings.models, table)
     index = {m: i for i, m in enumerate(ratings.models)}
     rows = []
     tail = (1 - level) / 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from analysis.bradley_terry import TieMode
 from analysis.filters import FilterConfig, Filtered, apply_filters
-from analysis.pairs import count_pairs, participant_counts
+from analysis.pairs import PairCounts, count_pairs, participant_counts
 from analysis.ratings import Ratings, fit_ratings
 from analysis.signature import Signature
 from analysis.style import StyleFit, fit_style, parse_style
@@ -47,6 +48,8 @@ class RatedStudy:
     options: RatingOptions
     raw_ratings: Ratings | None = None  # without style control, when `ratings` has it
     style: StyleFit | None = None
+    # Warnings raised while fitting (e.g. a fit that did not converge), for the report.
+    warnings: tuple[str, ...] = ()
 
     @property
     def battles(self) -> pd.DataFrame:
@@ -68,34 +71,12 @@ def rate_battles(
             f"no battles left after the filters ({filtered.signature_part}) out of {len(battles)}"
         )
     pairs = count_pairs(filtered.battles)
-    by_person = options.resample == "participants"
-    ratings = fit_ratings(
-        pairs,
-        ties=options.ties,
-        bothbad_as_tie=options.bothbad_as_tie,
-        rounds=options.rounds,
-        rng=np.random.default_rng(options.seed),
-        seed=options.seed,
-        alpha=options.alpha,
-        progress=progress,
-        participants=participant_counts(filtered.battles, pairs)[0] if by_person else None,
-    )
-    raw, style = None, None
-    if options.style:
-        style = fit_style(
-            filtered.battles,
-            pairs.models,
-            options.style,
-            ties=options.ties,
-            bothbad_as_tie=options.bothbad_as_tie,
-            rounds=options.rounds,
-            rng=np.random.default_rng(options.seed),
-            participants=by_person,
-        )
-        raw = ratings
-        ratings = dataclasses.replace(
-            ratings, theta=style.theta, boot_theta=style.boot_theta, log_nu=None
-        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ratings, raw, style = _fit(filtered.battles, pairs, options, progress)
+    for warning in caught:
+        # Still shown where they were raised (stderr), and kept for the report.
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     signature = Signature(
         votes=len(filtered.battles),
         filters=filtered.signature_part,
@@ -113,7 +94,41 @@ def rate_battles(
         options=options,
         raw_ratings=raw,
         style=style,
+        warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
     )
+
+
+def _fit(
+    battles: pd.DataFrame, pairs: PairCounts, options: RatingOptions, progress: bool
+) -> tuple[Ratings, Ratings | None, StyleFit | None]:
+    by_person = options.resample == "participants"
+    ratings = fit_ratings(
+        pairs,
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=options.rounds,
+        rng=np.random.default_rng(options.seed),
+        seed=options.seed,
+        alpha=options.alpha,
+        progress=progress,
+        participants=participant_counts(battles, pairs)[0] if by_person else None,
+    )
+    if not options.style:
+        return ratings, None, None
+    style = fit_style(
+        battles,
+        pairs.models,
+        options.style,
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=options.rounds,
+        rng=np.random.default_rng(options.seed),
+        participants=by_person,
+    )
+    styled = dataclasses.replace(
+        ratings, theta=style.theta, boot_theta=style.boot_theta, log_nu=None
+    )
+    return styled, ratings, style
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, signature: Signature) -> Path:

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from analysis.bradley_terry import TieMode
+from analysis.pairs import codes_of
 
 # Covariate name → (column of side a, column of side b, how a value is read).
 STYLE_FEATURES: dict[str, tuple[str, str]] = {
@@ -95,8 +96,8 @@ class StyleFit:
 
 def _design(battles: pd.DataFrame, models: tuple[str, ...], z: np.ndarray) -> sp.csr_matrix:
     df = battles[battles["winner"] != ""]
-    a = pd.Categorical(df["model_a"], categories=list(models)).codes
-    b = pd.Categorical(df["model_b"], categories=list(models)).codes
+    a = codes_of(df["model_a"], list(models))
+    b = codes_of(df["model_b"], list(models))
     if (a < 0).any() or (b < 0).any():
         raise ValueError("battles name models outside the rated set")
     n, m = len(df), len(models)

@@ -7,18 +7,27 @@ compute on 2 cores; 1,000,000 battles of 100 models with 1,000 rounds in <= 20 s
 CPU time of the process (all threads), measured from the battles frame to the bootstrap
 ratings, aggregation included. For comparison it times the usual way (resample the battles,
 one scipy fit per round) on a few rounds and extrapolates.
+
+The whole process (issue 13): `python -m analysis leaderboard` on a 1,000,000-battle, 100-model
+Parquet file with 200 rounds — reading, checking, counting, fitting, bootstrap, writing tables —
+against the usual way over the same file (read it, then one scipy fit per round): goal >= 3x faster.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from analysis.battles import load_battles
 from analysis.pairs import count_pairs
 from analysis.ratings import fit_ratings
 from analysis.simulate import simulate_battles
@@ -63,6 +72,38 @@ def per_round_scipy(df: pd.DataFrame, rounds: int) -> float:
     return (time.perf_counter() - start) / rounds
 
 
+def whole_process(df: pd.DataFrame, rounds: int, speedup_goal: float = 3.0) -> bool:
+    """`python -m analysis leaderboard` end to end vs reading the same file + per-round scipy."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "battles.parquet"
+        df.to_parquet(path)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        command = ["leaderboard", str(path), "--rounds", str(rounds), "--out", f"{tmp}/out"]
+        subprocess.run(
+            [sys.executable, "-m", "analysis", *command],
+            check=True,
+            capture_output=True,
+        )
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        start = time.perf_counter()
+        loaded = load_battles(path)
+        read_s = time.perf_counter() - start
+    naive_rounds = 3
+    naive = read_s + per_round_scipy(loaded, naive_rounds) * rounds
+    speedup = naive / wall
+    ok = speedup >= speedup_goal
+    print(
+        f"whole `leaderboard` process, {len(df):,} battles, {rounds} rounds: {wall:.2f} s wall "
+        f"({cpu:.2f} s CPU, imports included); reading + per-round scipy ≈ {naive:.1f} s wall "
+        f"(extrapolated from {naive_rounds} rounds): {speedup:.1f}x faster, goal >= "
+        f"{speedup_goal:.0f}x {'OK' if ok else 'MISSED'}"
+    )
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small cases only (smoke test)")
@@ -85,6 +126,8 @@ def main() -> int:
             f"{'OK' if ok else 'MISSED'}; per-round scipy ≈ {naive:7.1f} s wall "
             f"(extrapolated from {naive_rounds} rounds)"
         )
+    if not args.quick:
+        failed |= not whole_process(battles(100, 1_000_000, seed=3), rounds=200)
     return 1 if failed else 0
 
 

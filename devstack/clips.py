@@ -80,3 +80,34 @@ def with_video(source: bytes, *, frames: int = 20) -> bytes:
         out.mux(video.encode(None))
         out.mux(audio.encode(None))
     return buffer.getvalue()
+
+
+def _ogg_crc(page: bytes) -> int:
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
+
+
+def corrupt_ogg_packets(ogg: bytes) -> bytes:
+    """The Ogg with every audio page between the first and the last turned to noise, each page
+    still well formed (its CRC recomputed): the header and the last page (hence the duration)
+    read fine, and only decoding the packets finds the damage."""
+    starts = [i for i in range(len(ogg) - 3) if ogg.startswith(b"OggS", i)]
+    if len(starts) < 4:
+        raise ValueError(f"want an Ogg with >= 4 pages to damage, got {len(starts)}")
+    ends = [*starts[1:], len(ogg)]
+    out = bytearray()
+    for n, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        page = bytearray(ogg[start:end])
+        if 2 <= n < len(starts) - 1:
+            segments = page[26]
+            body = 27 + segments
+            page[body:] = bytes((i * 37 + 11) % 256 for i in range(len(page) - body))
+            page[22:26] = b"\0\0\0\0"
+            page[22:26] = _ogg_crc(bytes(page)).to_bytes(4, "little")
+        out += page
+    return bytes(out)

@@ -39,8 +39,11 @@ class Behaviour:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     # For a streamed answer: after the first two events (role, first text), send an error
-    # event ("error") or drop the connection ("cut").
+    # event ("error"), an event that is not JSON ("garbage") or drop the connection ("cut").
     stream_fault: str | None = None
+
+
+GARBAGE_EVENT = "my secret reply: the patient's name is Ada {not json"
 
 
 def openai_error(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
@@ -81,6 +84,8 @@ class FakeApiServer:
         self.script: list[Behaviour] = []
         self.slow_models: dict[str, float] = {}
         self.broken_models: set[str] = set()
+        # A fixed reply text per served model (e.g. hostile markdown), instead of `reply_for`.
+        self.replies: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         self._stream_fault: str | None = None
         self.port = free_port()
@@ -215,6 +220,10 @@ class FakeApiServer:
                 error = {"error": {"message": "The server had an error", "type": "server_error"}}
                 await response.write(f"data: {json.dumps(error)}\n\n".encode())
                 break
+            if i == 2 and fault == "garbage":
+                # A broken event whose text is reply content (must never reach an error text).
+                await response.write(f"data: {GARBAGE_EVENT}\n\n".encode())
+                break
             if i == 2 and fault == "cut" and request.transport is not None:
                 request.transport.close()
                 return response
@@ -307,9 +316,9 @@ class FakeApiServer:
             return broken
         history = sum(1 for m in messages if m["role"] in ("user", "assistant")) - 1
         if audio_part["type"] == "text":
-            text = self.reply_to_text(audio_part["text"], history)
+            text = self.replies.get(model) or self.reply_to_text(audio_part["text"], history)
         else:
-            text = self.reply_for(seconds, history)
+            text = self.replies.get(model) or self.reply_for(seconds, history)
         if not body.get("stream"):
             return web.json_response(
                 {

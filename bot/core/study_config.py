@@ -13,6 +13,17 @@ from contract import keys
 from contract.events import ConfigChanged
 from contract.records import Limits, Strategy, StudyConfig, StudyState
 
+# Each limit's allowed range, whatever a client sent (the slash command's bounds are only a
+# client-side hint: a forged interaction can carry any value).
+LIMIT_RANGES: dict[str, tuple[float, float]] = {
+    "daily_quota": (0, 10_000),
+    "min_seconds_between": (0, 86_400),
+    "audio_max_seconds": (1, 600),
+    "audio_max_bytes": (1_000, 100_000_000),
+    "comment_max_chars": (1, 4000),
+    "pair_target": (1, 1_000_000),
+}
+
 
 class ConfigStore:
     def __init__(self, ctx: StudyContext) -> None:
@@ -48,14 +59,24 @@ class ConfigStore:
         return await self.config()
 
     async def set_state(self, state: StudyState, by: str) -> StudyConfig:
-        return await self._change(
-            ConfigChanged(by=by, at=self._ctx.clock(), state=StudyState(state))
-        )
+        try:
+            valid = StudyState(state)
+        except ValueError:
+            known = ", ".join(s.value for s in StudyState)
+            raise refused(
+                "invalid_value", detail=f"Unknown state {state!r}; states: {known}."
+            ) from None
+        return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), state=valid))
 
     async def set_strategy(self, strategy: Strategy, by: str) -> StudyConfig:
-        return await self._change(
-            ConfigChanged(by=by, at=self._ctx.clock(), strategy=Strategy(strategy))
-        )
+        try:
+            valid = Strategy(strategy)
+        except ValueError:
+            known = ", ".join(s.value for s in Strategy)
+            raise refused(
+                "invalid_value", detail=f"Unknown strategy {strategy!r}; strategies: {known}."
+            ) from None
+        return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), strategy=valid))
 
     async def set_roster(self, roster: list[str], by: str) -> StudyConfig:
         models = tuple(sorted(set(roster)))
@@ -75,11 +96,13 @@ class ConfigStore:
                 )
             wants_int = kind in (int, "int")
             ok_type = isinstance(value, int) if wants_int else isinstance(value, int | float)
-            if isinstance(value, bool) or not ok_type or value < 0 or value != value:
+            low, high = LIMIT_RANGES[name]
+            if isinstance(value, bool) or not ok_type or not low <= value <= high:
+                # `not low <= value <= high` also refuses NaN and ±inf.
                 raise refused(
                     "invalid_limit",
-                    detail=f"Limit {name} must be a non-negative "
-                    f"{'whole number' if wants_int else 'number'}, got {value!r}.",
+                    detail=f"Limit {name} must be a {'whole number' if wants_int else 'number'} "
+                    f"from {low:g} to {high:g}, got {value!r}.",
                 )
         if not fields:
             return await self.config()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import unicodedata
 
 from bot.core.codec import battle_from_hash
 from bot.core.context import StudyContext, utc_day
@@ -14,6 +15,13 @@ from contract.events import Commented, Voted
 from contract.records import Battle, Winner
 
 MAX_COMMENTS_PER_BATTLE = 10
+# Characters that show nothing: format (zero-width space/joiner, bidi marks), control,
+# separators. `str.strip()` keeps most of them, so a comment of only these would be saved.
+_INVISIBLE = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+
+
+def has_visible_text(text: str) -> bool:
+    return any(unicodedata.category(ch) not in _INVISIBLE for ch in text)
 
 
 class Votes:
@@ -39,7 +47,7 @@ class Votes:
         if not isinstance(text, str):
             raise ValueError(f"comment must be a string, got {type(text).__name__}")
         text = text.strip()
-        if not text:
+        if not has_visible_text(text):
             raise refused("empty_comment")
         limit = (await self._config.config()).limits.comment_max_chars
         if len(text) > limit:

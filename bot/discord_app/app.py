@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from bot.core import Study
 from bot.discord_app import checks, views
-from bot.discord_app.common import SOMETHING_WRONG, STORAGE_DOWN, tell
+from bot.discord_app.common import NO_MENTIONS, SOMETHING_WRONG, STORAGE_DOWN, tell
 from bot.discord_app.moderator import Moderator
 from bot.discord_app.participant import Participant
 from bot.discord_app.places import PrivateThreads
@@ -108,7 +108,7 @@ class ParleyBot(commands.Bot):
             command_prefix=commands.when_mentioned,
             intents=intents(),
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            allowed_mentions=NO_MENTIONS,
         )
         self.settings = settings
         self.study = study

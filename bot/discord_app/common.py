@@ -20,13 +20,19 @@ SOMETHING_WRONG = "Sorry, something went wrong on our side. The study team has b
 
 ItemT = TypeVar("ItemT")
 
+# What models, participants and form fields write reaches many messages: none of it may ping a
+# user, a role or everyone. This is the bot-wide default and is also passed explicitly to every
+# send and edit that carries such text, so that an edit never turns on the reply ping
+# (`replied_user`) of a message sent with `mention_author=False`.
+NO_MENTIONS = discord.AllowedMentions.none()
+
 
 async def tell(interaction: discord.Interaction, text: str) -> None:
     """An ephemeral answer, whether or not the interaction was already answered."""
     if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=True)
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
     else:
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 
 def polite(

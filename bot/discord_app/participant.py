@@ -14,7 +14,7 @@ from discord.ext import commands
 from redis.exceptions import RedisError
 
 from bot.discord_app import render, views
-from bot.discord_app.common import resolve_channel
+from bot.discord_app.common import NO_MENTIONS, resolve_channel
 from bot.discord_app.results import BattleEditor
 from bot.service import StudyService
 from bot.service.clips import Reading, looks_like_audio
@@ -69,7 +69,9 @@ class Participant(commands.Cog):
         data = await self.service.participants.my_data(interaction.user.id)
         block = render.json_block(data)
         if block is not None:
-            await interaction.response.send_message(block, ephemeral=True)
+            await interaction.response.send_message(
+                block, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
             return
         blob = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode()
         await interaction.response.send_message(
@@ -129,7 +131,7 @@ class Participant(commands.Cog):
 
     async def _reply(self, message: discord.Message, text: str) -> discord.Message | None:
         try:
-            return await message.reply(text, mention_author=False)
+            return await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             log.warning("could not reply to message %s: %s", message.id, exc)
             return None
@@ -155,19 +157,23 @@ class Participant(commands.Cog):
         # The "got your message" reply and the download + probe each wait (on Discord, on a
         # thread): run them together, so only the slower is on the way to the models.
         progress, reading = await asyncio.gather(
-            message.reply(render.progress_header(None), mention_author=False),
+            message.reply(
+                render.progress_header(None),
+                mention_author=False,
+                allowed_mentions=NO_MENTIONS,
+            ),
             self._fetch_clip(message, admitted),
         )
         if isinstance(reading, str):
-            await progress.edit(content=reading)
+            await progress.edit(content=reading, allowed_mentions=NO_MENTIONS)
             return
         if not isinstance(reading, Clip):
-            await progress.edit(content=render.clip_answer(reading))
+            await progress.edit(content=render.clip_answer(reading), allowed_mentions=NO_MENTIONS)
             return
         started = await clips.start(
             reading, ui={"channel_id": str(progress.channel.id), "message_id": str(progress.id)}
         )
         if not isinstance(started, Started):
-            await progress.edit(content=render.clip_answer(started))
+            await progress.edit(content=render.clip_answer(started), allowed_mentions=NO_MENTIONS)
             return
         self.editor.progress(started.battle.battle_id, started.position, buttons=True)

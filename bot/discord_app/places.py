@@ -79,7 +79,10 @@ class PrivateThreads:
         await participants.remember_thread(user.id, thread.id)
         await thread.send(
             f"Hi {user.mention}! Send your voice messages here (only you and the study team "
-            "can see this thread)."
+            "can see this thread).",
+            # The bot's own greeting may ping the participant it names (the bot-wide default
+            # pings no one).
+            allowed_mentions=discord.AllowedMentions(users=[user]),
         )
         return thread
 

@@ -61,28 +61,78 @@ def attachment_name(side: str) -> str:
     return f"model-{side}.txt"
 
 
-def _quote(text: str) -> str:
-    return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
+# Replies are the models' text, i.e. anyone's: a model can be asked to write markdown that draws
+# a fake "**Model B**" header, a fake reveal line, a masked link or a mention. Each reply is
+# shown inside a code block, where Discord renders nothing (no markdown, links, mentions,
+# emoji); only a run of backticks could close it early, so such runs are broken up.
+FENCE = "```"
+ZWSP = "\u200b"
+MAX_BLANK_LINES = 1  # consecutive blank lines kept inside a reply
 
 
-def _side_block(side: str, text: str | None, *, failed: bool, streaming: bool, budget: int) -> str:
+def contain(text: str) -> str:
+    """`text` made safe to put between code fences: no backtick runs, no control characters,
+    no run of more than `MAX_BLANK_LINES` blank lines, no blank lines at either end."""
+    cleaned = "".join(
+        ch if ch in "\n\t" or (ch >= " " and ch != "\x7f") else " "
+        for ch in text.replace("\r\n", "\n").replace("\r", "\n")
+    )
+    # A zero-width space after every backtick that another follows: no run can close the fence.
+    cleaned = cleaned.replace("`", "`" + ZWSP).removesuffix(ZWSP)
+    lines: list[str] = []
+    blank = 0
+    for line in cleaned.split("\n"):
+        line = line.rstrip()
+        if not line.strip(" \t" + ZWSP):
+            blank += 1
+            if blank > MAX_BLANK_LINES or not lines:
+                continue
+            lines.append("")
+            continue
+        blank = 0
+        lines.append(line)
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def fenced(text: str) -> str:
+    """A code block holding `text` (already `contain`ed); the empty first line keeps a reply's
+    first word from being read as the block's language."""
+    return f"{FENCE}\n{text}\n{FENCE}"
+
+
+FENCED_OVERHEAD = len(fenced(""))
+
+
+def _side_block(
+    side: str,
+    text: str | None,
+    *,
+    failed: bool,
+    streaming: bool,
+    budget: int,
+    pending: bool = False,
+) -> str:
     label = f"**{LABELS[side]}**"
     if failed:
         return f"{label}\n> ⚠️ *This model could not answer this time.*"
-    if text is None or not text.strip():
-        return f"{label}\n> *listening…*" if streaming else f"{label}\n> *(empty reply)*"
-    suffix = " ▌" if streaming else ""
-    body = text.strip() + suffix
-    quoted = _quote(body)
-    if len(label) + 1 + len(quoted) <= budget:
-        return f"{label}\n{quoted}"
+    body = contain(text) if text is not None else ""
+    if not body.strip(" \t" + ZWSP):
+        if streaming or pending:
+            return f"{label}\n> *listening…*"
+        return f"{label}\n> *(empty reply)*"
+    marker = "\n> *▌ (still writing)*" if streaming else ""
+    room = budget - len(label) - 1 - FENCED_OVERHEAD - len(marker)
+    if len(body) <= room:
+        return f"{label}\n{fenced(body)}{marker}"
     note = (
         "\n> *…(still writing)*"
         if streaming
         else f"\n> *…(cut here; the whole reply is in {attachment_name(side)})*"
     )
-    room = max(budget - len(label) - 1 - len(note), 0)
-    return f"{label}\n{quoted[:room].rstrip()}{note}"
+    room = max(budget - len(label) - 1 - FENCED_OVERHEAD - len(note), 0)
+    return f"{label}\n{fenced(body[:room].rstrip())}{note}"
 
 
 def battle_message(
@@ -91,15 +141,26 @@ def battle_message(
     *,
     failed: frozenset[str] = frozenset(),
     streaming: bool = False,
+    pending: frozenset[str] = frozenset(),
 ) -> RenderedBattle:
-    """The battle message: a header, then Model A's and Model B's replies, within 2,000 chars."""
+    """The battle message: a header, then Model A's and Model B's replies, within 2,000 chars.
+
+    `pending` sides have no reply yet (the other side failed first): they show that they are
+    still listening rather than an empty reply, and are filled in when their reply comes."""
     header = header[:HEADER_BUDGET]
     budget = (MESSAGE_LIMIT - len(header) - 4) // 2
     blocks = []
     overflow: dict[str, str] = {}
     for side in SIDES:
         text = texts.get(side)
-        block = _side_block(side, text, failed=side in failed, streaming=streaming, budget=budget)
+        block = _side_block(
+            side,
+            text,
+            failed=side in failed,
+            streaming=streaming,
+            budget=budget,
+            pending=side in pending,
+        )
         if not streaming and text and side not in failed and "(cut here;" in block:
             overflow[side] = text
         blocks.append(block)
@@ -151,6 +212,12 @@ def render_battle(
 ) -> RenderedBattle:
     """The final message for a battle in any state (names only used once it is voted)."""
     texts, failed = reply_texts(battle)
+    # A failed battle is shown at its first failure; the other side may still be answering.
+    pending = frozenset(
+        side
+        for side in SIDES
+        if battle.status is BattleStatus.FAILED and side not in battle.replies
+    )
     if battle.status is BattleStatus.VOTED and names is not None:
         header = reveal_header(battle, names, remaining if remaining is not None else 0)
     elif battle.status is BattleStatus.FAILED:
@@ -160,7 +227,11 @@ def render_battle(
     else:
         header = progress_header(None)
     return battle_message(
-        header, texts, failed=failed, streaming=battle.status is BattleStatus.QUEUED
+        header,
+        texts,
+        failed=failed,
+        streaming=battle.status is BattleStatus.QUEUED,
+        pending=pending,
     )
 
 
@@ -213,6 +284,11 @@ def unreadable_audio(reason: str) -> str:
     )
 
 
+UNREADABLE_RECORDING = (
+    "Sorry, we could not read your recording: the file seems damaged. Nothing was used from "
+    "today's rounds — please record it again."
+)
+
 TEXT_HINT = (
     "I only take voice messages here. Send a voice message (mobile: hold the microphone button) "
     "or attach an audio file, and two anonymous models will answer it."
@@ -257,7 +333,10 @@ def consent_title(version: str) -> str:
 
 def json_block(data: Any, limit: int = MESSAGE_LIMIT - 20) -> str | None:
     """A JSON code block, or None when it would not fit in one message."""
+    # What participants typed (a comment, a form field) is in there: no backtick run may close
+    # the block early.
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    text = text.replace("`", "`" + ZWSP).removesuffix(ZWSP)
     block = f"```json\n{text}\n```"
     return block if len(block) <= limit else None
 
@@ -307,6 +386,8 @@ def clip_answer(outcome: ClipAnswer) -> str:
             return TEXT_HINT if joined else NOT_JOINED
         case NotAudio(filename=filename):
             return not_audio(filename)
+        case BadAudio(reason="corrupt"):
+            return UNREADABLE_RECORDING
         case Refusal(message=message) | BadAudio(message=message):
             return message
         case ConsentOutdated(current=current):

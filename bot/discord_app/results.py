@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from bot.discord_app import render, views
+from bot.discord_app.common import NO_MENTIONS
 from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
 from contract.protocol import ResultMessage
 from contract.records import Battle, BattleStatus, Refused
@@ -138,10 +139,14 @@ class BattleEditor:
                     )
                 if state.show_buttons:
                     view = views.battle_view(battle_id, votes=False, comment=False)
-                    await self._message(battle).edit(content=rendered.content, view=view)
+                    await self._message(battle).edit(
+                        content=rendered.content, view=view, allowed_mentions=NO_MENTIONS
+                    )
                     state.show_buttons = False
                 else:
-                    await self._message(battle).edit(content=rendered.content)
+                    await self._message(battle).edit(
+                        content=rendered.content, allowed_mentions=NO_MENTIONS
+                    )
             except (discord.HTTPException, RedisError) as exc:
                 # A progress edit is cosmetic: the final render will retry.
                 log.warning("could not update battle %s in progress: %s", battle_id, exc)
@@ -154,11 +159,18 @@ class BattleEditor:
         return self.client.get_partial_messageable(channel_id).get_partial_message(message_id)
 
     async def final(self, battle: Battle) -> None:
-        """Show both replies (and the vote buttons) or the failure; at most once per battle."""
+        """Show both replies (and the vote buttons) or the failure; once per battle, except
+        that a failed battle is shown again when the side still answering at its first
+        failure answers (a failed side must not hide the other side's reply)."""
         state = self._state(battle.battle_id)
         async with state.lock:
             fresh = await self.study.battle(battle.battle_id)
-            if fresh is None or fresh.ui.get("rendered") or fresh.status is BattleStatus.VOTED:
+            sides = "".join(sorted(fresh.replies)) if fresh is not None else ""
+            if (
+                fresh is None
+                or fresh.status is BattleStatus.VOTED
+                or (fresh.ui.get("rendered") and fresh.ui.get("rendered_sides", sides) == sides)
+            ):
                 self._finish(battle.battle_id)
                 return
             if "message_id" not in fresh.ui:
@@ -178,6 +190,7 @@ class BattleEditor:
                     files=files,
                     reference=message.to_reference(fail_if_not_exists=False),
                     mention_author=False,
+                    allowed_mentions=NO_MENTIONS,
                 )
             # A failed battle takes no vote: its buttons go.
             view = (
@@ -185,9 +198,9 @@ class BattleEditor:
                 if fresh.status is BattleStatus.ANSWERED
                 else None
             )
-            await message.edit(content=rendered.content, view=view)
+            await message.edit(content=rendered.content, view=view, allowed_mentions=NO_MENTIONS)
             state.last_edit = self.clock()
-            await self.study.set_ui(fresh.battle_id, rendered=True)
+            await self.study.set_ui(fresh.battle_id, rendered=True, rendered_sides=sides)
             self._finish(fresh.battle_id)
 
     def _finish(self, battle_id: str) -> None:

@@ -16,7 +16,7 @@ import discord
 
 from bot.discord_app import custom_ids, modals, render
 from bot.discord_app.client import parley
-from bot.discord_app.common import polite, tell
+from bot.discord_app.common import NO_MENTIONS, polite, tell
 from bot.service.outcomes import (
     Agreed,
     CommentForm,
@@ -68,7 +68,9 @@ class VoteButton(
             return
         rendered = _reveal_message(outcome)
         await interaction.response.edit_message(
-            content=rendered.content, view=battle_view(self.battle_id, votes=False)
+            content=rendered.content,
+            view=battle_view(self.battle_id, votes=False),
+            allowed_mentions=NO_MENTIONS,
         )
 
 
@@ -102,7 +104,11 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
         return
     rendered = _reveal_message(reveal)
     try:
-        await message.edit(content=rendered.content, view=battle_view(battle_id, votes=False))
+        await message.edit(
+            content=rendered.content,
+            view=battle_view(battle_id, votes=False),
+            allowed_mentions=NO_MENTIONS,
+        )
     except discord.HTTPException as exc:
         log.warning("could not show the reveal of battle %s: %s", battle_id, exc)
 

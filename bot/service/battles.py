@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.core.votes import has_visible_text
 from bot.service.deps import Deps
 from bot.service.outcomes import (
     CommentForm,
@@ -69,7 +70,7 @@ class Battles:
         """Save a comment of at most `max_chars` (the limit its form was opened with). The
         Discord client enforces these bounds; a raw interaction need not, so check again."""
         text = text.strip()
-        if not text:
+        if not has_visible_text(text):
             return EmptyComment()
         if len(text) > max_chars:
             return CommentTooLong(len(text), max_chars)

@@ -7,6 +7,7 @@ the battle's ui points at) between them; `take` chains them for a clip already i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from bot.service.outcomes import (
     TooLong,
     UnknownLength,
 )
-from contract.audio import AudioError, probe
+from contract.audio import AudioError, audio_only, load, probe
 from contract.records import Refused
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,11 @@ class ClipIntake:
         )
 
     async def read(self, admitted: Admitted, data: bytes) -> Reading:
-        """Probe the downloaded bytes (in a thread: PyAV blocks) and hold them to the limits."""
+        """Probe the downloaded bytes and hold them to the limits, keep only the audio stream
+        of a file that also holds video, and decode it all as the workers will: a recording
+        no model could hear is the participant's to know about, before it uses any quota.
+        PyAV blocks, so all of it runs in a thread."""
+        limit = admitted.limits.audio_max_seconds
         try:
             info = await asyncio.to_thread(probe, data)
         except AudioError as exc:
@@ -116,8 +121,17 @@ class ClipIntake:
         seconds = info.duration_s
         if seconds is None:
             return UnknownLength()
-        if seconds > admitted.limits.audio_max_seconds:
-            return TooLong(seconds, admitted.limits.audio_max_seconds)
+        if seconds > limit:
+            return TooLong(seconds, limit)
+        try:
+            # Judged by the content: a .webm or .mp4 may carry a camera or a screen.
+            data, audio_format = await asyncio.to_thread(audio_only, data, admitted.audio_format)
+            # A damaged file can have a good header and last page: only decoding it all tells.
+            await asyncio.to_thread(load, data, limit)
+        except AudioError as exc:
+            return BadAudio(exc.reason, str(exc))
+        if audio_format != admitted.audio_format:
+            admitted = dataclasses.replace(admitted, audio_format=audio_format)
         return Clip(admitted=admitted, data=data, seconds=seconds)
 
     async def start(self, clip: Clip, *, ui: dict[str, Any] | None = None) -> Start:

@@ -33,6 +33,7 @@ from devstack.standin.interactions import (
     UPDATE_MESSAGE,
     Interaction,
 )
+from devstack.standin.mentions import MentionsError, resolve
 from devstack.standin.state import (
     EPHEMERAL,
     GUILD_TEXT,
@@ -629,7 +630,12 @@ class Rest:
         reference = body.get("message_reference")
         if reference:
             extra = {**(extra or {}), **self._reference(channel, reference)}
-        return self.world.new_message(
+        referenced = (extra or {}).get("referenced_message")
+        extra = {
+            **(extra or {}),
+            **self._mentions(body.get("content") or "", body, referenced),
+        }
+        message = self.world.new_message(
             channel,
             self.world.bot,
             content=body.get("content") or "",
@@ -640,6 +646,29 @@ class Rest:
             message_type=message_type,
             extra=extra,
         )
+        self._record_pings(message)
+        return message
+
+    def _mentions(self, content: str, body: dict, referenced: dict | None) -> dict[str, Any]:
+        """The `mentions`, `mention_roles` and `mention_everyone` of a message the bot sends or
+        edits, by the request's `allowed_mentions`."""
+        replied_to = referenced["author"]["id"] if referenced else None
+        try:
+            pinged = resolve(content, body.get("allowed_mentions"), replied_to=replied_to)
+        except MentionsError as exc:
+            raise DiscordError(
+                400, 50035, "Invalid Form Body", {"allowed_mentions": str(exc)}
+            ) from None
+        return {
+            "mentions": [
+                self.world.users[i].payload() for i in pinged.users if i in self.world.users
+            ],
+            "mention_roles": list(pinged.roles),
+            "mention_everyone": pinged.everyone,
+        }
+
+    def _record_pings(self, message: dict) -> None:
+        self.world.pings.extend((message["id"], user["id"]) for user in message["mentions"])
 
     def _reference(self, channel: Channel, reference: dict) -> dict[str, Any]:
         """`message_reference` as Discord returns it (string ids, channel and guild filled in)
@@ -690,6 +719,10 @@ class Rest:
         for key in ("content", "embeds", "components", "flags"):
             if key in body and body[key] is not None:
                 message[key] = body[key]
+        if body.get("content") is not None:
+            # An edit's content is parsed again, by the edit's own allowed_mentions.
+            message.update(self._mentions(body["content"], body, message.get("referenced_message")))
+            self._record_pings(message)
         if "attachments" in body or files:
             # `attachments` lists the existing attachments to keep (by id); new files add to them.
             keep = {str(a.get("id")) for a in body.get("attachments") or []}

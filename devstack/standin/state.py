@@ -178,6 +178,8 @@ class World:
         # channel id -> message id -> message object (insertion ordered: oldest first).
         self.messages: dict[str, dict[str, dict[str, Any]]] = {}
         self.files: dict[str, StoredFile] = {}  # attachment id -> bytes
+        # Every ping the bot's messages caused (creates and edits): (message id, user id).
+        self.pings: list[tuple[str, str]] = []
         self.pins: dict[str, list[str]] = {}  # channel id -> pinned message ids
         # Application commands as registered by the bot: (guild id or None) -> name -> command.
         self.commands: dict[str | None, dict[str, dict[str, Any]]] = {}

@@ -52,6 +52,36 @@ def test_intervals_cover_the_truth_at_about_the_nominal_rate(
     assert 0.90 <= covered / total <= 0.99, f"coverage {covered}/{total}"
 
 
+def _wald_half_width(pairs, theta: np.ndarray, z: float) -> np.ndarray:
+    """z × the asymptotic standard error of each Elo rating, from the Fisher information of the
+    Bradley–Terry likelihood (the ratings are centred: the pseudo-inverse's covariance)."""
+    i, j = pairs.design.pair_i, pairs.design.pair_j
+    n = pairs.counts.sum(axis=1)
+    p = 1 / (1 + np.exp(theta[j] - theta[i]))
+    info = np.zeros((theta.size, theta.size))
+    w = n * p * (1 - p)
+    np.add.at(info, (i, i), w)
+    np.add.at(info, (j, j), w)
+    np.add.at(info, (i, j), -w)
+    np.add.at(info, (j, i), -w)
+    return z * 400 / np.log(10) * np.sqrt(np.diag(np.linalg.pinv(info)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_intervals_are_as_wide_as_a_95_percent_interval_should_be(seed: int) -> None:
+    """Coverage alone cannot tell a 95% interval from a 97.5% one with a few hundred intervals;
+    the width can. The bootstrap's half-width must match 1.96 standard errors within a few
+    percent: a wider interval (97.5%: 2.24 SE) fails as surely as a narrower one (90%: 1.64)."""
+    battles = simulate_battles(TRUTH, 3000, np.random.default_rng(50 + seed), tie_rate=0.0)
+    pairs = count_pairs(battles)
+    ratings = fit_ratings(pairs, rounds=1000, seed=seed)
+    table = leaderboard(ratings).set_index("model").loc[list(pairs.models)]
+    half = (table["rating_hi"] - table["rating_lo"]).to_numpy() / 2
+    expected = _wald_half_width(pairs, ratings.theta, 1.959964)
+    ratio = float(np.mean(half / expected))
+    assert 0.93 <= ratio <= 1.07, f"interval half-width is {ratio:.3f} × 1.96 SE"
+
+
 def test_leaderboard_has_the_design_columns() -> None:
     battles = simulate_battles(TRUTH, 3000, np.random.default_rng(2))
     table = leaderboard(fit_ratings(count_pairs(battles), rounds=200, seed=0))

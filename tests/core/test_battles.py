@@ -145,24 +145,51 @@ async def test_roster_changes_and_needs_two_models(study: Study, clock: Clock) -
 
 async def test_audio_limits(study: Study) -> None:
     await study.consent(1, "1")
-    await study.set_limits("mod", audio_max_seconds=10.0, audio_max_bytes=100)
+    await study.set_limits("mod", audio_max_seconds=10.0, audio_max_bytes=1_000)
     with pytest.raises(Refused) as info:
         await study.start_battle(1, b"x" * 50, 11.0, "ogg")
     assert info.value.code == "audio_too_long"
     with pytest.raises(Refused) as info:
-        await study.start_battle(1, b"x" * 101, 5.0, "ogg")
+        await study.start_battle(1, b"x" * 1_001, 5.0, "ogg")
     assert info.value.code == "audio_too_large"
     with pytest.raises(ValueError, match="audio format"):
         await study.start_battle(1, b"x", 1.0, "../../etc/passwd")
 
 
 async def test_limits_are_validated(study: Study) -> None:
-    for bad in ({"daily_quota": -1}, {"daily_quota": 2.5}, {"nonsense": 3}, {"pair_target": True}):
+    forged = (
+        {"daily_quota": 10**12},
+        {"audio_max_seconds": 0.0},
+        {"audio_max_seconds": 86_400.0},
+        {"audio_max_bytes": 10**10},
+        {"comment_max_chars": 0},
+        {"min_seconds_between": float("inf")},
+        {"min_seconds_between": float("nan")},
+        {"pair_target": 0},
+    )
+    for bad in (
+        {"daily_quota": -1},
+        {"daily_quota": 2.5},
+        {"nonsense": 3},
+        {"pair_target": True},
+        *forged,
+    ):
         with pytest.raises(Refused) as info:
             await study.set_limits("mod", **bad)
         assert info.value.code == "invalid_limit"
     config = await study.set_limits("mod", daily_quota=5, min_seconds_between=2.5)
     assert (config.limits.daily_quota, config.limits.min_seconds_between) == (5, 2.5)
+
+
+async def test_forged_strategy_and_state_are_refused_politely(study: Study) -> None:
+    for call in (
+        study.set_strategy("thompson", by="mod"),  # type: ignore[arg-type]
+        study.set_state("half-open", by="mod"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(Refused) as info:
+            await call
+        assert info.value.code == "invalid_value"
+        assert "'thompson'" in info.value.message or "'half-open'" in info.value.message
 
 
 async def test_balanced_strategy_fills_pairs_evenly(study: Study, clock: Clock) -> None:

@@ -116,7 +116,12 @@ async def test_comments_before_and_after_the_vote_bounded(study: Study, clock: C
         ("B was right", T0 + 3),
     ]
     assert after.winner is Winner.MODEL_B
-    for text, code in (("   ", "empty_comment"), ("x" * 1001, "comment_too_long")):
+    for text, code in (
+        ("   ", "empty_comment"),
+        ("\u200b\u200d\u2060\ufeff \u200b", "empty_comment"),  # zero-width only
+        ("\u202e\u00a0\u3000", "empty_comment"),  # a bidi mark and wide spaces
+        ("x" * 1001, "comment_too_long"),
+    ):
         with pytest.raises(Refused) as info:
             await study.comment(1001, battle.battle_id, text)
         assert info.value.code == code

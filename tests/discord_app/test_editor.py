@@ -101,7 +101,7 @@ async def test_partials_are_coalesced_and_spaced(study: Study) -> None:
     assert 2 <= len(edits) < 30
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(edits)]
     assert all(gap >= INTERVAL * 0.9 for gap in gaps), gaps
-    assert "word " * 29 in edits[-1][1]["content"]
+    assert ("word " * 29).strip() in edits[-1][1]["content"]
     await editor.close()
 
 
@@ -125,4 +125,63 @@ async def test_final_render_happens_once_and_ignores_late_partials(study: Study)
     assert "Reply B." in fields["content"]
     assert fields["view"] is not None
     assert (await study.battle(battle_id)).ui["rendered"] is True  # type: ignore[union-attr]
+    await editor.close()
+
+
+def _failure(battle_id: str, side: str, model: str) -> ResultMessage:
+    return ResultMessage(
+        battle_id,
+        side,  # type: ignore[arg-type]
+        model,
+        None,
+        None,
+        {"total": 1.0},
+        error="HTTP 500",
+        error_kind="permanent",
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_failed_side_does_not_hide_the_answer_that_comes_after(study: Study) -> None:
+    client = RecordingClient()
+    editor = BattleEditor(client, study, interval=0.0)  # type: ignore[arg-type]
+    battle_id = await _battle(study)
+    battle = await study.battle(battle_id)
+    assert battle is not None
+    failed, _ = await study.record_reply(_failure(battle_id, "b", battle.model_b))
+    assert failed.status is BattleStatus.FAILED
+    await editor.final(failed)
+    first = client.message.edits[-1][1]
+    assert "could not answer" in first["content"]
+    assert "(empty reply)" not in first["content"]
+    assert first["view"] is None  # a failed battle takes no vote
+    later, changed = await study.record_reply(
+        _result(battle_id, "a", battle.model_a, "Paris, of course.")
+    )
+    assert changed
+    assert later.status is BattleStatus.FAILED
+    await editor.final(later)
+    await editor.final(later)  # a re-delivered result changes nothing
+    assert len(client.message.edits) == 2
+    assert "Paris, of course." in client.message.edits[-1][1]["content"]
+    await editor.close()
+
+
+@pytest.mark.asyncio
+async def test_every_edit_pings_no_one(study: Study) -> None:
+    client = RecordingClient()
+    editor = BattleEditor(client, study, interval=0.0)  # type: ignore[arg-type]
+    battle_id = await _battle(study)
+    battle = await study.battle(battle_id)
+    assert battle is not None
+    editor.partial(battle_id, "a", "<@42> hello @everyone")
+    await asyncio.sleep(0.2)
+    await study.record_reply(_result(battle_id, "a", battle.model_a, "<@42> hi"))
+    answered, _ = await study.record_reply(_result(battle_id, "b", battle.model_b, "<@&1> yo"))
+    await editor.final(answered)
+    assert len(client.message.edits) >= 2
+    for _, fields in client.message.edits:
+        mentions = fields["allowed_mentions"]
+        assert (mentions.users, mentions.roles, mentions.everyone) == (False, False, False)
+        assert mentions.replied_user is False
     await editor.close()

@@ -52,7 +52,7 @@ def _battle(status: BattleStatus, a: str | None, b: str | None, **extra: object)
 def test_answered_battle_shows_both_replies_without_names() -> None:
     rendered = render.render_battle(_battle(BattleStatus.ANSWERED, "Hello there.", "Hi!"))
     assert rendered.content == (
-        render.VOTE_HEADER + "\n\n**Model A**\n> Hello there.\n\n**Model B**\n> Hi!"
+        render.VOTE_HEADER + "\n\n**Model A**\n```\nHello there.\n```\n\n**Model B**\n```\nHi!\n```"
     )
     assert rendered.overflow == {}
     assert "secret" not in rendered.content
@@ -71,7 +71,7 @@ def test_long_replies_fit_and_overflow_to_files() -> None:
     assert len(rendered.content) <= render.MESSAGE_LIMIT
     assert rendered.overflow == {"a": long_a}
     assert "model-a.txt" in rendered.content
-    assert "> short" in rendered.content
+    assert "```\nshort\n```" in rendered.content
 
 
 def test_streaming_text_is_marked_and_never_overflows() -> None:
@@ -149,6 +149,10 @@ def test_split_text_prefers_line_breaks() -> None:
 
 def test_json_block_refuses_what_does_not_fit() -> None:
     assert render.json_block({"a": 1}) == '```json\n{\n  "a": 1\n}\n```'
+    # What a participant typed cannot close the block early.
+    block = render.json_block({"country": "x```\n**fake**"})
+    assert block is not None
+    assert block.count("```") == 2
     assert render.json_block({"a": "x" * 3000}) is None
 
 
@@ -159,7 +163,8 @@ def test_json_block_refuses_what_does_not_fit() -> None:
         (TextOnly(joined=False), render.NOT_JOINED),
         (NotAudio("notes.txt"), render.not_audio("notes.txt")),
         (Refusal("paused", "The study is paused."), "The study is paused."),
-        (BadAudio("corrupt", "The recording seems damaged."), "The recording seems damaged."),
+        (BadAudio("silent", "The recording is silent."), "The recording is silent."),
+        (BadAudio("corrupt", "The recording seems damaged."), render.UNREADABLE_RECORDING),
         (ConsentOutdated("2"), render.consent_outdated("2")),
         (TooBig(9_000_000, 8_000_000), render.too_big(9_000_000, 8_000_000)),
         (UnknownLength(), render.unreadable_audio("its length is unknown")),

@@ -3,7 +3,7 @@ connections on the same db), a settable clock and a models file; no Discord anyw
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,13 @@ import redis.asyncio as aioredis
 
 from bot.core import Study
 from bot.service import StudyService
-from contract.modelsfile import ModelsFile, load_models_file
+from contract.modelsfile import ModelsFile
 from devstack.clips import pcm_wav
-from tests.core.helpers import MODELS_TOML, Clock, make_study
+from tests.core.conftest import clock, data_dir, models_file, redis_client, study
+from tests.core.helpers import Clock
+
+# The study core's fixtures, shared rather than copied (pytest finds them through these names).
+__all__ = ["clock", "data_dir", "models_file", "redis_client", "study"]
 
 CONSENT_VERSION = "1"
 JOB_TIMEOUT_S = 60
@@ -28,41 +32,10 @@ def tone(seconds: float, rate: int = 16_000) -> bytes:
 
 
 @pytest.fixture
-def models_file(tmp_path: Path) -> ModelsFile:
-    path = tmp_path / "models.toml"
-    path.write_text(MODELS_TOML)
-    return load_models_file(path)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=False)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def rq_conn(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
-
-
-@pytest.fixture
-def study(
-    redis_client: aioredis.Redis, models_file: ModelsFile, data_dir: Path, clock: Clock
-) -> Study:
-    return make_study(redis_client, models_file, data_dir, clock)
 
 
 def make_service(

@@ -240,3 +240,50 @@ def test_looks_like_audio(
 )
 def test_audio_suffix(filename: str, content_type: str | None, expected: str) -> None:
     assert audio_suffix(filename, content_type) == expected
+
+
+@pytest.fixture(scope="module")
+def speech_ogg(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from devstack.clips import encode, speak
+
+    wav = speak("What is the capital of France?", tmp_path_factory.mktemp("c") / "q.wav")
+    return encode(wav, "ogg", "libopus", 48_000)
+
+
+async def test_a_corrupt_recording_is_refused_before_any_quota(
+    service: StudyService, study: Study, speech_ogg: bytes
+) -> None:
+    """A good header and last page pass the probe; decoding it all finds the damage."""
+    from bot.discord_app import render
+    from devstack.clips import corrupt_ogg_packets
+
+    await study.consent(1, "1")
+    before = await study.remaining_today(1)
+    bad = corrupt_ogg_packets(speech_ogg)
+    outcome = await service.clips.take(1, VOICE, bad)
+    assert outcome == BadAudio("corrupt", outcome.message)  # type: ignore[union-attr]
+    assert render.clip_answer(outcome) == render.UNREADABLE_RECORDING  # type: ignore[arg-type]
+    assert "could not read your recording" in render.UNREADABLE_RECORDING
+    assert await study.open_battles() == []
+    assert await study.remaining_today(1) == before
+    # The same recording undamaged starts a battle.
+    assert isinstance(await service.clips.take(1, VOICE, speech_ogg), Started)
+
+
+async def test_a_video_file_is_stored_as_audio_only(
+    service: StudyService, study: Study, data_dir: Path, speech_ogg: bytes, tmp_path: Path
+) -> None:
+    import io
+
+    import av
+
+    from devstack.clips import speak, with_video
+
+    await study.consent(1, "1")
+    mp4 = with_video(speak("Tell me a joke.", tmp_path / "j.wav"))
+    outcome = await service.clips.take(1, ClipMeta("clip.webm", None, len(mp4)), mp4)
+    assert isinstance(outcome, Started)
+    stored = data_dir / "audio" / f"{outcome.battle.battle_id}.m4a"
+    with av.open(io.BytesIO(stored.read_bytes())) as container:
+        assert [s.type for s in container.streams] == ["audio"]
+    assert not list((data_dir / "audio").glob("*.webm"))

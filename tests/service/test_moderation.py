@@ -13,7 +13,7 @@ from bot.service import StudyService
 from bot.service.outcomes import ClipMeta, DesignView, ModerationDone, Refusal, Started
 from contract import heartbeat
 from contract.heartbeat import WorkerEntry
-from contract.records import Strategy, StudyConfig, StudyState
+from contract.records import Strategy, StudyConfig, StudyState, Winner
 from tests.core.helpers import T0, Clock, answered_battle
 from tests.service.conftest import tone
 
@@ -103,3 +103,19 @@ async def test_one_participant(service: StudyService, study: Study) -> None:
     assert await moderation.unblock(5, MOD) == ModerationDone(study.pseudonym(5))
     # Blocking someone who never joined is allowed: it keeps them from joining.
     assert await moderation.block(6, "spam", MOD) == ModerationDone(study.pseudonym(6))
+
+
+async def test_status_shows_the_votes_still_needed(
+    service: StudyService, study: Study, clock: Clock
+) -> None:
+    assert (await service.moderation.status()).gaps == []  # no vote yet: nothing to project
+    await study.set_limits("mod", min_seconds_between=0, daily_quota=100)
+    for user in range(10):
+        battle = await answered_battle(study, clock, user=4000 + user)
+        clock.advance(30)
+        await study.vote(4000 + user, battle.battle_id, Winner.MODEL_A)
+    gaps = (await service.moderation.status()).gaps
+    roster = (await study.config()).roster
+    assert len(gaps) == len(roster) - 1
+    assert {g.upper for g in gaps} | {g.lower for g in gaps} == set(roster)
+    assert all(g.votes_needed >= 0 for g in gaps)

@@ -397,7 +397,7 @@ def test_gemini_429_honours_retry_info_in_the_body(
     assert time.monotonic() - started >= 1.0
 
 
-def test_openai_refusal_is_permanent_with_its_text(
+def test_openai_refusal_is_permanent_without_its_text(
     fake_api: FakeApiServer, api_key_env: str, audio: np.ndarray, loaded: list[Backend]
 ) -> None:
     refusal = {
@@ -413,9 +413,28 @@ def test_openai_refusal_is_permanent_with_its_text(
     }
     fake_api.script = [Behaviour(200, refusal)]
     backend = ready(loaded, openai(fake_api, stream=False))
-    with pytest.raises(BackendError, match=r"refused: I can't help\.") as info:
+    with pytest.raises(BackendError, match=r"refused to answer \(13 characters\)") as info:
         backend.answer(audio, [])
     assert not info.value.transient
+    # The refusal is the model's text: error texts reach logs and RQ's records.
+    assert "help" not in str(info.value)
+
+
+@pytest.mark.parametrize("make_backend", [openai, gemini])
+def test_a_broken_stream_event_is_named_never_quoted(
+    fake_api: FakeApiServer,
+    api_key_env: str,
+    audio: np.ndarray,
+    loaded: list[Backend],
+    make_backend: Any,
+) -> None:
+    fake_api.script = [Behaviour(stream_fault="garbage")]
+    backend = ready(loaded, make_backend(fake_api))
+    with pytest.raises(BackendError, match="not JSON") as info:
+        backend.answer(audio, [])
+    assert not info.value.transient
+    for word in ("secret", "Ada", "patient"):
+        assert word not in str(info.value)
 
 
 def test_gemini_wrong_key(

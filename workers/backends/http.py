@@ -292,9 +292,10 @@ class ApiClient:
             try:
                 data = json.loads(body)
             except ValueError:
+                # Never the body itself: it may hold the reply, and error texts reach logs,
+                # RQ's failure records and the result stream, which a withdrawal cannot scrub.
                 raise self._fail(
-                    f"answer is not JSON: {body[:200].decode('utf-8', 'replace')!r}",
-                    transient=False,
+                    f"answer is not JSON ({len(body)} bytes)", transient=False
                 ) from None
             if not isinstance(data, dict):
                 raise self._fail(
@@ -361,9 +362,14 @@ class ApiClient:
         try:
             event = json.loads(data)
         except ValueError:
-            raise self._fail(f"stream event is not JSON: {data[:200]!r}", transient=False) from None
+            # The event's length only: its text is (part of) the reply.
+            raise self._fail(
+                f"stream event is not JSON ({len(data)} characters)", transient=False
+            ) from None
         if not isinstance(event, dict):
-            raise self._fail(f"stream event is not a JSON object: {data[:200]!r}", transient=False)
+            raise self._fail(
+                f"stream event is not a JSON object but {type(event).__name__}", transient=False
+            )
         if "error" in event:
             # Both OpenAI and Gemini report errors that happen mid-stream as an error event.
             raise self._fail(f"error in stream: {error_detail(data.encode())}", transient=False)

@@ -207,7 +207,10 @@ class ChatCompletionsBackend:
             # The model declined (OpenAI puts the refusal text in its own field) or said nothing.
             refused = "".join(refusal).strip()
             if refused:
-                raise BackendError(f"model {self.spec.id!r} refused: {refused[:300]}")
+                # The refusal is the model's text: its length only, never its content.
+                raise BackendError(
+                    f"model {self.spec.id!r} refused to answer ({len(refused)} characters)"
+                )
             why = f" (finish_reason {finish[-1]})" if finish else ""
             raise BackendError(f"model {self.spec.id!r} returned an empty reply{why}")
         timings["total"] = time.perf_counter() - started
