@@ -1,0 +1,110 @@
+"""The whole stack with one worker that keeps several jobs in flight (`--concurrency 4`): a
+battle's two sides run at the same time in the one worker, votes work, and a withdrawal while
+both replies are on their way leaves nothing behind."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from contract.heartbeat import live_workers
+from contract.keys import RESULTS_STREAM
+from contract.protocol import ResultMessage
+from devstack.driver import StudyDriver
+from devstack.harness import E2E_MODELS, Stack
+from devstack.helpers import UPDATE_MESSAGE, results_added, results_all_handled, texts
+from devstack.standin.state import User
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+SLOW_S = 1.5
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    the_stack = Stack(
+        tmp_path_factory.mktemp("stack"), worker_args=["--no-warmup", "--concurrency", "4"]
+    )
+    try:
+        await the_stack.start()
+        yield the_stack
+    finally:
+        await the_stack.stop()
+
+
+@pytest.fixture(scope="module")
+def driver(stack: Stack) -> StudyDriver:
+    return StudyDriver(stack)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def mod(driver: StudyDriver) -> User:
+    return await driver.open_study()
+
+
+def results_of(stack: Stack, battle_id: str) -> list[ResultMessage]:
+    client = stack.redis_client()
+    try:
+        messages = [ResultMessage.from_fields(f) for _, f in client.xrange(RESULTS_STREAM)]
+    finally:
+        client.close()
+    return [m for m in messages if m.battle_id == battle_id]
+
+
+async def test_both_sides_run_at_once_in_one_worker(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    client = stack.redis_client()
+    try:
+        (worker,) = live_workers(client)
+    finally:
+        client.close()
+    assert worker.concurrency == 4
+    assert stack.fake_api is not None
+    for _, served in E2E_MODELS.values():
+        stack.fake_api.slow_models[served] = SLOW_S
+    try:
+        ana, thread = await driver.join("ana")
+        message, battle_id = await driver.battle(ana, thread, voice_ogg)
+    finally:
+        stack.fake_api.slow_models.clear()
+    a, b = sorted(results_of(stack, battle_id), key=lambda m: m.side)
+    assert a.ok and b.ok
+    # One process, two slots, and the two jobs overlapped in time.
+    assert a.worker != b.worker
+    assert {w.split("~")[0] for w in (a.worker or "", b.worker or "")} == {worker.name}
+    a_start, b_start = (m.finished_at - m.timings["total"] for m in (a, b))
+    assert a_start < b.finished_at - SLOW_S / 2 and b_start < a.finished_at - SLOW_S / 2
+    voted = await driver.vote(ana, message, battle_id, "a")
+    assert voted.type == UPDATE_MESSAGE
+    assert "Thanks for voting (A is better)" in texts(voted)
+
+
+async def test_withdraw_while_both_replies_are_in_flight(
+    stack: Stack, driver: StudyDriver, mod: User, voice_ogg: bytes
+) -> None:
+    bo, thread = await driver.join("bo")
+    assert stack.fake_api is not None
+    for _, served in E2E_MODELS.values():
+        stack.fake_api.slow_models[served] = SLOW_S
+    client = stack.redis_client()
+    try:
+        before = results_added(client)
+        progress = await driver.ask(bo, thread, voice_ogg)
+        await driver.wait_buttons(progress["id"], timeout=10)
+        await driver.withdraw(bo)
+        await stack.standin.wait_for(
+            lambda: results_added(client) >= before + 2 and results_all_handled(client),
+            timeout=30,
+            what="both late results, acknowledged",
+        )
+        await stack.standin.wait_for(
+            lambda: thread.payload["thread_metadata"].get("locked"), timeout=15, what="closing"
+        )
+        assert "Thanks for voting" not in stack.standin.message(progress["id"])["content"]
+        assert not [m for m in stack.standin.messages(thread) if m["author"]["id"] == bo.id]
+    finally:
+        stack.fake_api.slow_models.clear()
+        client.close()
