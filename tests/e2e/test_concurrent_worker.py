@@ -71,12 +71,14 @@ async def test_both_sides_run_at_once_in_one_worker(
     finally:
         stack.fake_api.slow_models.clear()
     a, b = sorted(results_of(stack, battle_id), key=lambda m: m.side)
-    assert a.ok and b.ok
+    assert a.ok
+    assert b.ok
     # One process, two slots, and the two jobs overlapped in time.
     assert a.worker != b.worker
     assert {w.split("~")[0] for w in (a.worker or "", b.worker or "")} == {worker.name}
     a_start, b_start = (m.finished_at - m.timings["total"] for m in (a, b))
-    assert a_start < b.finished_at - SLOW_S / 2 and b_start < a.finished_at - SLOW_S / 2
+    assert a_start < b.finished_at - SLOW_S / 2
+    assert b_start < a.finished_at - SLOW_S / 2
     voted = await driver.vote(ana, message, battle_id, "a")
     assert voted.type == UPDATE_MESSAGE
     assert "Thanks for voting (A is better)" in texts(voted)
