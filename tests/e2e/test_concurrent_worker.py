@@ -1,9 +1,10 @@
 """The whole stack with one worker that keeps several jobs in flight (`--concurrency 4`): a
 battle's two sides run at the same time in the one worker, votes work, and a withdrawal while
-both replies are on their way leaves nothing behind."""
+both replies are on their way leaves nothing behind. Bot and worker serve /metrics."""
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,17 +16,22 @@ from contract.protocol import ResultMessage
 from devstack.driver import StudyDriver
 from devstack.harness import E2E_MODELS, Stack
 from devstack.helpers import UPDATE_MESSAGE, results_added, results_all_handled, texts
+from devstack.redis_servers import free_port
 from devstack.standin.state import User
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 SLOW_S = 1.5
+BOT_METRICS = free_port()
+WORKER_METRICS = free_port()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     the_stack = Stack(
-        tmp_path_factory.mktemp("stack"), worker_args=["--no-warmup", "--concurrency", "4"]
+        tmp_path_factory.mktemp("stack"),
+        worker_args=["--no-warmup", "--concurrency", "4", "--metrics-port", str(WORKER_METRICS)],
+        extra_env={"PARLEY_METRICS_PORT": str(BOT_METRICS), "PARLEY_METRICS_ADDR": "127.0.0.1"},
     )
     try:
         await the_stack.start()
@@ -110,3 +116,31 @@ async def test_withdraw_while_both_replies_are_in_flight(
     finally:
         stack.fake_api.slow_models.clear()
         client.close()
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+async def test_bot_and_worker_metrics(stack: Stack, driver: StudyDriver, mod: User) -> None:
+    """After the two battles above: what Prometheus would read from the bot and the worker."""
+    bot = scrape(BOT_METRICS)
+    started = sum(v for k, v in bot.items() if k.startswith("parley_battles_started_total{"))
+    assert started >= 2
+    assert bot['parley_votes_total{winner="model_a"}'] == 1.0
+    ok = sum(v for k, v in bot.items() if k.startswith("parley_replies_total{") and "ok" in k)
+    assert ok >= 2
+    assert any(k.startswith("parley_queue_depth{") for k in bot)
+    worker = scrape(WORKER_METRICS)
+    assert worker["parley_worker_slots"] == 4.0
+    done = sum(
+        v for k, v in worker.items() if k.startswith("parley_worker_jobs_total{") and "ok" in k
+    )
+    assert done >= 4
