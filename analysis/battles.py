@@ -112,3 +112,25 @@ def flag_mask(battles: pd.DataFrame) -> np.ndarray:
 
         mask |= battles["flags"].map(has_flag).to_numpy(dtype=bool)
     return mask
+
+
+def flag_names(value: object) -> frozenset[str]:
+    """The flag names of one `flags` cell: "a,b" (Parley), a list, or empty/NaN."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return frozenset()
+    if isinstance(value, str):
+        text = value.strip().strip("[]()")
+        return frozenset(p.strip().strip("'\"") for p in text.split(",") if p.strip())
+    return frozenset(str(v) for v in value)  # type: ignore[attr-defined]
+
+
+def flagged_with(battles: pd.DataFrame, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per flag name, where a battle carries it; `flagged` is Arena's boolean column."""
+    found: dict[str, np.ndarray] = {}
+    if "flagged" in battles.columns:
+        found["flagged"] = battles["flagged"].fillna(False).astype(bool).to_numpy()
+    if "flags" in battles.columns and names:
+        sets = battles["flags"].map(flag_names)
+        for name in names:
+            found[name] = sets.map(lambda flags, n=name: n in flags).to_numpy(dtype=bool)
+    return found

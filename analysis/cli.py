@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.battles import load_battles
 from analysis.bradley_terry import TieMode, to_elo
-from analysis.filters import FilterConfig, load_identity_words
+from analysis.filters import DEFAULT_DROP_FLAGS, FilterConfig, load_identity_words
 from analysis.leaderboard import data_warnings, leaderboard, matrix, pairwise
 from analysis.simulate import SPREAD_ELO
 from analysis.study import (
@@ -58,7 +58,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="L2 penalty on log-strengths, as choix's alpha (default 0: plain ML)",
     )
-    parser.add_argument("--keep-flagged", action="store_true", help="keep flagged battles")
+    parser.add_argument(
+        "--keep-flagged",
+        action="store_true",
+        help="keep flagged battles (by default battles flagged identity_leak are dropped)",
+    )
+    parser.add_argument(
+        "--drop-flag",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also drop battles with this flag (e.g. fast_vote); repeatable",
+    )
+    parser.add_argument(
+        "--exclude-anomalous",
+        action="store_true",
+        help="drop every vote of participants analysis.quality finds anomalous (against the "
+        "board, position bias, fast median vote)",
+    )
     parser.add_argument(
         "--identity-words",
         type=Path,
@@ -149,6 +166,8 @@ def _options(args: argparse.Namespace) -> tuple[FilterConfig, RatingOptions]:
     words = load_identity_words(args.identity_words) if args.identity_words else {}
     filters = FilterConfig(
         drop_flagged=not args.keep_flagged,
+        drop_flags=tuple(dict.fromkeys([*DEFAULT_DROP_FLAGS, *args.drop_flag])),
+        exclude_anomalous=args.exclude_anomalous,
         identity_words=words,
         max_votes_per_participant=args.cap,
         since=args.since,

@@ -8,9 +8,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from analysis.battles import flag_mask
+from analysis.battles import flagged_with
+
+# Flags whose battles the analysis drops unless told otherwise. `identity_leak`: a reply named a
+# model (masked before the vote, but no longer a blind comparison; Chatbot Arena keeps only
+# anonymous votes). `fast_vote` is kept by default: add it with `--drop-flag fast_vote`.
+DEFAULT_DROP_FLAGS = ("identity_leak",)
 
 # Reply columns the identity filter reads, if the export has them.
 REPLY_COLUMNS = (("reply_a", "model_a"), ("reply_b", "model_b"))
@@ -18,7 +24,15 @@ REPLY_COLUMNS = (("reply_a", "model_a"), ("reply_b", "model_b"))
 
 @dataclass(frozen=True)
 class FilterConfig:
+    # Drop battles carrying any flag of `drop_flags` (and Arena's boolean `flagged`).
     drop_flagged: bool = True
+    drop_flags: tuple[str, ...] = DEFAULT_DROP_FLAGS
+    # Participants whose votes are dropped (e.g. the anomalous ones of analysis.quality), and
+    # why, for the signature and the filter table.
+    exclude_participants: frozenset[str] = frozenset()
+    exclude_reason: str = "excluded"
+    # Find anomalous participants (analysis.quality, on a first fit) and exclude them.
+    exclude_anomalous: bool = False
     # model id → words that give it away (e.g. "GPT-4o", "OpenAI"); a reply naming its own model
     # is no longer an anonymous comparison.
     identity_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -107,12 +121,27 @@ def apply_filters(battles: pd.DataFrame, config: FilterConfig) -> Filtered:
 
     step("unvoted", df["winner"] != "")
     if config.drop_flagged:
-        step("flagged", pd.Series(~flag_mask(df), index=df.index))
+        found = flagged_with(df, config.drop_flags)
+        hit = np.zeros(len(df), dtype=bool)
+        for mask in found.values():
+            hit |= mask
+        counts = ", ".join(f"{int(m.sum())} {name}" for name, m in found.items() if m.any())
+        if "flags" not in df.columns and "flagged" not in df.columns:
+            counts = "no flags column to read"
+        names = "+".join([*config.drop_flags, *(["flagged"] if "flagged" in found else [])])
+        step(f"flagged={names or 'none'}", pd.Series(~hit, index=df.index), counts)
     if config.identity_words:
         if any(col in df.columns for col, _ in REPLY_COLUMNS):
             step("identity", ~_names_itself(df, config.identity_words))
         else:
             steps.append(FilterStep("identity", 0, "no reply_a/reply_b columns to check"))
+    if config.exclude_participants:
+        keep = ~df["participant"].isin(sorted(config.exclude_participants))
+        step(
+            f"{config.exclude_reason}={len(config.exclude_participants)}",
+            keep,
+            f"{len(config.exclude_participants)} participant(s): {config.exclude_reason}",
+        )
     if config.since is not None:
         step(f"since={config.since.date()}", df["tstamp"] >= config.since)
     if config.until is not None:

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.bradley_terry import TieMode
+from analysis.bradley_terry import TieMode, to_elo
 from analysis.filters import FilterConfig, Filtered, apply_filters
 from analysis.pairs import PairCounts, count_pairs, participant_counts
+from analysis.quality import anomalous_participants, participant_quality
 from analysis.ratings import Ratings, fit_ratings
 from analysis.signature import Signature
 from analysis.style import StyleFit, fit_style, parse_style
@@ -65,6 +66,8 @@ def rate_battles(
 ) -> RatedStudy:
     filters = filters if filters is not None else FilterConfig()
     options = options if options is not None else RatingOptions()
+    if filters.exclude_anomalous:
+        filters = _with_anomalous_excluded(battles, filters, options)
     filtered = apply_filters(battles, filters)
     if filtered.battles.empty:
         raise ValueError(
@@ -148,3 +151,29 @@ def write_signature(out_dir: Path, signature: Signature) -> Path:
     path = out_dir / "signature.txt"
     path.write_text(str(signature) + "\n")
     return path
+
+
+def _with_anomalous_excluded(
+    battles: pd.DataFrame, filters: FilterConfig, options: RatingOptions
+) -> FilterConfig:
+    """The filters plus the participants analysis.quality finds anomalous against a first
+    point fit (no bootstrap) on the battles the other filters keep."""
+    first = apply_filters(battles, dataclasses.replace(filters, exclude_anomalous=False))
+    pairs = count_pairs(first.battles)
+    fit = fit_ratings(
+        pairs,
+        ties=options.ties,
+        bothbad_as_tie=options.bothbad_as_tie,
+        rounds=0,
+        rng=np.random.default_rng(options.seed),
+        seed=options.seed,
+        alpha=options.alpha,
+    )
+    elo = dict(zip(fit.models, to_elo(fit.theta), strict=True))
+    quality = participant_quality(first.battles, elo)
+    return dataclasses.replace(
+        filters,
+        exclude_anomalous=False,
+        exclude_participants=filters.exclude_participants | anomalous_participants(quality),
+        exclude_reason="anomalous",
+    )

@@ -265,10 +265,18 @@ class ReplyReceived(StreamEvent):
     result: ResultMessage
     participant: str
     at: float
+    # Models of the roster the reply named (its text is stored masked): the battle is flagged
+    # `identity_leak`. Written only when non-empty, so older events read the same.
+    named: tuple[str, ...] = ()
 
     @property
     def battle_id(self) -> str:
         return self.result.battle_id
+
+    @property
+    def leak_flag(self) -> str:
+        """`identity_leak` when the reply named a model, else ""."""
+        return IDENTITY_LEAK_FLAG if self.named else ""
 
     def reply(self) -> Reply:
         """The reply as kept in the battle record (`reply_a` / `reply_b`)."""
@@ -289,17 +297,26 @@ class ReplyReceived(StreamEvent):
         return f"error_{self.result.side}:{self.result.error_kind or 'unknown'}"
 
     def data(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self.result), "participant": self.participant, "at": self.at}
+        data = {**dataclasses.asdict(self.result), "participant": self.participant, "at": self.at}
+        if self.named:
+            data["named"] = list(self.named)
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Self:
-        rest = {k: v for k, v in data.items() if k not in ("participant", "at")}
+        rest = {k: v for k, v in data.items() if k not in ("participant", "at", "named")}
         unknown = sorted(set(rest) - _RESULT_FIELDS)
         if unknown:
             raise ValueError(f"reply event has fields a ResultMessage lacks: {unknown}")
-        return cls(result=ResultMessage(**rest), participant=data["participant"], at=data["at"])
+        return cls(
+            result=ResultMessage(**rest),
+            participant=data["participant"],
+            at=data["at"],
+            named=tuple(data.get("named", ())),
+        )
 
 
+IDENTITY_LEAK_FLAG = "identity_leak"  # the same name as bot.core.quality.IDENTITY_LEAK
 _RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(ResultMessage))
 
 
@@ -312,14 +329,19 @@ class Voted(StreamEvent):
     participant: str
     winner: Winner
     at: float
+    # Vote-quality flags the vote adds to the battle (e.g. `fast_vote`); written when non-empty.
+    flags: tuple[str, ...] = ()
 
     def data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "battle_id": self.battle_id,
             "participant": self.participant,
             "winner": self.winner.value,
             "at": self.at,
         }
+        if self.flags:
+            data["flags"] = list(self.flags)
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Self:
@@ -328,6 +350,7 @@ class Voted(StreamEvent):
             participant=data["participant"],
             winner=Winner(data["winner"]),
             at=data["at"],
+            flags=tuple(data.get("flags", ())),
         )
 
 

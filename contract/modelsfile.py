@@ -8,7 +8,14 @@ Light on purpose (no torch): the bot reads it for the roster and the names revea
     [models.demo-pipeline.settings]
     asr_model = "..."
 
-Backend settings are validated by the backend itself when a worker loads it.
+    aliases = ["SmolLM", "Hugging Face"]   # optional: other words that name this model
+
+    [identity]                              # optional, study-wide
+    extra_words = ["Alibaba Cloud"]         # words that name no single model but give one away
+
+Backend settings are validated by the backend itself when a worker loads it. `aliases` and
+`[identity] extra_words` feed the identity guard (bot/core/identity.py): a reply naming a model
+of the roster is masked before it is shown, and its battle flagged `identity_leak`.
 """
 
 from __future__ import annotations
@@ -33,12 +40,15 @@ class ModelSpec:
     display_name: str
     backend: str
     settings: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()  # vendor and family words that name the model too
 
 
 @dataclass(frozen=True)
 class ModelsFile:
     path: Path
     models: dict[str, ModelSpec]
+    # Study-wide words the identity guard masks too (`[identity] extra_words`).
+    identity_words: tuple[str, ...] = ()
 
     def get(self, model_id: str) -> ModelSpec:
         try:
@@ -78,11 +88,11 @@ def load_models_file(path: Path | str) -> ModelsFile:
             raise ModelsFileError(
                 f"{where}: unknown backend {backend!r}; known backends: {', '.join(KNOWN_BACKENDS)}"
             )
-        unknown = set(entry) - {"display_name", "backend", "settings"}
+        unknown = set(entry) - {"display_name", "backend", "settings", "aliases"}
         if unknown:
             raise ModelsFileError(
                 f"{where}: unknown key(s) {sorted(unknown)}; allowed: display_name, backend, "
-                "settings"
+                "settings, aliases"
             )
         settings = entry.get("settings", {})
         if not isinstance(settings, dict):
@@ -92,5 +102,21 @@ def load_models_file(path: Path | str) -> ModelsFile:
             display_name=str(entry.get("display_name", model_id)),
             backend=backend,
             settings=dict(settings),
+            aliases=_words(entry.get("aliases", []), f"{where}.aliases"),
         )
-    return ModelsFile(path=path, models=models)
+    identity = data.get("identity", {})
+    if not isinstance(identity, dict):
+        raise ModelsFileError(f"{path}: [identity] must be a table")
+    if set(identity) - {"extra_words"}:
+        raise ModelsFileError(
+            f"{path}: [identity] has unknown key(s) {sorted(set(identity) - {'extra_words'})}; "
+            "allowed: extra_words"
+        )
+    extra = _words(identity.get("extra_words", []), f"{path}: [identity] extra_words")
+    return ModelsFile(path=path, models=models, identity_words=extra)
+
+
+def _words(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise ModelsFileError(f"{where} must be a list of non-empty strings, got {value!r}")
+    return tuple(w.strip() for w in value)

@@ -38,6 +38,7 @@ from rq import Callback, Queue, Retry, SimpleWorker
 from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError, StopRequested
 from rq.job import Job, JobStatus, get_current_job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.results import Result
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
 from contract.keys import queue_name
@@ -252,6 +253,44 @@ def retire(conn: redis.Redis, job_id: str, reason: str) -> JobState | None:
         )
         pipe.execute()
     return JobState.FAILED
+
+
+# -- forgetting jobs (withdrawal) ------------------------------------------------------------
+
+
+def job_record_keys(job_id: str) -> tuple[str, ...]:
+    """The keys where RQ keeps one job's record (its arguments) and its results.
+
+    A caller without a synchronous connection (the bot's result listener) deletes these with its
+    own client; registries keep only the bare id, which the next RQ cleanup drops."""
+    return (Job.key_for(job_id), Result.get_key(job_id), Job.dependents_key_for(job_id))
+
+
+def forget_jobs(conn: redis.Redis, job_ids: Iterable[str]) -> int:
+    """Delete the RQ records of these jobs (a participant withdrew); returns how many existed.
+
+    A job still waiting is cancelled and deleted, so it never runs. A job a worker is running is
+    left to finish: deleting its record now would not stop it, and RQ writes the record again when
+    it ends; its late result reaches the bot, which deletes the record then
+    (`job_record_keys`). Every other job (ended, failed, cancelled) is deleted."""
+    forgotten = 0
+    for job_id in job_ids:
+        try:
+            snapshot = fetch_job(conn, job_id)
+        except JobUnreadable:
+            snapshot = None  # damaged: its keys go all the same
+        if snapshot is not None and (snapshot.state is JobState.STARTED or snapshot.taken):
+            continue
+        if snapshot is not None:
+            forgotten += 1
+            job = _fetch(conn, job_id)
+            if job is not None:
+                with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+                    if snapshot.waiting:
+                        job.cancel()
+                job.delete(remove_from_queue=True)
+        conn.delete(*job_record_keys(job_id))
+    return forgotten
 
 
 # -- the worker side -------------------------------------------------------------------------

@@ -54,6 +54,13 @@ class Limits:
     audio_max_bytes: int = 8_000_000
     comment_max_chars: int = 1000
     pair_target: int = 50  # battles per pair the balanced strategy aims for
+    # A vote sooner after both replies were shown than the time to read them at this speed
+    # (characters per second; 50 is skimming pace) is flagged `fast_vote`; 0 turns it off.
+    fast_vote_chars_per_second: float = 50.0
+    # Spoken replies: sooner than this share of their summed durations is a fast vote.
+    fast_vote_listen_share: float = 0.5
+    # Never less than this (seconds), however short the replies.
+    fast_vote_floor_s: float = 1.0
 
 
 @dataclass(frozen=True)

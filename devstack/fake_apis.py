@@ -84,7 +84,8 @@ class FakeApiServer:
         self.script: list[Behaviour] = []
         self.slow_models: dict[str, float] = {}
         self.broken_models: set[str] = set()
-        # A fixed reply text per served model (e.g. hostile markdown), instead of `reply_for`.
+        # Served model -> the reply it gives instead of `reply_for` (hostile markdown, a model
+        # naming itself, ...).
         self.replies: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         self._stream_fault: str | None = None
@@ -487,7 +488,7 @@ class FakeApiServer:
             )
         if name == "blocked-model":
             return web.json_response({"promptFeedback": {"blockReason": "SAFETY"}})
-        text = self.reply_for(seconds, len(contents) - 1)
+        text = self.replies.get(name) or self.reply_for(seconds, len(contents) - 1)
         usage = {
             "promptTokenCount": 10,
             "candidatesTokenCount": len(text.split()),

@@ -4,7 +4,9 @@ assertions. Acting (clicks, commands, messages) and waiting live in `devstack.dr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -132,3 +134,49 @@ def battle_of(stack: Stack, message_id: str) -> str | None:
     finally:
         client.close()
     return None
+
+
+def _zlib_or_none(raw: bytes) -> bytes | None:
+    """RQ stores a job's arguments as a zlib-compressed pickle: look inside those too."""
+    try:
+        return zlib.decompress(raw)
+    except zlib.error:
+        return None
+
+
+def _redis_values(client: redis.Redis, key: bytes) -> list[bytes]:
+    kind = client.type(key).decode()
+    if kind == "string":
+        value = client.get(key)
+        return [] if value is None else [value]
+    if kind == "hash":
+        return [part for pair in client.hgetall(key).items() for part in pair]
+    if kind == "list":
+        return list(client.lrange(key, 0, -1))
+    if kind == "set":
+        return list(client.smembers(key))
+    if kind == "zset":
+        return [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+    if kind == "stream":
+        return [
+            part for _, fields in client.xrange(key) for pair in fields.items() for part in pair
+        ]
+    return []
+
+
+def where_content_lies(client: redis.Redis, data_dir: Path, needles: Iterable[str]) -> list[str]:
+    """Every place (Redis key of any type, RQ's keys included, stream entries and compressed
+    job records; files under the data dir) that holds one of `needles`, as "place: needle"."""
+    wanted = [n.encode() for n in needles if n]
+    found: list[str] = []
+    for key in client.scan_iter(count=1000):
+        for raw in [key, *_redis_values(client, key)]:
+            inside = _zlib_or_none(raw)
+            for needle in wanted:
+                if needle in raw or (inside is not None and needle in inside):
+                    found.append(f"redis {key.decode(errors='replace')}: {needle.decode()}")
+    for path in sorted(data_dir.rglob("*")) if data_dir.exists() else []:
+        if path.is_file():
+            data = path.read_bytes()
+            found.extend(f"file {path}: {n.decode()}" for n in wanted if n in data)
+    return found

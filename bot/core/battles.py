@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import secrets
@@ -173,8 +174,15 @@ class Battles:
         )
         if participant is None:
             raise refused("no_such_battle")
+        named: tuple[str, ...] = ()
+        if result.reply:
+            # Masked before it is stored: no copy of a model's self-introduction is shown.
+            guarded = self._ctx.guard.check(result.reply)
+            if guarded.leaked:
+                result = dataclasses.replace(result, reply=guarded.text)
+                named = tuple(sorted(guarded.named))
         received = ReplyReceived(
-            result=result, participant=participant.decode(), at=self._ctx.clock()
+            result=result, participant=participant.decode(), at=self._ctx.clock(), named=named
         )
         outcome = await self._ctx.scripts.run(
             RecordReply(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
+from bot.core.identity import IdentityGuard, guard_for
 from bot.core.scripts import Scripts
 from contract.modelsfile import ModelsFile
 
@@ -34,11 +35,14 @@ class StudyContext:
     rng: np.random.Generator
     clock: Callable[[], float]
     scripts: Scripts = field(init=False)
+    # Masks model names in replies (bot/core/identity.py), built from the models file.
+    guard: IdentityGuard = field(init=False)
 
     def __post_init__(self) -> None:
         if len(self.secret) < 16:
             raise ValueError(f"secret must be at least 16 bytes (got {len(self.secret)})")
         object.__setattr__(self, "scripts", Scripts(self.redis))
+        object.__setattr__(self, "guard", guard_for(self.known_models))
 
     def pseudonym(self, discord_id: int) -> str:
         """HMAC-SHA256(secret, str(discord_id)), hex, first PSEUDONYM_CHARS characters."""

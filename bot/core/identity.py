@@ -21,6 +21,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from contract.modelsfile import ModelsFile
+
 MASK = "[name hidden]"
 # The key under which study-wide words are reported: they name no model of the roster.
 EXTRA = "*"
@@ -93,3 +95,22 @@ class IdentityGuard:
                 named.add(owner)
         # A reply that names nobody is shown exactly as written.
         return Guarded(shown if named else text, frozenset(named))
+
+
+def guard_for(models: ModelsFile) -> IdentityGuard:
+    """The guard of a study: every model of the models file (the roster is a subset, and a
+    model taken off the roster mid-study still gives itself away), with its id, display name
+    and `aliases`, plus the file's `[identity] extra_words`."""
+    return IdentityGuard.for_models(
+        ((spec.id, spec.display_name, spec.aliases) for spec in models.models.values()),
+        models.identity_words,
+    )
+
+
+def shown_partial(guard: IdentityGuard, text: str) -> str:
+    """A partial reply as it may be shown while it streams: masked, and cut before its last,
+    perhaps unfinished word (the start of a name is not yet a name the guard can catch)."""
+    if text and not text[-1].isspace():
+        cut = max(text.rfind(" "), text.rfind("\n"))
+        text = text[: cut + 1] if cut >= 0 else ""
+    return guard.check(text).text

@@ -209,6 +209,7 @@ RECORD_REPLY = LuaScript(
         "now",
         "ok",
         "flag",
+        "leak_flag",
         "battle_id",
         "event_type",
         "event_data",
@@ -217,6 +218,11 @@ RECORD_REPLY = LuaScript(
     + _LOG_EVENT
     + """
 local b = redis.call('HMGET', battle_key, 'status', 'model_a', 'model_b', 'pair', 'flags')
+local function add_flag(flags, f)
+  if not flags or flags == '' then return f end
+  for x in string.gmatch(flags, '[^,]+') do if x == f then return flags end end
+  return flags .. ',' .. f
+end
 if not b[1] then return {'missing', ''} end
 local this, other, expected = 'a', 'b', b[2]
 if side == 'b' then this, other, expected = 'b', 'a', b[3] end
@@ -224,6 +230,11 @@ if expected ~= model_id then return {'mismatch', expected} end
 -- At-least-once delivery: the first reply for a side wins; a repeat changes nothing.
 if redis.call('HSETNX', battle_key, 'reply_' .. this, reply_json) == 0 then
   return with_record('same', '', battle_key)
+end
+-- A reply that named a model is stored masked; its battle is flagged once.
+if leak_flag ~= '' then
+  b[5] = add_flag(b[5], leak_flag)
+  redis.call('HSET', battle_key, 'flags', b[5])
 end
 if ok == '0' then
   local flags = b[5]
@@ -261,13 +272,13 @@ VOTE = LuaScript(
         "daily",
         "config",
     ),
-    argv=("participant", "winner", "now", "battle_id", "event_type", "event_data"),
+    argv=("participant", "winner", "now", "flags", "battle_id", "event_type", "event_data"),
     body=_WITH_RECORD
     + _LOG_EVENT
     + _OUTCOME_SIDE
     + """
 local b = redis.call('HMGET', battle_key, 'participant', 'status', 'answered_at', 'pair',
-                    'model_a')
+                    'model_a', 'flags')
 if not b[1] then return {'no_such_battle', ''} end
 if b[1] ~= participant then return {'not_your_battle', ''} end
 if b[2] == 'voted' then return {'already_voted', ''} end
@@ -277,6 +288,12 @@ local delay = tonumber(now) - tonumber(b[3])
 -- The vote and the reveal are one write: no vote can exist after a reveal.
 redis.call('HSET', battle_key, 'status', 'voted', 'winner', winner, 'voted_at', now,
            'revealed_at', now, 'vote_delay_s', string.format('%.6f', delay))
+-- Vote-quality flags (fast_vote) join the battle's flags; stored, never acted on.
+if flags ~= '' then
+  local all = b[6]
+  if not all or all == '' then all = flags else all = all .. ',' .. flags end
+  redis.call('HSET', battle_key, 'flags', all)
+end
 redis.call('SREM', open_key, battle_id)
 redis.call('HINCRBY', pair_votes_key, b[4], 1)
 redis.call('HINCRBY', pair_outcomes_key, b[4] .. ':' .. outcome_side(b[4], b[5], winner), 1)

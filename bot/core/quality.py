@@ -6,7 +6,9 @@ is a name in the battle's `flags`, exported, and the analysis decides what to dr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from contract.records import Limits, Reply
 
 FAST_VOTE = "fast_vote"
 IDENTITY_LEAK = "identity_leak"
@@ -35,3 +37,27 @@ def is_fast_vote(vote_delay_s: float | None, needed_s: float, floor_s: float = 0
     if vote_delay_s is None:
         return False
     return vote_delay_s < max(needed_s, floor_s)
+
+
+# The hook for spoken replies (issue 14): a reply whose `timings` carry its spoken length under
+# this key is judged by listening time, not reading time.
+SPOKEN_SECONDS = "spoken_seconds"
+
+
+def vote_needs_seconds(replies: Mapping[str, Reply], limits: Limits) -> float | None:
+    """The least time a vote on these replies can honestly take; None when the rule is off.
+
+    Spoken replies (`SPOKEN_SECONDS` in their timings) count by `fast_vote_listen_share` of
+    their durations, written ones by `fast_vote_chars_per_second`; the floor applies to both."""
+    spoken = [r.timings.get(SPOKEN_SECONDS) for r in replies.values()]
+    if any(d is not None for d in spoken):
+        if limits.fast_vote_listen_share <= 0:
+            return None
+        needed = min_listen_seconds(spoken, min(limits.fast_vote_listen_share, 1.0))
+    else:
+        if limits.fast_vote_chars_per_second <= 0:
+            return None
+        needed = min_read_seconds(
+            (r.text for r in replies.values()), limits.fast_vote_chars_per_second
+        )
+    return max(needed, limits.fast_vote_floor_s)

@@ -75,8 +75,10 @@ def _apply(battle: Battle, event: ReplyReceived | Voted | Commented) -> Battle:
         reply = event.reply()
         replies = {**battle.replies, reply.side: reply}
         changes: dict[str, Any] = {"replies": replies}
+        if event.leak_flag and event.leak_flag not in battle.flags:
+            changes["flags"] = (*battle.flags, event.leak_flag)
         if reply.error is not None:
-            changes["flags"] = (*battle.flags, event.error_flag)
+            changes["flags"] = (*changes.get("flags", battle.flags), event.error_flag)
             if battle.status is BattleStatus.QUEUED:
                 changes["status"] = BattleStatus.FAILED
         elif battle.status is BattleStatus.QUEUED and len(replies) == 2:
@@ -91,6 +93,7 @@ def _apply(battle: Battle, event: ReplyReceived | Voted | Commented) -> Battle:
             voted_at=at,
             revealed_at=at,
             vote_delay_s=_time(at - answered),
+            flags=(*battle.flags, *(f for f in event.flags if f not in battle.flags)),
         )
     return dataclasses.replace(battle, comments=(*battle.comments, event.comment()))
 

@@ -243,6 +243,7 @@ class RecordReply(ScriptCall[Outcome]):
             "now": fmt_time(self.received.at),
             "ok": "1" if result.ok else "0",
             "flag": self.received.error_flag,
+            "leak_flag": self.received.leak_flag,
             "battle_id": result.battle_id,
             **_event_argv(self.received),
         }
@@ -331,6 +332,7 @@ class Vote(ScriptCall[Outcome]):
             "participant": self.voted.participant,
             "winner": self.voted.winner.value,
             "now": fmt_time(self.voted.at),
+            "flags": ",".join(self.voted.flags),
             "battle_id": self.voted.battle_id,
             **_event_argv(self.voted),
         }

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from bot.core import summary as summary_module
 from bot.core.battles import Battles
 from bot.core.context import StudyContext, utc_day
+from bot.core.identity import IdentityGuard
 from bot.core.participants import Participants
 from bot.core.persistence import check_persistence
 from bot.core.reading import iter_battles, iter_participants, read_outcomes
@@ -96,6 +97,11 @@ class Study:
     def clock(self) -> Callable[[], float]:
         return self._ctx.clock
 
+    @property
+    def guard(self) -> IdentityGuard:
+        """The identity guard: the Discord layer masks streaming partial replies with it."""
+        return self._ctx.guard
+
     async def check_persistence(self, *, allow_volatile: bool) -> list[str]:
         return await check_persistence(self.redis, allow_volatile=allow_volatile)
 
@@ -119,8 +125,12 @@ class Study:
     async def unblock(self, discord_id: int, by: str) -> Participant:
         return await self._participants.unblock(discord_id, by)
 
-    async def withdraw(self, discord_id: int) -> None:
-        await self._withdrawal.withdraw(discord_id)
+    async def withdraw(self, discord_id: int) -> list[str]:
+        """Returns the RQ job ids of the deleted battles (see `Withdrawal.withdraw`)."""
+        return await self._withdrawal.withdraw(discord_id)
+
+    async def forget_battle(self, battle_id: str) -> int:
+        return await self._withdrawal.forget_battle(battle_id)
 
     async def my_data(self, discord_id: int) -> dict[str, Any]:
         return await self._withdrawal.my_data(discord_id)

@@ -6,11 +6,13 @@ import dataclasses
 import json
 import unicodedata
 
-from bot.core.codec import battle_from_hash
+from bot.core.codec import battle_from_hash, decode_hash
 from bot.core.context import StudyContext, utc_day
+from bot.core.quality import FAST_VOTE, is_fast_vote, vote_needs_seconds
 from bot.core.refusals import refused
 from bot.core.scripts import AddComment, Vote
 from bot.core.study_config import ConfigStore
+from contract import keys
 from contract.events import Commented, Voted
 from contract.records import Battle, Winner
 
@@ -31,11 +33,27 @@ class Votes:
 
     async def vote(self, discord_id: int, battle_id: str, winner: Winner) -> tuple[Battle, int]:
         """Record the vote and the reveal in one write. Returns (battle, battles left today)."""
+        at = self._ctx.clock()
+        # Judged on the battle as stored: both replies and `answered_at` never change once the
+        # battle is answered, and the script refuses a vote on a battle that is not.
+        flags: tuple[str, ...] = ()
+        current = await self._ctx.redis.hgetall(keys.battle(battle_id))
+        if current:
+            battle = battle_from_hash(decode_hash(current))
+            needed = vote_needs_seconds(battle.replies, (await self._config.config()).limits)
+            if (
+                needed is not None
+                and battle.answered_at is not None
+                and is_fast_vote(at - battle.answered_at, needed)
+                and FAST_VOTE not in battle.flags
+            ):
+                flags = (FAST_VOTE,)
         voted = Voted(
             battle_id=battle_id,
             participant=self._ctx.pseudonym(discord_id),
             winner=Winner(winner),
-            at=self._ctx.clock(),
+            at=at,
+            flags=flags,
         )
         day, _ = utc_day(voted.at)
         outcome = await self._ctx.scripts.run(Vote(voted=voted, day=day))

@@ -247,6 +247,7 @@ class ParleyBot(commands.Bot):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.editor.close()
+        await self.listener.close()
         # Thread work uses REST: stop it before discord.py closes its HTTP session.
         await self.threads.close()
         await super().close()

@@ -183,6 +183,9 @@ class Moderator(commands.Cog):
         audio_max_bytes: app_commands.Range[int, 1_000, 100_000_000] | None = None,
         comment_max_chars: app_commands.Range[int, 1, 4000] | None = None,
         pair_target: app_commands.Range[int, 1, 1_000_000] | None = None,
+        fast_vote_chars_per_second: app_commands.Range[float, 0, 10_000] | None = None,
+        fast_vote_listen_share: app_commands.Range[float, 0, 1] | None = None,
+        fast_vote_floor_s: app_commands.Range[float, 0, 3600] | None = None,
     ) -> None:
         changes = {
             name: value
@@ -193,6 +196,9 @@ class Moderator(commands.Cog):
                 "audio_max_bytes": audio_max_bytes,
                 "comment_max_chars": comment_max_chars,
                 "pair_target": pair_target,
+                "fast_vote_chars_per_second": fast_vote_chars_per_second,
+                "fast_vote_listen_share": fast_vote_listen_share,
+                "fast_vote_floor_s": fast_vote_floor_s,
             }.items()
             if value is not None
         }

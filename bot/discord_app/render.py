@@ -349,7 +349,10 @@ def config_text(config: StudyConfig, names: dict[str, str]) -> str:
         f"**Roster:** {roster}\n"
         f"**Limits:** {lim.daily_quota}/day, {lim.min_seconds_between:g} s between rounds, "
         f"audio ≤ {lim.audio_max_seconds:g} s and ≤ {megabytes(lim.audio_max_bytes)}, "
-        f"comments ≤ {lim.comment_max_chars} chars, pair target {lim.pair_target}"
+        f"comments ≤ {lim.comment_max_chars} chars, pair target {lim.pair_target}\n"
+        f"**Fast-vote flag:** reading at {lim.fast_vote_chars_per_second:g} chars/s, "
+        f"listening {lim.fast_vote_listen_share:g} of spoken length, "
+        f"at least {lim.fast_vote_floor_s:g} s"
     )
 
 

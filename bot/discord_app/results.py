@@ -6,6 +6,10 @@ is acknowledged only after the battle message shows it, and `study.set_ui(render
 a battle whose replies are on screen, so a re-delivered result never posts twice.
 
 Partial texts (PARTIALS_STREAM) are best effort: read from "now", no group, never acknowledged.
+
+Withdrawal: a result or a partial reply for a battle that no longer exists (its participant
+withdrew while the models were answering) is deleted from its stream as it arrives, with RQ's
+record of the job, so nothing of what was said outlives the withdrawal.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import discord
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from bot.core.identity import shown_partial
 from bot.discord_app import render, views
 from bot.discord_app.common import NO_MENTIONS
+from contract import keys
 from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
 from contract.protocol import ResultMessage
+from contract.queueing import job_record_keys
 from contract.records import Battle, BattleStatus, Refused
 
 if TYPE_CHECKING:
@@ -41,6 +48,9 @@ BLOCK_MS = 2000
 # Results read (and handled concurrently) per read: enough that a burst of battles finishing
 # together is shown together, each still waiting only for its own message's edit turn.
 READ_COUNT = 100
+# RQ saves a job's record again once the job function returned, which can be just after its
+# result reached us: the record of a withdrawn battle's job is deleted once more after this.
+RQ_SETTLE_S = 5.0
 
 
 @dataclass
@@ -85,7 +95,8 @@ class BattleEditor:
     def partial(self, battle_id: str, side: str, text: str) -> None:
         if battle_id in self._done or side not in render.SIDES:
             return
-        self._state(battle_id).partials[side] = text
+        # Masked like the whole reply will be, and cut before an unfinished last word.
+        self._state(battle_id).partials[side] = shown_partial(self.study.guard, text)
         self._schedule(battle_id)
 
     def progress(self, battle_id: str, position: int | None, *, buttons: bool = False) -> None:
@@ -119,7 +130,11 @@ class BattleEditor:
                 return
             try:
                 battle = await self.study.battle(battle_id)
-                if battle is None or battle.status is not BattleStatus.QUEUED:
+                if battle is None:
+                    # Withdrawn: drop the partial texts kept for it.
+                    self._finish(battle_id)
+                    return
+                if battle.status is not BattleStatus.QUEUED:
                     return
                 texts, failed = render.reply_texts(battle)
                 for side, text in state.partials.items():
@@ -219,10 +234,19 @@ class BattleEditor:
 class ResultListener:
     """Reads RESULTS_STREAM (consumer group) and PARTIALS_STREAM and feeds the editor."""
 
-    def __init__(self, redis: aioredis.Redis, study: Study, editor: BattleEditor) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        study: Study,
+        editor: BattleEditor,
+        *,
+        rq_settle_s: float = RQ_SETTLE_S,
+    ) -> None:
         self.redis = redis
         self.study = study
         self.editor = editor
+        self.rq_settle_s = rq_settle_s
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def ensure_group(self) -> None:
         try:
@@ -292,8 +316,10 @@ class ResultListener:
         try:
             battle, changed = await self.study.record_reply(result)
         except Refused as refused:
-            # E.g. the participant withdrew meanwhile: nothing left to show.
+            # E.g. the participant withdrew meanwhile: nothing left to show, nothing to keep.
             log.info("result for battle %s not recorded: %s", result.battle_id, refused.code)
+            if refused.code == "no_such_battle":
+                return await self._forget(result)
             return True
         except ValueError as exc:
             # A result naming the wrong model for its side: a worker bug, never retried.
@@ -307,6 +333,40 @@ class ResultListener:
         if changed:
             self.editor.progress(battle.battle_id, None)
         return True
+
+    async def _forget(self, result: ResultMessage) -> bool:
+        """Delete a withdrawn battle's late result, its partial replies and its RQ record."""
+        try:
+            await self.study.forget_battle(result.battle_id)
+            if result.job_id:
+                await self.redis.delete(*job_record_keys(result.job_id))
+        except ValueError as exc:
+            # Not a battle id we could ever have made, or one that exists again: keep nothing.
+            log.error("late result for %r not forgotten: %s", result.battle_id, exc)
+            return True
+        except RedisError as exc:
+            log.warning(
+                "could not delete the late result of %s (%s); will retry", result.battle_id, exc
+            )
+            return False
+        if result.job_id and self.rq_settle_s >= 0:
+            task = asyncio.get_running_loop().create_task(self._forget_job_later(result.job_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _forget_job_later(self, job_id: str) -> None:
+        await asyncio.sleep(self.rq_settle_s)
+        try:
+            await self.redis.delete(*job_record_keys(job_id))
+        except RedisError as exc:
+            # RQ's result TTL (contract.queueing.RESULT_TTL_S) removes it within the hour anyway.
+            log.warning("could not delete RQ's record of job %s: %s", job_id, exc)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _final(self, battle: Battle) -> bool:
         try:
@@ -337,13 +397,38 @@ class ResultListener:
                 log.warning("reading %s failed (%s); retrying in 1 s", PARTIALS_STREAM, exc)
                 await asyncio.sleep(1.0)
                 continue
-            for entry_id, fields in response[0][1] if response else []:
+            entries = response[0][1] if response else []
+            shown: list[tuple[bytes | str, str, str, str]] = []
+            for entry_id, fields in entries:
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                 battle_id = _text(fields, "battle_id")
                 side = _text(fields, "side")
                 text = _text(fields, "text")
                 if battle_id and side and text is not None:
+                    shown.append((entry_id, battle_id, side, text))
+            try:
+                gone = await self._gone(shown)
+            except (RedisError, OSError) as exc:
+                log.warning("could not check partial replies (%s); shown as they are", exc)
+                gone = set()
+            for _, battle_id, side, text in shown:
+                if battle_id not in gone:
                     self.editor.partial(battle_id, side, text)
+
+    async def _gone(self, partials: list[tuple[bytes | str, str, str, str]]) -> set[str]:
+        """The battles of these partials that no longer exist; their partials are deleted."""
+        battle_ids = sorted({battle_id for _, battle_id, _, _ in partials})
+        if not battle_ids:
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for battle_id in battle_ids:
+                pipe.exists(keys.battle(battle_id))
+            exists = await pipe.execute()
+        gone = {b for b, there in zip(battle_ids, exists, strict=True) if not there}
+        doomed = [entry_id for entry_id, battle_id, _, _ in partials if battle_id in gone]
+        if doomed:
+            await self.redis.xdel(PARTIALS_STREAM, *doomed)
+        return gone
 
 
 def _text(fields: dict[bytes, bytes], name: str) -> str | None:

@@ -3,11 +3,12 @@ what is stored about them, leaving, and the id of their private thread."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.service.deps import Deps
 from bot.service.outcomes import Agreed, ConsentChanged, JoinStart, Refusal, Withdrawn
-from contract import keys
+from contract import keys, queueing
 from contract.records import Demographics, Limits, Participant, ParticipantStatus, Refused
 
 
@@ -58,8 +59,10 @@ class Participants:
         pseudonym = self.deps.study.pseudonym(user_id)
         key = keys.participant_thread(pseudonym)
         thread_id = await self.deps.redis.get(key)
-        await self.deps.study.withdraw(user_id)
+        job_ids = await self.deps.study.withdraw(user_id)
         await self.deps.redis.delete(key)
+        # RQ keeps each job's arguments: waiting jobs are cancelled and every record deleted.
+        await asyncio.to_thread(queueing.forget_jobs, self.deps.rq_conn, job_ids)
         return Withdrawn(pseudonym, int(thread_id) if thread_id is not None else None)
 
     async def thread_id(self, user_id: int) -> int | None:

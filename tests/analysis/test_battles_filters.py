@@ -102,7 +102,7 @@ def test_filters_report_what_they_removed(tmp_path: Path) -> None:
         [("x", "y", "model_a")] * 6 + [("x", "y", "")],
         participant=["p1", "p1", "p1", "p2", "p2", "p3", "p3"],
         tstamp=[0, 1, 2, 3, 4 * day, 5, 6],
-        flags=["", "", "", "toxic", "", "", ""],
+        flags=["", "fast_vote", "", "identity_leak,fast_vote", "", "", ""],
         reply_a=["Hi!", "As GPT-4o, I think", "ok", "ok", "ok", "ok", "ok"],
         reply_b=["", "", "", "", "", "I am Claude", ""],
     )
@@ -117,9 +117,19 @@ def test_filters_report_what_they_removed(tmp_path: Path) -> None:
     removed = {s.name: s.removed for s in result.steps}
     # b6 unvoted; b3 flagged; b1 (x names GPT-4o) and b5 (y names Claude); b4 too late;
     # the cap keeps p1's earliest vote b0 and drops b2.
-    assert removed == {"unvoted": 1, "flagged": 1, "identity": 2, "until=1970-01-03": 1, "cap=1": 1}
+    # fast_vote alone is kept by default: only identity_leak battles are dropped.
+    assert removed == {
+        "unvoted": 1,
+        "flagged=identity_leak": 1,
+        "identity": 2,
+        "until=1970-01-03": 1,
+        "cap=1": 1,
+    }
     assert list(result.battles["battle_id"]) == ["b0"]
-    assert result.signature_part == "unvoted,flagged,identity,until=1970-01-03,cap=1"
+    assert result.signature_part == (
+        "unvoted,flagged=identity_leak,identity,until=1970-01-03,cap=1"
+    )
+    assert result.steps[1].note == "1 identity_leak"
     table = result.table()
     assert list(table["remaining"]) == [7, 6, 5, 3, 2, 1]
 
@@ -131,3 +141,42 @@ def test_bad_filter_config_fails_loudly(tmp_path: Path) -> None:
     bad.write_text('{"x": "GPT"}')
     with pytest.raises(ValueError, match="list of strings"):
         load_identity_words(bad)
+
+
+def test_flag_filter_drops_what_it_names_and_excluded_participants() -> None:
+    df = frame(
+        [("x", "y", "model_a")] * 4,
+        participant=["p1", "p2", "p3", "p3"],
+        tstamp=[0, 1, 2, 3],
+        flags=["fast_vote", "identity_leak", "", "fast_vote,identity_leak"],
+    )
+    kept = apply_filters(df, FilterConfig(drop_flagged=False))
+    assert len(kept.battles) == 4
+    both = apply_filters(df, FilterConfig(drop_flags=("identity_leak", "fast_vote")))
+    assert both.signature_part == "unvoted,flagged=identity_leak+fast_vote"
+    assert list(both.battles["battle_id"]) == ["b2"]
+    out = apply_filters(
+        df, FilterConfig(exclude_participants=frozenset({"p3"}), exclude_reason="anomalous")
+    )
+    assert out.signature_part == "unvoted,flagged=identity_leak,anomalous=1"
+    assert list(out.battles["battle_id"]) == ["b0"]
+
+
+def test_exclude_anomalous_drops_an_always_a_voter() -> None:
+    from analysis.study import RatingOptions, rate_battles
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(600):
+        a, b = rng.choice(["m1", "m2", "m3"], 2, replace=False)
+        person = f"p{i % 6}"
+        winner = "model_a" if person == "p0" else rng.choice(["model_a", "model_b"])
+        rows.append((a, b, winner, person, float(i)))
+    df = frame(
+        [(a, b, w) for a, b, w, _, _ in rows],
+        participant=[p for *_, p, _ in rows],
+        tstamp=[t for *_, t in rows],
+    )
+    rated = rate_battles(df, FilterConfig(exclude_anomalous=True), RatingOptions(rounds=5, seed=1))
+    assert "anomalous=1" in str(rated.signature)
+    assert "p0" not in set(rated.battles["participant"])

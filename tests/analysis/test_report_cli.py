@@ -56,7 +56,7 @@ def test_leaderboard_command(
     table = pd.read_csv(tmp_path / "leaderboard.csv")
     assert list(table.columns[: len(LEADERBOARD_COLUMNS)]) == LEADERBOARD_COLUMNS
     signature = (
-        f"votes:2000|filters:unvoted,flagged,cap=500|rounds:100|seed:3|ties:half|"
+        f"votes:2000|filters:unvoted,flagged=identity_leak,cap=500|rounds:100|seed:3|ties:half|"
         f"bothbad:tie|resample:battles|style:none|parley:{parley_version()}"
     )
     assert set(table["signature"]) == {signature}
@@ -148,7 +148,7 @@ def test_report_on_the_real_static_table(study_battles: pd.DataFrame, tmp_path: 
     for heading in ("Leaderboard", "Head to head", "Static benchmarks", "Topics", "Methods"):
         assert f"<h2>{heading}</h2>" in html
     assert "no transcripts" in html
-    assert "votes:2000|filters:unvoted,flagged|rounds:200|seed:1" in html
+    assert "votes:2000|filters:unvoted,flagged=identity_leak|rounds:200|seed:1" in html
     assert "GPT4o" in html
     assert "slurp_intent" in html
     for name in ("leaderboard", "winrates", "correlations", "mixed_effects", "filters"):

@@ -67,7 +67,7 @@ def result_for(
         battle_id=battle.battle_id,
         side=side,
         model_id=model,
-        reply=None if error else f"{reply} from {model}",
+        reply=None if error else f"{reply} on side {side}",  # names no model: the guard keeps it
         transcript=None if error else "what is the weather",
         timings={"total": 1.5, "first_token": 0.4},
         error=error,

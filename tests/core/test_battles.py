@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -225,7 +227,7 @@ async def test_record_reply_is_idempotent_and_answers(study: Study, clock: Clock
     assert changed
     assert b.status is BattleStatus.ANSWERED
     assert b.answered_at == T0 + 4
-    assert b.replies["b"].text == f"hi from {battle.model_b}"
+    assert b.replies["b"].text == "hi on side b"
     assert b.replies["a"].transcript == "what is the weather"
     assert b.replies["a"].timings == {"total": 1.5, "first_token": 0.4}
     _, changed = await study.record_reply(result_for(battle, "b"))
@@ -296,3 +298,27 @@ async def test_events_record_the_lifecycle(
     await study.comment(1, battle.battle_id, "nice")
     types = [f[b"type"].decode() for _, f in await redis_client.xrange(keys.EVENTS)]
     assert types == ["consent", "config", "battle_started", "reply", "reply", "vote", "comment"]
+
+
+async def test_a_reply_naming_a_model_is_stored_masked_and_flagged(
+    study: Study, clock: Clock, redis_client: aioredis.Redis
+) -> None:
+    await study.consent(1, "1")
+    battle = await study.start_battle(1, AUDIO, 1.0, "ogg")
+    other = "alpha" if battle.model_a != "alpha" else "beta"
+    named = dataclasses.replace(
+        result_for(battle, "a"), reply=f"I am {battle.model_a.upper()}, unlike {other}."
+    )
+    b, _ = await study.record_reply(named)
+    assert b.replies["a"].text == "I am [name hidden], unlike [name hidden]."
+    assert b.flags == ("identity_leak",)
+    b, _ = await study.record_reply(result_for(battle, "b"))
+    assert b.replies["b"].text == "hi on side b"  # a clean reply is kept as written
+    assert b.flags == ("identity_leak",)
+    assert b.status is BattleStatus.ANSWERED
+    # The stored event holds the masked text too, and which models were named.
+    events = [f for _, f in await redis_client.xrange(keys.EVENTS) if f[b"type"] == b"reply"]
+    first = json.loads(events[0][b"data"])
+    assert first["reply"] == b.replies["a"].text
+    assert first["named"] == sorted({battle.model_a, other})
+    assert battle.model_a.upper().encode() not in events[0][b"data"]

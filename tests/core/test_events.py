@@ -144,7 +144,7 @@ STORED = [
     (
         "reply",
         '{"battle_id": "0000000000000001", "side": "a", "model_id": "delta", "reply": '
-        '"hi from delta", "transcript": "what is the weather", "timings": {"total": 1.5, '
+        '"hi on side a", "transcript": "what is the weather", "timings": {"total": 1.5, '
         '"first_token": 0.4}, "error": null, "error_kind": null, "job_id": "job-a", "worker": '
         '"w1", "finished_at": 1795780800.0, "participant": "aac7534e8cc91ee0", "at": '
         "1795780802.1234567}",

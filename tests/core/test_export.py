@@ -61,7 +61,7 @@ async def test_export_one_row_per_battle(
     assert voted["status"] == "voted"
     assert voted["comment"] == "A was better"
     assert voted["transcript"] == "what is the weather"
-    assert voted["reply_a"].startswith("hi from")
+    assert voted["reply_a"].startswith("hi on side")
     assert voted["latency_a"] == pytest.approx(1.5)
     assert voted["vote_delay_s"] == pytest.approx(4.0)
     assert pd.Timestamp(voted["tstamp"]) == pd.Timestamp(T0 + 6, unit="s", tz="UTC")

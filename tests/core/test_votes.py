@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from bot.core import BattleStatus, Refused, Winner
+from bot.core.quality import SPOKEN_SECONDS, vote_needs_seconds
 from bot.core.study import Study
+from contract.records import Limits, Reply
 from tests.core.helpers import AUDIO, T0, Clock, answered_battle, result_for
 
 
@@ -138,3 +140,37 @@ async def test_comment_on_queued_battle(study: Study) -> None:
     battle = await study.start_battle(1, AUDIO, 1.0, "ogg")
     commented = await study.comment(1, battle.battle_id, "waiting")
     assert commented.status is BattleStatus.QUEUED
+
+
+async def test_a_vote_sooner_than_reading_is_flagged_fast(study: Study, clock: Clock) -> None:
+    # "hi on side a" + "hi on side b": 24 characters, 0.48 s at 50 chars/s; the floor is 1 s.
+    quick = await answered_battle(study, clock, user=1)
+    clock.advance(0.5)
+    voted, _ = await study.vote(1, quick.battle_id, Winner.MODEL_A)
+    assert voted.flags == ("fast_vote",)
+    clock.advance(30)
+    slow = await answered_battle(study, clock, user=1)
+    clock.advance(1.5)
+    voted, _ = await study.vote(1, slow.battle_id, Winner.TIE)
+    assert voted.flags == ()
+
+
+async def test_fast_vote_thresholds_come_from_the_limits(study: Study, clock: Clock) -> None:
+    await study.set_limits("mod", fast_vote_chars_per_second=1.0, fast_vote_floor_s=0.0)
+    battle = await answered_battle(study, clock, user=1)
+    clock.advance(20)  # 24 characters at 1 char/s need 24 s
+    voted, _ = await study.vote(1, battle.battle_id, Winner.MODEL_B)
+    assert voted.flags == ("fast_vote",)
+    await study.set_limits("mod", fast_vote_chars_per_second=0)  # off
+    clock.advance(30)
+    battle = await answered_battle(study, clock, user=1)
+    voted, _ = await study.vote(1, battle.battle_id, Winner.MODEL_B)
+    assert voted.flags == ()
+
+
+def test_spoken_replies_count_by_listening_time() -> None:
+    spoken = {
+        side: Reply(side, "m", "x" * 500, None, {SPOKEN_SECONDS: 10.0}, None, 0.0) for side in "ab"
+    }
+    assert vote_needs_seconds(spoken, Limits()) == 10.0  # half of 20 s, not 1000 chars / 50
+    assert vote_needs_seconds(spoken, Limits(fast_vote_listen_share=0)) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -146,3 +147,31 @@ async def test_withdrawn_participant_cannot_come_back(study: Study, clock: Clock
     data = await study.my_data(LEAVER)
     assert data["battles"] == []
     assert data["participant"]["status"] == "withdrawn"
+
+
+async def test_late_result_and_partials_are_forgotten(
+    study: Study, clock: Clock, redis_client: aioredis.Redis
+) -> None:
+    """What the workers publish after a withdrawal (the listener calls `forget_battle`)."""
+    await answered_battle(study, clock, user=LEAVER)
+    clock.advance(30)
+    battle = await study.start_battle(LEAVER, AUDIO, 2.0, "ogg")
+    stayer = await answered_battle(study, clock, user=STAYER)
+    await study.withdraw(LEAVER)
+    late = dataclasses.replace(
+        result_for(battle, "b", reply="late secret reply"), transcript="late words said"
+    )
+    await redis_client.xadd(
+        PARTIALS_STREAM, {"battle_id": battle.battle_id, "side": "b", "text": "late sec"}
+    )
+    await redis_client.xadd(RESULTS_STREAM, late.to_fields())
+    await redis_client.xadd(RESULTS_STREAM, result_for(stayer, "a").to_fields())
+    with pytest.raises(Refused):
+        await study.record_reply(late)
+    assert await study.forget_battle(battle.battle_id) == 2
+    everything = await _all_redis_bytes(redis_client)
+    for trace in (b"late sec", b"late words said", battle.battle_id.encode()):
+        assert trace not in everything
+    assert await redis_client.xlen(RESULTS_STREAM) == 1  # the stayer's result stays
+    with pytest.raises(ValueError, match="exists"):
+        await study.forget_battle(stayer.battle_id)
