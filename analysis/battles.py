@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,9 @@ def flag_mask(battles: pd.DataFrame) -> np.ndarray:
                 return False
             if isinstance(value, str):
                 return value.strip() not in ("", "[]", "()")
-            return len(value) > 0  # type: ignore[arg-type]
+            if not isinstance(value, Sized):
+                raise TypeError(f"flags value {value!r} is neither text nor a list")
+            return len(value) > 0
 
         mask |= battles["flags"].map(has_flag).to_numpy(dtype=bool)
     return mask

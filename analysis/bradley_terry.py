@@ -89,7 +89,7 @@ def is_connected(design: PairDesign, n: np.ndarray) -> bool:
         shape=(design.n_models, design.n_models),
     )
     n_components, _ = connected_components(graph, directed=False)
-    return n_components == 1
+    return bool(n_components == 1)
 
 
 def _laplacian(design: PairDesign, weights: np.ndarray) -> np.ndarray:
@@ -279,10 +279,12 @@ def fit_davidson(
 def to_elo(theta: np.ndarray) -> np.ndarray:
     """θ (any shape, models last) → ratings on the 400·log10 scale with mean 1000."""
     centred = theta - theta.mean(axis=-1, keepdims=True)
-    return ELO_MEAN + ELO_SCALE * centred
+    elo: np.ndarray = ELO_MEAN + ELO_SCALE * centred
+    return elo
 
 
 def to_strength_pct(theta: np.ndarray) -> np.ndarray:
     """θ → BT strengths π = e^θ normalised to sum to 100 (softmax, computed stably)."""
     shifted = np.exp(theta - theta.max(axis=-1, keepdims=True))
-    return 100.0 * shifted / shifted.sum(axis=-1, keepdims=True)
+    pct: np.ndarray = 100.0 * shifted / shifted.sum(axis=-1, keepdims=True)
+    return pct

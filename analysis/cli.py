@@ -248,19 +248,28 @@ def cmd_winrates(args: argparse.Namespace) -> int:
 
 
 def cmd_correlate(args: argparse.Namespace) -> int:
-    from analysis.static import check_overlap, correlate, load_static, mixed_effects, pca
+    from analysis.static import (
+        check_overlap,
+        correlate,
+        load_static,
+        mixed_effects,
+        pca,
+        static_names_of,
+    )
 
     table = load_static(args.benchmarks, args.meta)
 
     def overlap(battles: pd.DataFrame) -> object:
         # Before the bootstrap: a misspelt table should fail in a second, not after minutes.
         models = sorted(set(battles["model_a"].astype(str)) | set(battles["model_b"].astype(str)))
-        return check_overlap(models, table)
+        return check_overlap(models, table, static_names_of(battles))
 
     study = _rate(args, overlap)
     tables = {
         "leaderboard": leaderboard(study.ratings),
-        "correlations": correlate(study.ratings, table, k=args.topk),
+        "correlations": correlate(
+            study.ratings, table, k=args.topk, static_names=static_names_of(study.battles)
+        ),
     }
     components = pca(table)
     tables["pca_variance"] = components.explained

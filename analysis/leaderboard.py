@@ -84,7 +84,8 @@ def data_warnings(board: pd.DataFrame) -> list[str]:
 
 
 def _plain_rank(rating: np.ndarray) -> np.ndarray:
-    return 1 + (rating[None, :] > rating[:, None]).sum(axis=1)
+    rank: np.ndarray = 1 + (rating[None, :] > rating[:, None]).sum(axis=1)
+    return rank
 
 
 def pairwise(ratings: Ratings, level: float = CI_LEVEL) -> pd.DataFrame:

@@ -38,7 +38,8 @@ def codes_of(values: pd.Series, names: Sequence[str]) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     position = {name: i for i, name in enumerate(names)}
     lookup = np.array([position.get(u, -1) for u in uniques] + [-1], dtype=np.int64)
-    return lookup[codes]  # the NA code -1 picks the trailing -1
+    found: np.ndarray = lookup[codes]  # the NA code -1 picks the trailing -1
+    return found
 
 
 def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -60,7 +61,8 @@ def _battle_cells(df: pd.DataFrame, names: list[str]) -> np.ndarray:
     flip = np.array([[I_WINS, J_WINS, TIE, BOTH_BAD], [J_WINS, I_WINS, TIE, BOTH_BAD]])
     outcome = flip[swap.astype(np.int64), won]
     m = len(names)
-    return (lo * m + hi) * N_OUTCOMES + outcome
+    cells: np.ndarray = (lo * m + hi) * N_OUTCOMES + outcome
+    return cells
 
 
 def count_pairs(battles: pd.DataFrame, models: list[str] | None = None) -> PairCounts:
@@ -96,7 +98,8 @@ def battle_cells(battles: pd.DataFrame, pairs: PairCounts) -> np.ndarray:
     row = lookup[cell // N_OUTCOMES]
     if (row < 0).any():
         raise ValueError("battles hold a pair that `pairs` does not; count them with it")
-    return row * N_OUTCOMES + cell % N_OUTCOMES
+    rows: np.ndarray = row * N_OUTCOMES + cell % N_OUTCOMES
+    return rows
 
 
 def participant_counts(battles: pd.DataFrame, pairs: PairCounts) -> tuple[sp.csr_matrix, int]:

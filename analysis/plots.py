@@ -48,11 +48,11 @@ def heatmap(
     size = max(4.0, 0.55 * n + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     values = matrix.to_numpy(float)
-    kwargs = {}
+    vmin = vmax = None
     if center is not None:
         span = np.nanmax(np.abs(values - center)) if np.isfinite(values).any() else 1.0
-        kwargs = {"vmin": center - span, "vmax": center + span}
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, **kwargs)
+        vmin, vmax = center - span, center + span
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(range(n), matrix.columns, rotation=45, ha="right")
     ax.set_yticks(range(n), matrix.index)
     ax.set_xlabel("opponent")

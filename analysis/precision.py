@@ -34,13 +34,15 @@ def error_table(ratings: Ratings, battles: pd.DataFrame) -> pd.DataFrame:
     if ratings.ties is TieMode.DAVIDSON:
         table["sandwich_se_battles"] = table["sandwich_se_participants"] = np.nan
     else:
-        kw = {"ties": ratings.ties, "bothbad_as_tie": ratings.bothbad_as_tie}
+        ties, bothbad = ratings.ties, ratings.bothbad_as_tie
         table["sandwich_se_battles"] = sandwich_se_elo(
-            sandwich_cov(ratings.pairs, ratings.theta, **kw)
+            sandwich_cov(ratings.pairs, ratings.theta, ties=ties, bothbad_as_tie=bothbad)
         )
         users, _ = participant_counts(battles, ratings.pairs)
         table["sandwich_se_participants"] = sandwich_se_elo(
-            sandwich_cov(ratings.pairs, ratings.theta, participants=users, **kw)
+            sandwich_cov(
+                ratings.pairs, ratings.theta, participants=users, ties=ties, bothbad_as_tie=bothbad
+            )
         )
     return table.sort_values("rating", ascending=False).reset_index(drop=True)
 
@@ -72,7 +74,8 @@ def resampling_table(
 
     def width(r: Ratings) -> np.ndarray:
         elo = to_elo(r.boot_theta)
-        return np.quantile(elo, 1 - tail, axis=0) - np.quantile(elo, tail, axis=0)
+        spread: np.ndarray = np.quantile(elo, 1 - tail, axis=0) - np.quantile(elo, tail, axis=0)
+        return spread
 
     widths = {ratings.resample: width(ratings), other_unit: width(other)}
     table = pd.DataFrame(

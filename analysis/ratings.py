@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +28,18 @@ from analysis.pairs import BOTH_BAD, I_WINS, TIE, PairCounts, outcomes
 
 # Rounds fitted together; bounds memory at chunk × models² floats for the Hessians.
 DEFAULT_CHUNK = 500
+
+
+class FitOptions(TypedDict, total=False):
+    """The keyword options of `fit_ratings` that callers pass through (`topic_leaderboards`)."""
+
+    ties: TieMode
+    bothbad_as_tie: bool
+    seed: int | None
+    alpha: float
+    chunk: int
+    progress: bool
+    participants: sp.csr_matrix | None
 
 
 @dataclass(frozen=True)
@@ -164,4 +177,5 @@ def fit_ratings(
 def rank_by_ci(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Chatbot Arena's rank: 1 + the number of models whose lower bound is above my upper bound."""
     lo, hi = np.asarray(lo), np.asarray(hi)
-    return 1 + (lo[None, :] > hi[:, None]).sum(axis=1)
+    rank: np.ndarray = 1 + (lo[None, :] > hi[:, None]).sum(axis=1)
+    return rank

@@ -26,7 +26,15 @@ from analysis.precision import (
     resampling_table,
     votes_needed_table,
 )
-from analysis.static import StaticTable, correlate, load_static, mixed_effects, orient, pca
+from analysis.static import (
+    StaticTable,
+    correlate,
+    load_static,
+    mixed_effects,
+    orient,
+    pca,
+    static_names_of,
+)
 from analysis.study import (
     RatedStudy,
     RatingOptions,
@@ -363,10 +371,10 @@ def _behaviour_section(doc: _Doc, study: RatedStudy, out: Path) -> None:
     doc.table(agree)
 
 
-def _static_section(doc: _Doc, study, table: StaticTable, out: Path) -> None:
+def _static_section(doc: _Doc, study: RatedStudy, table: StaticTable, out: Path) -> None:
     sig = study.signature
     try:
-        corr = correlate(study.ratings, table)
+        corr = correlate(study.ratings, table, static_names=static_names_of(study.battles))
     except ValueError as exc:
         doc.p(f"Correlations skipped: {html.escape(str(exc))}", "note")
         return

@@ -74,9 +74,11 @@ def sandwich_cov(
         pair_sum = per_user @ sp.kron(sp.eye(resid.shape[0]), np.ones((N_OUTCOMES, 1)))
         scores = np.asarray((pair_sum @ signed).todense())
         meat = scores.T @ scores
-    return bread @ meat @ bread
+    cov: np.ndarray = bread @ meat @ bread
+    return cov
 
 
 def sandwich_se_elo(cov: np.ndarray) -> np.ndarray:
     """Per-model standard error on the Elo scale."""
-    return ELO_SCALE * np.sqrt(np.maximum(np.diag(cov), 0))
+    se: np.ndarray = ELO_SCALE * np.sqrt(np.maximum(np.diag(cov), 0))
+    return se

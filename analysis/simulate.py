@@ -191,4 +191,5 @@ def neighbour_sd(theta: dict[str, float], battles: pd.DataFrame) -> np.ndarray:
     info[np.arange(m), np.arange(m)] = -info.sum(axis=1)
     cov = np.linalg.inv(info + np.ones((m, m)))
     k = np.arange(m - 1)
-    return np.sqrt(cov[k, k] + cov[k + 1, k + 1] - 2 * cov[k, k + 1])
+    se: np.ndarray = np.sqrt(cov[k, k] + cov[k + 1, k + 1] - 2 * cov[k, k + 1])
+    return se

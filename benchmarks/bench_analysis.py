@@ -56,7 +56,9 @@ def per_round_scipy(df: pd.DataFrame, rounds: int) -> float:
     rng = np.random.default_rng(0)
     m = len(models)
 
-    def nll(theta: np.ndarray, ia: np.ndarray, ib: np.ndarray, s: np.ndarray) -> tuple:
+    def nll(
+        theta: np.ndarray, ia: np.ndarray, ib: np.ndarray, s: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         d = theta[ia] - theta[ib]
         p = 1 / (1 + np.exp(-d))
         loss = -(s * np.log(p) + (1 - s) * np.log1p(-p)).sum()

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from bot.core import Study, Winner, connect
 from bot.export import export_battles
 from contract import keys
 from contract.modelsfile import ModelsFile, ModelSpec
-from contract.protocol import ResultMessage
+from contract.protocol import ResultMessage, Side
 from devstack.redis_servers import RedisServer
 
 MODELS = ["m-alpha", "m-beta", "m-gamma", "m-delta", "m-epsilon"]
@@ -41,10 +42,10 @@ def models_file() -> ModelsFile:
     return ModelsFile(path=Path("bench-models.toml"), models=specs)
 
 
-def result(battle_id: str, side: str, model: str) -> ResultMessage:
+def result(battle_id: str, side: Side, model: str) -> ResultMessage:
     return ResultMessage(
         battle_id=battle_id,
-        side=side,  # type: ignore[arg-type]
+        side=side,
         model_id=model,
         reply=f"A reply from {model} about the weather in a few sentences.",
         transcript="what is the weather like tomorrow",
@@ -116,7 +117,10 @@ async def seed_battles(study: Study, n: int) -> None:
     """
     ((user, battle_id),) = await answered_battles(study, 1, first_user=900_000)
     await study.vote(user, battle_id, Winner.MODEL_B)
-    template = await study.redis.hgetall(keys.battle(battle_id))
+    # As redis-py's HSET takes a mapping (its key type is invariant, so a plain dict copy).
+    template: dict[FieldT, EncodableT] = dict(
+        (await study.redis.hgetall(keys.battle(battle_id))).items()
+    )
     now = time.time()
     for chunk in range(0, n, 5000):
         async with study.redis.pipeline(transaction=False) as pipe:

@@ -58,9 +58,9 @@ def snowflake_time(snowflake: str) -> float:
     return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000
 
 
-def rq_time(raw: bytes) -> float:
+def rq_time(raw: bytes | str) -> float:
     """RQ's `enqueued_at` ("2026-11-27T04:18:04.123456Z", UTC) as unix seconds."""
-    text = raw.decode().rstrip("Z")
+    text = (raw.decode() if isinstance(raw, bytes) else raw).rstrip("Z")
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
@@ -184,9 +184,8 @@ async def run(args: argparse.Namespace) -> int:
         rows = export(stack, workdir / "battles.jsonl")
         client = stack.redis_client()
         try:
-            votes = sum(
-                1 for _, fields in client.xrange(keys.EVENTS) if fields.get(b"type") == b"vote"
-            )
+            events = client.xrange(keys.EVENTS) or []
+            votes = sum(1 for _, fields in events if fields and fields.get(b"type") == b"vote")
             enqueue_s: list[float] = []
             replied_s: list[float] = []  # the part of enqueue_s before the bot's first reply
             created_s: list[float] = []  # the part of enqueue_s before start_battle's write

@@ -27,7 +27,7 @@ import redis
 
 from contract.heartbeat import live_workers
 from contract.keys import RESULTS_STREAM, audio_key
-from contract.protocol import JobRequest, ResultMessage
+from contract.protocol import JobRequest, ResultMessage, Side
 from contract.queueing import enqueue_answer
 from devstack.clips import encode, speak
 from devstack.fake_apis import FakeApiServer
@@ -60,13 +60,13 @@ class Bot:
         self.last_id = "0-0"
         self.n = 0
 
-    def enqueue(self, model_id: str, clip: bytes, side: str = "a") -> str:
+    def enqueue(self, model_id: str, clip: bytes, side: Side = "a") -> str:
         self.n += 1
         battle_id = f"bench{self.n}"
         self.client.set(audio_key(battle_id), clip)
         request = JobRequest(
             battle_id=battle_id,
-            side=side,  # type: ignore[arg-type]
+            side=side,
             model_id=model_id,
             audio_key=audio_key(battle_id),
             audio_format="ogg",
@@ -82,6 +82,8 @@ class Bot:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(out)} of {count} results within {timeout_s} s")
             reply = self.client.xread({RESULTS_STREAM: self.last_id}, block=1000)
+            if not isinstance(reply, list):  # RESP2: [[stream, entries], ...]
+                raise TypeError(f"XREAD replied {type(reply).__name__}; a RESP2 list was expected")
             for _, entries in reply:
                 for entry_id, fields in entries:
                     self.last_id = entry_id

@@ -23,7 +23,10 @@ log = logging.getLogger("bot")
 
 async def run(settings: Settings) -> int:
     point_at(settings.discord_api_base, settings.discord_gateway_url)
-    models = load_models_file(settings.models_file)  # type: ignore[arg-type]
+    models_file, token = settings.models_file, settings.discord_token
+    if models_file is None or token is None:
+        raise SettingsError("the bot needs PARLEY_MODELS and DISCORD_TOKEN (see Settings.for_bot)")
+    models = load_models_file(models_file)
     consent_text = load_consent(settings)
     redis_client = connect(settings.redis_url)
     rq_conn = redis.Redis.from_url(settings.redis_url)
@@ -68,7 +71,7 @@ async def run(settings: Settings) -> int:
     loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(bot.close()))
     try:
         async with bot:
-            await bot.start(settings.discord_token.get_secret_value())  # type: ignore[union-attr]
+            await bot.start(token.get_secret_value())
     finally:
         if metrics is not None:
             metrics.stop()
@@ -89,7 +92,7 @@ def main() -> int:
     )
     try:
         return asyncio.run(run(settings))
-    except (ModelsFileError, StartupError) as exc:
+    except (ModelsFileError, StartupError, SettingsError) as exc:
         # Bad models file or consent text: say what is wrong, no traceback.
         log.error("%s", exc)
         return 2

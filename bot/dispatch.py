@@ -35,19 +35,22 @@ def battle_requests(
     audio_format: str,
     max_audio_seconds: float,
     now: float,
+    speak: bool = False,
 ) -> list[JobRequest]:
-    """One `JobRequest` per side; `sides` maps "a"/"b" to the model id drawn for it."""
+    """One `JobRequest` per side; `sides` maps "a"/"b" to the model id drawn for it. `speak`:
+    the battle's replies are spoken (reply modes speech/both)."""
     if set(sides) != {"a", "b"}:
         raise ValueError(f"a battle needs exactly the sides 'a' and 'b', got {sorted(sides)}")
     return [
         JobRequest(
             battle_id=battle_id,
-            side=side,  # type: ignore[arg-type]
+            side=side,
             model_id=sides[side],
             audio_key=audio_key(battle_id),
             audio_format=audio_format,
             max_audio_seconds=max_audio_seconds,
             enqueued_at=now,
+            speak=speak,
         )
         for side in ("a", "b")
     ]

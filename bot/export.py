@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import redis.asyncio as aioredis
 
 from bot.core import Participant, Study, connect, iter_battle_records, iter_participants
+from contract.modelsfile import ModelsFile, ModelsFileError, load_models_file
 from contract.settings import SettingsError, load_settings
 
 BATTLE_COLUMNS = [
@@ -35,6 +36,8 @@ BATTLE_COLUMNS = [
     "model_a",
     "model_b",
     "winner",  # model_a | model_b | tie | tie (bothbad) | null (unvoted)
+    "static_name_a",  # the models file's static_name of model_a (its benchmark-table row), or null
+    "static_name_b",
     "status",
     "strategy",
     "turn",
@@ -57,6 +60,9 @@ BATTLE_COLUMNS = [
     "comment",
     "n_comments",
     "flags",
+    "reply_mode",  # text | speech | both: how the participant got the replies
+    "speech_seconds_a",  # length of the spoken reply the participant heard (speech/both)
+    "speech_seconds_b",
 ]
 PARTICIPANT_COLUMNS = [
     "participant",
@@ -76,11 +82,15 @@ _TIME_COLUMNS = frozenset(
 SUFFIXES = (".parquet", ".csv", ".jsonl")
 
 
-def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
+def battle_row(
+    record: Mapping[str, str], static_names: Mapping[str, str | None] | None = None
+) -> dict[str, Any]:
     """One export row from a stored battle record (see bot.core.codec for the fields).
 
     Reads the record rather than a Battle: 100,000 frozen dataclasses would cost seconds.
+    `static_names` maps model id -> its static_name in the models file (`static_name_a/_b`).
     """
+    names = static_names or {}
     a = json.loads(record["reply_a"]) if record.get("reply_a") else {}
     b = json.loads(record["reply_b"]) if record.get("reply_b") else {}
     timings_a, timings_b = a.get("timings") or {}, b.get("timings") or {}
@@ -98,6 +108,8 @@ def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
         "model_a": record["model_a"],
         "model_b": record["model_b"],
         "winner": record.get("winner") or None,
+        "static_name_a": names.get(record["model_a"]),
+        "static_name_b": names.get(record["model_b"]),
         "status": record["status"],
         "strategy": record["strategy"],
         # Battles are single-turn: one question, two replies, one vote.
@@ -122,6 +134,9 @@ def battle_row(record: Mapping[str, str]) -> dict[str, Any]:
         "comment": "\n\n".join(comments) or None,
         "n_comments": len(comments),
         "flags": record.get("flags", ""),
+        "reply_mode": record.get("reply_mode") or "text",
+        "speech_seconds_a": a.get("audio_seconds"),
+        "speech_seconds_b": b.get("audio_seconds"),
     }
 
 
@@ -163,8 +178,21 @@ def _redis_of(source: Study | aioredis.Redis) -> aioredis.Redis:
     return source.redis if isinstance(source, Study) else source
 
 
-async def battle_rows(source: Study | aioredis.Redis) -> list[dict[str, Any]]:
-    return [battle_row(r) async for r in iter_battle_records(_redis_of(source))]
+def static_names_of(models: ModelsFile | None) -> dict[str, str | None]:
+    """Model id -> static_name from a models file (empty without one)."""
+    if models is None:
+        return {}
+    return {model_id: spec.static_name for model_id, spec in models.models.items()}
+
+
+async def battle_rows(
+    source: Study | aioredis.Redis, models: ModelsFile | None = None
+) -> list[dict[str, Any]]:
+    """Export rows; a Study brings its own models file for the static names."""
+    if models is None and isinstance(source, Study):
+        models = source.known_models
+    names = static_names_of(models)
+    return [battle_row(r, names) async for r in iter_battle_records(_redis_of(source))]
 
 
 async def participant_rows(source: Study | aioredis.Redis) -> list[dict[str, Any]]:
@@ -172,9 +200,11 @@ async def participant_rows(source: Study | aioredis.Redis) -> list[dict[str, Any
     return sorted(rows, key=lambda r: r["participant"])
 
 
-async def battles_frame(source: Study | aioredis.Redis) -> pd.DataFrame:
+async def battles_frame(
+    source: Study | aioredis.Redis, models: ModelsFile | None = None
+) -> pd.DataFrame:
     """The battles export as a DataFrame (times as UTC timestamps)."""
-    return _frame(await battle_rows(source), BATTLE_COLUMNS)
+    return _frame(await battle_rows(source, models), BATTLE_COLUMNS)
 
 
 async def participants_frame(source: Study | aioredis.Redis) -> pd.DataFrame:
@@ -213,11 +243,16 @@ def write_rows(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -
     return path
 
 
-async def export_battles(source: Study | aioredis.Redis, path: Path | str) -> int:
-    """Write one row per battle to `path` (.parquet, .csv or .jsonl); returns the row count."""
+async def export_battles(
+    source: Study | aioredis.Redis, path: Path | str, models: ModelsFile | None = None
+) -> int:
+    """Write one row per battle to `path` (.parquet, .csv or .jsonl); returns the row count.
+
+    `models` (default: a Study's own models file) fills `static_name_a` / `static_name_b`.
+    """
     path = Path(path)
     check_suffix(path)
-    rows = await battle_rows(source)
+    rows = await battle_rows(source, models)
     await asyncio.to_thread(write_rows, rows, BATTLE_COLUMNS, path)
     return len(rows)
 
@@ -231,10 +266,12 @@ async def export_participants(source: Study | aioredis.Redis, path: Path | str) 
     return len(rows)
 
 
-async def _run(redis_url: str, out: Path, participants: Path | None) -> None:
+async def _run(
+    redis_url: str, out: Path, participants: Path | None, models: ModelsFile | None
+) -> None:
     client = connect(redis_url)
     try:
-        n = await export_battles(client, out)
+        n = await export_battles(client, out, models)
         print(f"wrote {n} battles to {out}")
         if participants is not None:
             n = await export_participants(client, participants)
@@ -256,10 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{path}: the file must end in {', '.join(SUFFIXES)}")
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        # Optional: without PARLEY_MODELS the static_name columns stay empty.
+        models = load_models_file(settings.models_file) if settings.models_file else None
+    except (SettingsError, ModelsFileError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    asyncio.run(_run(settings.redis_url, args.out, args.participants))
+    asyncio.run(_run(settings.redis_url, args.out, args.participants, models))
     return 0
 
 

@@ -47,9 +47,10 @@ from typing import TYPE_CHECKING, Literal
 import redis
 from redis.exceptions import RedisError
 
+from bot.core.codec import as_text
 from contract import heartbeat, keys, queueing
 from contract.keys import RESULTS_STREAM, audio_key
-from contract.protocol import ErrorKind, JobRequest, ResultMessage
+from contract.protocol import ErrorKind, JobRequest, ResultMessage, Side
 from contract.queueing import JobSnapshot, JobState
 from contract.records import Battle, BattleStatus
 
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_TTL_S = 7 * 24 * 3600
 SWEEPER_NAME = "parley-sweeper"
-SIDES = ("a", "b")
+SIDES: tuple[Side, ...] = ("a", "b")
 
 Action = Literal["requeued", "failed"]
 
@@ -188,7 +189,7 @@ class Sweeper:
     def _forget_closed(self, open_ids: set[str]) -> None:
         """Drop the records of battles that are answered, voted, failed or withdrawn: the key
         names a battle, and nothing of a withdrawn participant's battles may stay behind."""
-        swept = {raw.decode() for raw in self.conn.smembers(keys.SWEPT_BATTLES)}
+        swept = {as_text(raw) for raw in self.conn.smembers(keys.SWEPT_BATTLES)}
         done = sorted(swept - open_ids)
         if done:
             with self.conn.pipeline() as pipe:
@@ -199,7 +200,7 @@ class Sweeper:
     # -- one side (synchronous: rq is) -------------------------------------------------------
 
     def _sweep_side(
-        self, battle: Battle, side: str, max_audio_seconds: float
+        self, battle: Battle, side: Side, max_audio_seconds: float
     ) -> SweepAction | None:
         now = self.clock()
         attempt = self._attempt(battle, side)
@@ -225,7 +226,7 @@ class Sweeper:
             pipe.execute()
         return SweepAction(battle.battle_id, side, "failed", verdict.reason, attempt.job_id)
 
-    def _attempt(self, battle: Battle, side: str) -> _Attempt:
+    def _attempt(self, battle: Battle, side: Side) -> _Attempt:
         raw = self.conn.hget(keys.sweeper_battle(battle.battle_id), side)
         if raw is not None:
             data = json.loads(raw)
@@ -311,7 +312,7 @@ class Sweeper:
     def _requeue(
         self,
         battle: Battle,
-        side: str,
+        side: Side,
         attempt: _Attempt,
         job: JobSnapshot | None,
         now: float,
@@ -320,7 +321,7 @@ class Sweeper:
     ) -> str | None:
         """Enqueue the side again; None when another sweep already claimed this attempt."""
         key = keys.sweeper_battle(battle.battle_id)
-        claim = {"attempt": attempt.attempt + 1, "job_id": None, "at": now}
+        claim: dict[str, object] = {"attempt": attempt.attempt + 1, "job_id": None, "at": now}
         # Claim the attempt before enqueuing: a crash right after leaves "no job enqueued",
         # which the next sweeps fail instead of enqueuing a second time.
         if not self._claim(battle.battle_id, side, attempt.attempt, claim):
@@ -340,7 +341,7 @@ class Sweeper:
         key = keys.sweeper_battle(battle_id)
         with self.conn.pipeline() as pipe:
             try:
-                pipe.watch(key)
+                pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch unannotated
                 raw = pipe.hget(key, side)
                 current = int(json.loads(raw)["attempt"]) if raw is not None else 0
                 if current != seen:
@@ -356,7 +357,7 @@ class Sweeper:
         return True
 
     def _request(
-        self, battle: Battle, side: str, job: JobSnapshot | None, max_audio_seconds: float
+        self, battle: Battle, side: Side, job: JobSnapshot | None, max_audio_seconds: float
     ) -> JobRequest:
         """The side's job request: the old job's own, or rebuilt from the battle."""
         if job is not None and job.args:
@@ -367,11 +368,12 @@ class Sweeper:
         fmt = PurePosixPath(battle.audio_ref or "").suffix.lstrip(".") or "ogg"
         return JobRequest(
             battle_id=battle.battle_id,
-            side=side,  # type: ignore[arg-type]
+            side=side,
             model_id=battle.model_a if side == "a" else battle.model_b,
             audio_key=audio_key(battle.battle_id),
             audio_format=fmt,
             max_audio_seconds=max_audio_seconds,
+            speak=battle.reply_mode.spoken,
         )
 
     def _retire(self, job: JobSnapshot | None, reason: str) -> None:
@@ -381,12 +383,12 @@ class Sweeper:
             queueing.retire(self.conn, job.job_id, reason)
 
     def _publish_failure(
-        self, battle: Battle, side: str, attempt: _Attempt, verdict: _Verdict, now: float
+        self, battle: Battle, side: Side, attempt: _Attempt, verdict: _Verdict, now: float
     ) -> None:
         model = battle.model_a if side == "a" else battle.model_b
         message = ResultMessage(
             battle_id=battle.battle_id,
-            side=side,  # type: ignore[arg-type]
+            side=side,
             model_id=model,
             reply=None,
             transcript=None,
@@ -397,4 +399,6 @@ class Sweeper:
             worker=SWEEPER_NAME,
             finished_at=now,
         )
+        # redis-py types xadd's fields as the invariant dict[FieldT, EncodableT], which no narrower
+        # dict matches; it accepts any str -> str mapping.
         self.conn.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]

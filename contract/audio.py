@@ -263,3 +263,27 @@ def audio_only(data: bytes, suffix: str) -> tuple[bytes, str]:
                 "corrupt", "The recording seems damaged and cannot be read. Please record again."
             ) from None
     return buffer.getvalue(), new_suffix
+
+
+SPEECH_FORMAT = "ogg"  # the container of every spoken reply a participant hears
+_OPUS_RATE = 48_000
+
+
+def encode_ogg_opus(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono Ogg/Opus, what Discord plays inline; a fresh container, so it carries no tags
+    (title, artist, encoder notes) from whatever produced the audio."""
+    if audio.ndim != 1:
+        raise ValueError(f"encode_ogg_opus wants mono 1-D audio, got shape {audio.shape}")
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buffer = io.BytesIO()
+    # bitexact: no encoder-version tag either.
+    with av.open(buffer, "w", format="ogg", options={"fflags": "+bitexact"}) as out:
+        stream = out.add_stream("libopus", rate=_OPUS_RATE)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=_OPUS_RATE)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for converted in [*resampler.resample(frame), *resampler.resample(None)]:
+            out.mux(stream.encode(converted))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()

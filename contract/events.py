@@ -21,6 +21,7 @@ from contract.records import (
     Comment,
     Demographics,
     Reply,
+    ReplyMode,
     Strategy,
     StudyState,
     Winner,
@@ -176,6 +177,7 @@ class ConfigChanged(StreamEvent):
     strategy: Strategy | None = None
     roster: tuple[str, ...] | None = None
     limits: dict[str, int | float] | None = None
+    replies: ReplyMode | None = None
 
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"by": self.by, "at": self.at}
@@ -187,6 +189,8 @@ class ConfigChanged(StreamEvent):
             out["roster"] = list(self.roster)
         if self.limits is not None:
             out["limits"] = dict(self.limits)
+        if self.replies is not None:
+            out["replies"] = self.replies.value
         return out
 
     @classmethod
@@ -200,6 +204,7 @@ class ConfigChanged(StreamEvent):
             strategy=None if strategy is None else Strategy(strategy),
             roster=None if roster is None else tuple(roster),
             limits=None if limits is None else dict(limits),
+            replies=None if data.get("replies") is None else ReplyMode(data["replies"]),
         )
 
 
@@ -222,10 +227,11 @@ class BattleStarted(StreamEvent):
     audio_seconds: float
     audio_bytes: int
     at: float
+    reply_mode: ReplyMode = ReplyMode.TEXT
 
     def data(self) -> dict[str, Any]:
         # The record's text forms, as they are in the battle hash.
-        return {
+        out: dict[str, Any] = {
             "battle_id": self.battle_id,
             "participant": self.participant,
             "model_a": self.model_a,
@@ -238,6 +244,10 @@ class BattleStarted(StreamEvent):
             "audio_bytes": str(int(self.audio_bytes)),
             "at": self.at,
         }
+        # Written only for spoken replies, so a text battle's event reads as before.
+        if self.reply_mode is not ReplyMode.TEXT:
+            out["reply_mode"] = self.reply_mode.value
+        return out
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Self:
@@ -253,6 +263,7 @@ class BattleStarted(StreamEvent):
             audio_seconds=float(data["audio_seconds"]),
             audio_bytes=int(data["audio_bytes"]),
             at=data["at"],
+            reply_mode=ReplyMode(data.get("reply_mode", ReplyMode.TEXT)),
         )
 
 
@@ -289,6 +300,8 @@ class ReplyReceived(StreamEvent):
             timings={k: float(v) for k, v in r.timings.items()},
             error=r.error,
             received_at=self.at,
+            audio_seconds=r.audio_seconds,
+            audio_format=r.audio_format,
         )
 
     @property
@@ -297,7 +310,7 @@ class ReplyReceived(StreamEvent):
         return f"error_{self.result.side}:{self.result.error_kind or 'unknown'}"
 
     def data(self) -> dict[str, Any]:
-        data = {**dataclasses.asdict(self.result), "participant": self.participant, "at": self.at}
+        data = {**self.result.as_dict(), "participant": self.participant, "at": self.at}
         if self.named:
             data["named"] = list(self.named)
         return data
@@ -400,7 +413,7 @@ Event = (
 # Events that change a participant's record (replay_participants reads these).
 ParticipantEvent = Consented | DemographicsSet | Blocked | Unblocked | Withdrawn
 
-EVENT_TYPES: dict[str, type[StreamEvent]] = {
+EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         Consented,
@@ -430,7 +443,7 @@ def read_event(fields: Mapping[bytes, bytes] | Mapping[str, str]) -> Event:
     if not isinstance(data, dict):
         raise ValueError(f"{kind!r} event data is not a JSON object: {type(data).__name__}")
     try:
-        return cls.from_data(data)  # type: ignore[return-value]
+        return cls.from_data(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(
             f"cannot read a {kind!r} event ({exc!r}); its fields: {sorted(data)}"

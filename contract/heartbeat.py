@@ -101,7 +101,7 @@ def entry(conn: redis.Redis, name: str) -> WorkerEntry | None:
     if raw is None:
         return None
     try:
-        return WorkerEntry.parse(name, raw)  # type: ignore[arg-type]
+        return WorkerEntry.parse(name, raw)
     except ValueError as exc:
         log.warning("%s", exc)
         return None

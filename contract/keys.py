@@ -33,6 +33,18 @@ def audio_key(battle_id: str) -> str:
     return f"{NAMESPACE}:audio:{battle_id}"
 
 
+REPLY_AUDIO_SUFFIXES = (":reply_a", ":reply_b")
+
+
+def reply_audio_key(battle_id: str, side: str) -> str:
+    """One side's spoken reply (reply modes speech/both): worker writes, bot reads; TTL
+    AUDIO_TTL_S, deleted with the battle on withdrawal (same prefix as the battle's audio)."""
+    suffix = f":reply_{side}"
+    if suffix not in REPLY_AUDIO_SUFFIXES:
+        raise ValueError(f"side must be 'a' or 'b', got {side!r}")
+    return audio_key(battle_id) + suffix
+
+
 # -- the study core ---------------------------------------------------------------------------
 CONFIG = f"{NAMESPACE}:config"  # hash: state, strategy, limit.<name>, initialised
 ROSTER = f"{NAMESPACE}:roster"  # set of model ids

@@ -5,6 +5,7 @@ Light on purpose (no torch): the bot reads it for the roster and the names revea
     [models.demo-pipeline]
     display_name = "Whisper tiny.en → SmolLM"
     backend = "asr_pipeline"
+    static_name = "Whisper + SmolLM"   # optional: its row in a static benchmark table
     [models.demo-pipeline.settings]
     asr_model = "..."
 
@@ -16,6 +17,21 @@ Light on purpose (no torch): the bot reads it for the roster and the names revea
 Backend settings are validated by the backend itself when a worker loads it. `aliases` and
 `[identity] extra_words` feed the identity guard (bot/core/identity.py): a reply naming a model
 of the roster is masked before it is shown, and its battle flagged `identity_leak`.
+
+The optional top-level `[tts]` table is the study's voice: in reply modes `speech` and `both` it
+speaks every text reply (workers/tts.py), the same voice for both sides of a battle.
+
+    [tts]
+    backend = "openai_speech"       # POST {base_url}/audio/speech, OpenAI's API
+    base_url = "https://api.openai.com/v1"
+    model = "gpt-4o-mini-tts"
+    voice = "alloy"
+    api_key_env = "OPENAI_API_KEY"  # "" for a local server that takes no key
+    format = "opus"                 # response_format: opus, mp3, wav, flac, aac, pcm
+
+    [tts]
+    backend = "espeak_ng"           # local: the espeak-ng program
+    voice = "en-us"
 """
 
 from __future__ import annotations
@@ -27,6 +43,25 @@ from pathlib import Path
 from typing import Any
 
 KNOWN_BACKENDS = ("asr_pipeline", "hf_audio_lm", "openai_audio", "gemini", "openai_compatible")
+# The `[tts]` backends and the settings each takes (workers/tts.py reads them).
+TTS_BACKENDS: dict[str, frozenset[str]] = {
+    "openai_speech": frozenset(
+        {
+            "base_url",
+            "model",
+            "voice",
+            "api_key_env",
+            "format",
+            "speed",
+            "instructions",
+            "timeout_s",
+            "retries",
+            "backoff_s",
+        }
+    ),
+    "espeak_ng": frozenset({"voice", "speed", "pitch"}),
+}
+TTS_REQUIRED: dict[str, tuple[str, ...]] = {"openai_speech": ("model", "voice")}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -41,6 +76,22 @@ class ModelSpec:
     backend: str
     settings: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()  # vendor and family words that name the model too
+    # The model's name in static benchmark tables (the `model` column of SCORES.csv), exported
+    # per battle so `python -m analysis correlate` matches it without hand-made renaming.
+    static_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TtsSpec:
+    """The study's text-to-speech voice (the models file's `[tts]` table)."""
+
+    backend: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def voice(self) -> str | None:
+        voice = self.settings.get("voice")
+        return None if voice is None else str(voice)
 
 
 @dataclass(frozen=True)
@@ -49,6 +100,7 @@ class ModelsFile:
     models: dict[str, ModelSpec]
     # Study-wide words the identity guard masks too (`[identity] extra_words`).
     identity_words: tuple[str, ...] = ()
+    tts: TtsSpec | None = None
 
     def get(self, model_id: str) -> ModelSpec:
         try:
@@ -60,6 +112,11 @@ class ModelsFile:
 
     def display_name(self, model_id: str) -> str:
         return self.get(model_id).display_name
+
+    def static_name(self, model_id: str) -> str | None:
+        """The model's row in static benchmark tables; None for an unknown id or none set."""
+        spec = self.models.get(model_id)
+        return None if spec is None else spec.static_name
 
 
 def load_models_file(path: Path | str) -> ModelsFile:
@@ -88,11 +145,16 @@ def load_models_file(path: Path | str) -> ModelsFile:
             raise ModelsFileError(
                 f"{where}: unknown backend {backend!r}; known backends: {', '.join(KNOWN_BACKENDS)}"
             )
-        unknown = set(entry) - {"display_name", "backend", "settings", "aliases"}
+        unknown = set(entry) - {"display_name", "backend", "settings", "aliases", "static_name"}
         if unknown:
             raise ModelsFileError(
                 f"{where}: unknown key(s) {sorted(unknown)}; allowed: display_name, backend, "
-                "settings, aliases"
+                "static_name, settings, aliases"
+            )
+        static_name = entry.get("static_name")
+        if static_name is not None and (not isinstance(static_name, str) or not static_name):
+            raise ModelsFileError(
+                f"{where}: static_name must be a non-empty string, got {static_name!r}"
             )
         settings = entry.get("settings", {})
         if not isinstance(settings, dict):
@@ -103,6 +165,7 @@ def load_models_file(path: Path | str) -> ModelsFile:
             backend=backend,
             settings=dict(settings),
             aliases=_words(entry.get("aliases", []), f"{where}.aliases"),
+            static_name=static_name,
         )
     identity = data.get("identity", {})
     if not isinstance(identity, dict):
@@ -113,10 +176,36 @@ def load_models_file(path: Path | str) -> ModelsFile:
             "allowed: extra_words"
         )
     extra = _words(identity.get("extra_words", []), f"{path}: [identity] extra_words")
-    return ModelsFile(path=path, models=models, identity_words=extra)
+    return ModelsFile(
+        path=path, models=models, identity_words=extra, tts=_tts(path, data.get("tts"))
+    )
 
 
 def _words(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
         raise ModelsFileError(f"{where} must be a list of non-empty strings, got {value!r}")
     return tuple(w.strip() for w in value)
+
+
+def _tts(path: Path, table: object) -> TtsSpec | None:
+    if table is None:
+        return None
+    where = f"{path}: [tts]"
+    if not isinstance(table, dict):
+        raise ModelsFileError(f"{where} must be a table")
+    backend = table.get("backend")
+    if backend not in TTS_BACKENDS:
+        raise ModelsFileError(
+            f"{where}: unknown backend {backend!r}; known TTS backends: {', '.join(TTS_BACKENDS)}"
+        )
+    settings = {k: v for k, v in table.items() if k != "backend"}
+    unknown = sorted(set(settings) - TTS_BACKENDS[backend])
+    if unknown:
+        raise ModelsFileError(
+            f"{where}: unknown key(s) {unknown} for backend {backend!r}; allowed: "
+            f"{', '.join(sorted(TTS_BACKENDS[backend]))}"
+        )
+    missing = [k for k in TTS_REQUIRED.get(backend, ()) if not settings.get(k)]
+    if missing:
+        raise ModelsFileError(f"{where}: backend {backend!r} needs {', '.join(missing)}")
+    return TtsSpec(backend=backend, settings=settings)

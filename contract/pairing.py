@@ -59,7 +59,9 @@ class Estimate:
     def contrast_var(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Var(θ_i − θ_j) for index arrays i, j."""
         c = self.cov
-        return c[i, i] + c[j, j] - 2 * c[i, j]
+        # numpy types fancy indexing as Any; the result is an array like the indices.
+        var: np.ndarray = c[i, i] + c[j, j] - 2 * c[i, j]
+        return var
 
 
 def estimate_strengths(
@@ -154,7 +156,9 @@ def active_scores(
     # (K, P): Cov(c_k·θ, x_p·θ) for contrasts c_k = e_upper − e_lower, x_p = e_i − e_j.
     cross = cov[upper][:, i] - cov[upper][:, j] - cov[lower][:, i] + cov[lower][:, j]
     var_x = cov[i, i] + cov[j, j] - 2 * cov[i, j]
-    return info * (weight @ cross**2) / (1 + info * var_x)
+    # numpy types fancy indexing (hence cross, var_x) as Any; the gain is one value per pair.
+    gain: np.ndarray = info * (weight @ cross**2) / (1 + info * var_x)
+    return gain
 
 
 def pick_pair(

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 JOB_FUNCTION = "workers.jobs.answer"
 
@@ -34,6 +37,9 @@ class JobRequest:
     # Earlier turns of the same conversation, [{"role": "user"|"assistant", "content": str}].
     history: list[dict[str, str]] = field(default_factory=list)
     enqueued_at: float = 0.0
+    # Reply modes speech/both: the worker also delivers the reply as audio, at
+    # `reply_audio_key(battle_id, side)` (the model's own speech, or the study's TTS voicing it).
+    speak: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +47,9 @@ class JobRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRequest:
         return cls(**data)
+
+
+SPOKEN_FIELDS = ("audio_key", "audio_seconds", "audio_format")
 
 
 @dataclass(frozen=True)
@@ -57,14 +66,26 @@ class ResultMessage:
     job_id: str | None = None
     worker: str | None = None
     finished_at: float = 0.0
+    # The spoken reply, when the job was asked to speak: where its bytes are, how long it is.
+    audio_key: str | None = None
+    audio_seconds: float | None = None
+    audio_format: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def to_fields(self) -> dict[str, str]:
-        """Flat string fields for XADD."""
-        return {"data": json.dumps(asdict(self), ensure_ascii=False)}
+    def as_dict(self) -> dict[str, Any]:
+        """The fields; the spoken-reply ones only when set, so a text reply reads as before."""
+        data = asdict(self)
+        for name in SPOKEN_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
+
+    def to_fields(self) -> dict[FieldT, EncodableT]:
+        """Flat string fields for XADD (typed as redis-py's XADD takes them: an invariant dict)."""
+        return {"data": json.dumps(self.as_dict(), ensure_ascii=False)}
 
     @classmethod
     def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> ResultMessage:

@@ -40,6 +40,18 @@ class Winner(StrEnum):
     BOTH_BAD = "tie (bothbad)"
 
 
+class ReplyMode(StrEnum):
+    """How replies reach the participant (`/study replies`)."""
+
+    TEXT = "text"  # written replies only (Talk Arena)
+    SPEECH = "speech"  # spoken replies only: the participant listens before voting
+    BOTH = "both"  # spoken replies with their text
+
+    @property
+    def spoken(self) -> bool:
+        return self is not ReplyMode.TEXT
+
+
 class Strategy(StrEnum):
     UNIFORM = "uniform"  # every unordered pair of the roster equally likely
     BALANCED = "balanced"  # least-battled pairs first, until each reaches the target
@@ -69,6 +81,7 @@ class StudyConfig:
     roster: tuple[str, ...]
     strategy: Strategy
     limits: Limits
+    replies: ReplyMode = ReplyMode.TEXT
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,9 @@ class Reply:
     timings: dict[str, float]
     error: str | None
     received_at: float
+    # The spoken reply (reply modes speech/both): its length and the container it is kept in.
+    audio_seconds: float | None = None
+    audio_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,12 @@ class Battle:
     flags: tuple[str, ...] = ()
     # Opaque references the Discord layer keeps with the battle (channel id, message id, ...).
     ui: dict[str, Any] = field(default_factory=dict)
+    reply_mode: ReplyMode = ReplyMode.TEXT  # fixed when the battle starts
+
+    def reply_audio_seconds(self, side: str) -> float | None:
+        """How long the spoken reply of one side lasts; None in text mode or before it came."""
+        reply = self.replies.get(side)
+        return None if reply is None else reply.audio_seconds
 
 
 class Refused(Exception):

@@ -6,8 +6,11 @@ it down; nothing else reads the environment. Names are the ones in DESIGN.md.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -124,10 +127,12 @@ _ENV_NAMES = {
 _SECRET_FIELDS = {"discord_token", "secret", "DISCORD_TOKEN", "PARLEY_SECRET"}
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment / `.env`; validation errors become one message naming each variable."""
+    # Overrides are raw values keyed by env name (PARLEY_MODELS=...): pydantic validates and
+    # converts them like the environment's strings, so they are Any until then.
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -137,3 +142,16 @@ def load_settings(**overrides: object) -> Settings:
             shown = "" if loc in _SECRET_FIELDS else f" (got {err.get('input')!r})"
             problems.append(f"{env}: {err['msg']}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def env_value(name: str) -> str | None:
+    """A variable whose name is known only at run time (a model's `api_key_env`), read the way
+    every setting is: the environment first, then `.env` in the working directory. None when
+    unset or blank."""
+    value = os.environ.get(name)
+    if value is None:
+        env_file = Settings.model_config.get("env_file")
+        if isinstance(env_file, str | Path) and Path(env_file).is_file():
+            value = dotenv_values(env_file, encoding="utf-8").get(name)
+    value = (value or "").strip()
+    return value or None

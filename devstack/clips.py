@@ -33,11 +33,13 @@ def encode(
     """Re-encode any audio file to `container`/`codec`, mono, with muxer `options`."""
     buffer = io.BytesIO()
     with (
-        av.open(io.BytesIO(source)) as src,
+        av.open(io.BytesIO(source), mode="r") as src,
         av.open(buffer, "w", format=container, options=options or {}) as out,
     ):
         stream_in = src.streams.audio[0]
         stream = out.add_stream(codec, rate=rate or stream_in.rate)
+        if not isinstance(stream, av.AudioStream):
+            raise ValueError(f"codec {codec!r} is not an audio codec")
         stream.layout = "mono"
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
         for frame in src.decode(stream_in):
@@ -61,7 +63,7 @@ def with_video(source: bytes, *, frames: int = 20) -> bytes:
     """An mp4 holding a small black video track and the source's audio as AAC: what a phone's
     screen or camera recording looks like when a participant sends it instead of a voice note."""
     buffer = io.BytesIO()
-    with av.open(io.BytesIO(source)) as src, av.open(buffer, "w", format="mp4") as out:
+    with av.open(io.BytesIO(source), mode="r") as src, av.open(buffer, "w", format="mp4") as out:
         audio_in = src.streams.audio[0]
         video = out.add_stream("mpeg4", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"

@@ -79,7 +79,7 @@ class StudyDriver:
     # -- waiting ------------------------------------------------------------------------------
 
     async def wait_for(
-        self, predicate: Callable[[], T], *, timeout: float | None = None, what: str
+        self, predicate: Callable[[], T | None], *, timeout: float | None = None, what: str
     ) -> T:
         """Poll `predicate` until it returns something truthy, and return that."""
         limit = self.timeout if timeout is None else timeout
@@ -191,7 +191,8 @@ class StudyDriver:
         first = roster.split(",")[0].strip()
         if first not in said:
             raise RuntimeError(f"setting the roster to {roster!r} failed: {said!r}")
-        said = await self.moderate(mod, "limits", min_seconds_between=min_seconds_between, **limits)
+        options: dict[str, Any] = {"min_seconds_between": min_seconds_between, **limits}
+        said = await self.moderate(mod, "limits", **options)
         if f"{min_seconds_between} s between" not in said:
             raise RuntimeError(f"setting the limits failed: {said!r}")
         return mod

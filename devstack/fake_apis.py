@@ -1,4 +1,5 @@
-"""Local aiohttp servers that speak the OpenAI chat completions and Gemini generateContent APIs.
+"""Local aiohttp servers that speak the OpenAI chat completions, OpenAI speech (`/audio/speech`)
+and Gemini generateContent APIs.
 
 The OpenAI side also answers what vLLM's OpenAI-compatible server adds for the ASR pipeline's
 remote stages: text-only chat completions (the LLM stage) and `POST /v1/audio/transcriptions`
@@ -56,12 +57,68 @@ def gemini_error(code: int, message: str, status: str) -> dict[str, Any]:
 
 def wav_seconds(b64: str) -> float:
     """Decode the base64 WAV a backend sent; fails the request if it is not one."""
-    with wave.open(io.BytesIO(base64.b64decode(b64, validate=True))) as clip:
+    with wave.open(io.BytesIO(base64.b64decode(b64, validate=True)), "rb") as clip:
         if clip.getnchannels() != 1 or clip.getframerate() != 16_000:
             raise ValueError(
                 f"want 16 kHz mono, got {clip.getnchannels()} ch {clip.getframerate()}"
             )
         return clip.getnframes() / clip.getframerate()
+
+
+SPEECH_FORMATS = {
+    # response_format: (container, codec, Content-Type)
+    "opus": ("ogg", "libopus", "audio/ogg"),
+    "mp3": ("mp3", "libmp3lame", "audio/mpeg"),
+    "wav": ("wav", "pcm_s16le", "audio/wav"),
+    "flac": ("flac", "flac", "audio/flac"),
+}
+SPEECH_RATE = 24_000
+
+
+def voice_pitch(voice: str) -> float:
+    """The fake voice's tone in Hz: fixed per voice name, 200–600 Hz."""
+    return 200.0 + sum(voice.encode()) * 37 % 400
+
+
+def speech_request_problem(body: object, models: tuple[str, ...]) -> str | None:
+    if not isinstance(body, dict):
+        return "The body must be a JSON object."
+    for name in ("model", "voice", "input"):
+        if not isinstance(body.get(name), str) or not body[name].strip():
+            return f"'{name}' is a required non-empty string."
+    if body["model"] not in models:
+        return f"The model '{body['model']}' does not exist."
+    if len(body["input"]) > 4096:
+        return "'input' is longer than 4096 characters."
+    if body.get("response_format", "mp3") not in SPEECH_FORMATS:
+        return f"Unsupported response_format {body.get('response_format')!r}."
+    body.setdefault("response_format", "mp3")
+    return None
+
+
+def fake_speech(text: str, voice: str, response_format: str) -> tuple[bytes, str]:
+    """A tone at the voice's pitch, 0.25 s per word with short gaps, in the asked format."""
+    import av
+    import numpy as np
+
+    container, codec, content_type = SPEECH_FORMATS[response_format]
+    beat = np.arange(int(0.2 * SPEECH_RATE)) / SPEECH_RATE
+    word = 0.4 * np.sin(2 * np.pi * voice_pitch(voice) * beat)
+    gap = np.zeros(int(0.05 * SPEECH_RATE))
+    samples = np.concatenate([np.concatenate([word, gap]) for _ in text.split()] or [gap])
+    pcm = (samples * 32767).astype("<i2").reshape(1, -1)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        out.metadata["title"] = f"voice {voice}"  # what a real server might put there
+        stream = out.add_stream(codec, rate=48_000 if codec == "libopus" else SPEECH_RATE)
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SPEECH_RATE
+        for converted in [*resampler.resample(frame), *resampler.resample(None)]:
+            out.mux(stream.encode(converted))
+        out.mux(stream.encode(None))
+    return buffer.getvalue(), content_type
 
 
 class FakeApiServer:
@@ -88,6 +145,9 @@ class FakeApiServer:
         # naming itself, ...).
         self.replies: dict[str, str] = {}
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
+        # The JSON bodies of /v1/audio/speech requests (kept apart from generation requests).
+        self.speech_requests: list[dict[str, Any]] = []
+        self.speech_models = ("gpt-4o-mini-tts", "tts-1")
         self._stream_fault: str | None = None
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
@@ -109,6 +169,7 @@ class FakeApiServer:
         app.router.add_get("/v1/models", self._openai_models)
         app.router.add_post("/v1/chat/completions", self._openai_chat)
         app.router.add_post("/v1/audio/transcriptions", self._openai_transcribe)
+        app.router.add_post("/v1/audio/speech", self._openai_speech)
         app.router.add_get("/v1beta/models/{name}", self._gemini_model)
         app.router.add_post("/v1beta/models/{name}", self._gemini_generate)
         self._thread.start()
@@ -264,6 +325,25 @@ class FakeApiServer:
             }
         )
 
+    async def _openai_speech(self, request: web.Request) -> web.Response:
+        """OpenAI's speech API: JSON in, the audio itself out. The "voice" is a tone whose pitch
+        is derived from the voice name (a test can hear which voice spoke), one beat per word,
+        with a title tag that names the voice (so a test sees that no tag survives)."""
+        if (denied := self._openai_auth(request)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response(
+                openai_error("We could not parse the JSON body.", "invalid_request_error"), 400
+            )
+        problem = speech_request_problem(body, self.speech_models)
+        if problem is not None:
+            return web.json_response(openai_error(problem, "invalid_request_error"), status=400)
+        self.speech_requests.append(body)
+        audio, content_type = fake_speech(body["input"], body["voice"], body["response_format"])
+        return web.Response(body=audio, content_type=content_type)
+
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
         if (denied := self._openai_auth(request)) is not None:
@@ -274,6 +354,8 @@ class FakeApiServer:
         if scripted is not None:
             return scripted
         try:
+            if not isinstance(body, dict):
+                raise TypeError(f"the body must be a JSON object, got {type(body).__name__}")
             model = body["model"]
             messages = body["messages"]
             last = messages[-1]["content"]
@@ -475,6 +557,8 @@ class FakeApiServer:
         if scripted is not None:
             return scripted
         try:
+            if not isinstance(body, dict):
+                raise TypeError(f"the body must be a JSON object, got {type(body).__name__}")
             contents = body["contents"]
             inline = contents[-1]["parts"][0]["inline_data"]
             if inline["mime_type"] != "audio/wav":

@@ -44,8 +44,17 @@ E2E_MODELS = {
 }
 
 
-def e2e_models_toml(base_url: str) -> str:
+# The study voice of a stack with `tts=True`: OpenAI's speech API on the same fake server.
+E2E_TTS = {"model": "gpt-4o-mini-tts", "voice": "alloy"}
+
+
+def e2e_models_toml(base_url: str, *, tts: bool = False) -> str:
     parts = []
+    if tts:
+        parts.append(
+            f'[tts]\nbackend = "openai_speech"\nbase_url = "{base_url}"\n'
+            f'model = "{E2E_TTS["model"]}"\nvoice = "{E2E_TTS["voice"]}"\napi_key_env = ""\n'
+        )
     for model_id, (display, served) in E2E_MODELS.items():
         parts.append(
             f'[models.{model_id}]\ndisplay_name = "{display}"\nbackend = "openai_compatible"\n'
@@ -106,6 +115,8 @@ class Stack:
     worker_args: list[str] = field(default_factory=lambda: ["--no-warmup"])
     extra_env: dict[str, str] = field(default_factory=dict)
     start_worker_at_start: bool = True
+    # With the e2e models: a [tts] table (openai_speech on the fake server) for spoken replies.
+    tts: bool = False
 
     redis_server: RedisServer | None = None
     standin: StandIn = field(default_factory=StandIn)
@@ -129,7 +140,9 @@ class Stack:
             ).start()
             self.fake_api.broken_models.add(E2E_MODELS["broken"][1])
             self.models_file = self.workdir / "models.e2e.toml"
-            self.models_file.write_text(e2e_models_toml(self.fake_api.openai_url), "utf-8")
+            self.models_file.write_text(
+                e2e_models_toml(self.fake_api.openai_url, tts=self.tts), "utf-8"
+            )
         await self.start_bot(timeout=timeout)
         if self.start_worker_at_start:
             await self.start_worker(timeout=timeout)

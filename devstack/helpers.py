@@ -78,7 +78,9 @@ def bot_messages(stack: Stack, channel: Channel | str) -> list[dict[str, Any]]:
     return [m for m in stack.standin.messages(channel) if m["author"]["id"] == bot_id]
 
 
-def reply_to(stack: Stack, channel: Channel | str, message: Mapping[str, Any]) -> list[dict]:
+def reply_to(
+    stack: Stack, channel: Channel | str, message: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """The bot's messages that reply to `message`."""
     return [
         m
@@ -111,14 +113,18 @@ def results_all_handled(client: redis.Redis) -> bool:
     """Every result was delivered to the bot's group and acknowledged."""
     stream = client.xinfo_stream(RESULTS_STREAM)
     group = next(g for g in client.xinfo_groups(RESULTS_STREAM) if g["name"] == b"bot")
-    return group["last-delivered-id"] == stream["last-generated-id"] and group["pending"] == 0
+    return bool(group["last-delivered-id"] == stream["last-generated-id"] and group["pending"] == 0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def battle_record(stack: Stack, battle_id: str) -> dict[str, str]:
     """The battle's hash in Redis, decoded."""
     client = stack.redis_client()
     try:
-        return {k.decode(): v.decode() for k, v in client.hgetall(keys.battle(battle_id)).items()}
+        return {_text(k): _text(v) for k, v in client.hgetall(keys.battle(battle_id)).items()}
     finally:
         client.close()
 
@@ -130,7 +136,7 @@ def battle_of(stack: Stack, message_id: str) -> str | None:
         for key in client.scan_iter(keys.BATTLE_PREFIX + "*"):
             raw = client.hget(key, "ui.message_id")
             if raw is not None and json.loads(raw) == message_id:
-                return key.decode().removeprefix(keys.BATTLE_PREFIX)
+                return _text(key).removeprefix(keys.BATTLE_PREFIX)
     finally:
         client.close()
     return None

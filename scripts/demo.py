@@ -12,7 +12,12 @@ the battle from the store to apply their hidden preference (the tiny local model
 weights, so their replies carry no signal a simulated voter could judge). The bot never shows a
 model's name before the vote.
 
+With `--replies speech` (or `both`) the replies are spoken: the demo's models file gains a
+`[tts]` table voicing every text reply with espeak-ng, and each battle message carries the two
+spoken replies (reply-a.ogg, reply-b.ogg) with its vote buttons.
+
     python -m scripts.demo [--participants 12] [--battles 5] [--seed 7] [--data-dir data]
+                           [--replies text|speech|both]
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ DEMO_MODELS = REPO / "examples" / "models.demo.toml"
 
 # The hidden preference: Bradley–Terry strengths of the demo models (the right answer). With
 # 60 battles these are recovered in about 998 of 1,000 simulated runs (ties half a win).
-HIDDEN_STRENGTHS = {"demo-qwen2-audio": 16.0, "demo-pipeline": 4.0, "demo-pipeline-qwen": 1.0}
+# The participants prefer the one model with real weights (SmolLM2 behind Whisper tiny.en).
+HIDDEN_STRENGTHS = {"demo-pipeline": 16.0, "demo-qwen2-audio": 4.0, "demo-pipeline-qwen": 1.0}
 TIE_PROBABILITY = 0.08
 
 QUESTIONS = (
@@ -129,7 +135,7 @@ async def participant_session(
     bands = ("18-24", "25-34", "35-44", "45-54")
     about = {"age_band": bands[index % 4], "first_language": "English"}
     done = await driver.about_you(
-        user, agreed.original or consent.original, about if index % 2 == 0 else None
+        user, agreed.original or consent.original or {}, about if index % 2 == 0 else None
     )
     if transcript is not None:
         transcript += [
@@ -161,6 +167,7 @@ async def participant_session(
             raise RuntimeError(f"battle {battle_id} shown with vote buttons is not in the store")
         shown = standin.message(progress_message["id"])
         shown_before_vote = shown.get("content") or ""  # the stand-in edits `shown` in place
+        heard = [f"🔊 {a['filename']}" for a in shown.get("attachments") or []]
         if rng.random() < 0.25:
             comment = COMMENTS[int(rng.integers(len(COMMENTS)))]
             await driver.comment(user, shown, battle_id, comment)
@@ -174,6 +181,7 @@ async def participant_session(
                 f"({clip.duration_secs:.1f} s)",
                 "> **Parley**:",
                 *[f"> {line}" for line in shown_before_vote.splitlines()],
+                *[f"> [{name}]" for name in heard],
                 "> [A is better] [B is better] [Tie] [Both are bad] [Add a comment]",
                 f"**{user.username}** clicks **{label}**",
                 "> **Parley**:",
@@ -181,6 +189,20 @@ async def participant_session(
             ]
         progress.voted += 1
         progress.line()
+
+
+# The study voice of a spoken demo: local, offline, the same for both sides.
+DEMO_TTS = '\n[tts]\nbackend = "espeak_ng"\nvoice = "en-us"\nspeed = 190\n'
+
+
+def demo_models_file(workdir: Path, replies: str) -> Path:
+    """The demo's models file; for spoken replies a copy of it with the espeak-ng voice."""
+    if replies == "text":
+        return DEMO_MODELS
+    spoken = workdir / "models.demo.speech.toml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    spoken.write_text(DEMO_MODELS.read_text(encoding="utf-8") + DEMO_TTS, encoding="utf-8")
+    return spoken
 
 
 def _first_lines(text: str, n: int) -> list[str]:
@@ -214,13 +236,14 @@ async def run(args: argparse.Namespace) -> int:
     workdir = (Path(args.data_dir) / "demo").resolve()
     if workdir.exists():
         shutil.rmtree(workdir)  # run again without leftovers
-    models = load_models_file(DEMO_MODELS)
+    models_path = demo_models_file(workdir, args.replies)
+    models = load_models_file(models_path)
     say("Starting Redis (AOF), the Discord stand-in, the bot and a worker with the demo models")
     print("  (the first run builds the tiny local models; later runs reuse them)")
     # One core for torch in the worker, the other for the bot, the stand-in and Redis: torch
     # takes every core by default, and a starved bot would miss Discord's 3 s answer window.
     stack = Stack(
-        workdir, models_file=DEMO_MODELS, worker_args=[], extra_env={"OMP_NUM_THREADS": "1"}
+        workdir, models_file=models_path, worker_args=[], extra_env={"OMP_NUM_THREADS": "1"}
     )
     study_redis = None
     try:
@@ -243,8 +266,11 @@ async def run(args: argparse.Namespace) -> int:
             "moderator", roster=roster, daily_quota=args.battles + 5
         )
         await driver.moderate(moderator, "strategy", strategy="balanced")
+        said = await driver.moderate(moderator, "replies", mode=args.replies)
+        if f"**Replies:** {args.replies}" not in said:
+            raise RuntimeError(f"setting the reply mode failed: {said!r}")
         await driver.moderate(moderator, "open")
-        print(f"  roster: {roster}; strategy: balanced")
+        print(f"  roster: {roster}; strategy: balanced; replies: {args.replies}")
 
         total = args.participants * args.battles
         say(f"{args.participants} participants speak and vote ({total} battles)")
@@ -324,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--battles", type=int, default=5, help="battles per participant")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", default="data", help="the demo writes under DIR/demo")
+    parser.add_argument(
+        "--replies",
+        choices=("text", "speech", "both"),
+        default="text",
+        help="how replies reach the participants; speech and both voice them with espeak-ng",
+    )
     args = parser.parse_args(argv)
     if args.participants < 1 or args.battles < 1:
         parser.error("--participants and --battles must be at least 1")

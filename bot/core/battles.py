@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 
 from bot.core import audio_files
-from bot.core.codec import battle_from_hash, decode_hash, reply_json
+from bot.core.codec import as_text, battle_from_hash, decode_hash, reply_json
 from bot.core.context import StudyContext, utc_day
 from bot.core.reading import read_battles, read_outcomes
 from bot.core.refusals import refused, refused_until
@@ -115,7 +115,7 @@ class Battles:
             outcomes: dict[str, PairOutcome] | None = None
             if config.strategy in (Strategy.BALANCED, Strategy.ACTIVE):
                 raw = await self._ctx.redis.hgetall(keys.PAIR_BATTLES)
-                counts = {k.decode(): int(v) for k, v in raw.items()}
+                counts = {as_text(k): int(v) for k, v in raw.items()}
             if config.strategy is Strategy.ACTIVE:
                 outcomes = await read_outcomes(self._ctx.redis)
             model_a, model_b = draw_battle_models(
@@ -139,6 +139,7 @@ class Battles:
                     audio_seconds=audio_seconds,
                     audio_bytes=len(audio),
                     at=now,
+                    reply_mode=config.replies,
                 ),
                 day=day,
                 day_end=day_end,
@@ -172,7 +173,8 @@ class Battles:
         participant, day = await self._ctx.redis.hmget(
             keys.battle(result.battle_id), ["participant", "day"]
         )
-        if participant is None:
+        if participant is None or day is None:
+            await self._drop_reply_audio(result)
             raise refused("no_such_battle")
         named: tuple[str, ...] = ()
         if result.reply:
@@ -182,14 +184,15 @@ class Battles:
                 result = dataclasses.replace(result, reply=guarded.text)
                 named = tuple(sorted(guarded.named))
         received = ReplyReceived(
-            result=result, participant=participant.decode(), at=self._ctx.clock(), named=named
+            result=result, participant=as_text(participant), at=self._ctx.clock(), named=named
         )
         outcome = await self._ctx.scripts.run(
             RecordReply(
-                received=received, reply_json=reply_json(received.reply()), day=day.decode()
+                received=received, reply_json=reply_json(received.reply()), day=as_text(day)
             )
         )
         if outcome.code == "missing":
+            await self._drop_reply_audio(result)
             raise refused("no_such_battle")
         if outcome.code == "mismatch":
             raise ValueError(
@@ -198,6 +201,19 @@ class Battles:
             )
         return battle_from_hash(outcome.record), outcome.code == "changed"
 
+    async def _drop_reply_audio(self, result: ResultMessage) -> None:
+        """A spoken reply for a battle that is gone (the participant withdrew while the worker
+        spoke) must not outlive it: the withdrawal could not delete what was not there yet."""
+        if result.audio_key is not None:
+            await self._ctx.redis.delete(keys.reply_audio_key(result.battle_id, result.side))
+
+    async def reply_audio(self, battle_id: str) -> dict[str, bytes]:
+        """The spoken replies still in Redis, by side ("a"/"b"); empty for a text battle."""
+        raw = await self._ctx.redis.mget(
+            [keys.reply_audio_key(battle_id, side) for side in ("a", "b")]
+        )
+        return {side: data for side, data in zip(("a", "b"), raw, strict=True) if data}
+
     async def battle(self, battle_id: str) -> Battle | None:
         raw = await self._ctx.redis.hgetall(keys.battle(battle_id))
         return battle_from_hash(decode_hash(raw)) if raw else None
@@ -205,5 +221,5 @@ class Battles:
     async def open_battles(self) -> list[Battle]:
         """Queued or answered battles, oldest first (the Discord layer resumes them on restart)."""
         members = await self._ctx.redis.smembers(keys.OPEN_BATTLES)
-        battles = await read_battles(self._ctx.redis, sorted(m.decode() for m in members))
+        battles = await read_battles(self._ctx.redis, sorted(as_text(m) for m in members))
         return sorted(battles, key=lambda b: b.created_at)

@@ -16,6 +16,7 @@ from contract.records import (
     Participant,
     ParticipantStatus,
     Reply,
+    ReplyMode,
     Strategy,
     StudyConfig,
     StudyState,
@@ -25,13 +26,17 @@ from contract.records import (
 LIMIT_FIELDS = {f.name: f.type for f in dataclasses.fields(Limits)}
 
 
-def decode_hash(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> dict[str, str]:
+def decode_hash(
+    raw: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str] | Sequence[bytes | str],
+) -> dict[str, str]:
     """HGETALL as a dict, or the flat [field, value, ...] array a Lua script returns."""
     items = raw.items() if isinstance(raw, Mapping) else zip(raw[0::2], raw[1::2], strict=True)
-    return {_text(k): _text(v) for k, v in items}
+    return {as_text(k): as_text(v) for k, v in items}
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """A reply of our bytes client as text; redis-py types replies `bytes | str` since the
+    client's decode_responses is not part of its type."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -73,11 +78,17 @@ def battle_from_hash(h: Mapping[str, str]) -> Battle:
         comments=comments,
         flags=flags,
         ui=ui,
+        reply_mode=ReplyMode(h.get("reply_mode") or ReplyMode.TEXT),
     )
 
 
 def reply_json(reply: Reply) -> str:
-    return json.dumps(dataclasses.asdict(reply), ensure_ascii=False)
+    data = dataclasses.asdict(reply)
+    # A written reply is stored as before spoken replies existed.
+    for name in ("audio_seconds", "audio_format"):
+        if data[name] is None:
+            del data[name]
+    return json.dumps(data, ensure_ascii=False)
 
 
 def participant_from_hash(h: Mapping[str, str]) -> Participant:
@@ -106,6 +117,7 @@ def config_from_hash(h: Mapping[str, str], roster: Sequence[str]) -> StudyConfig
         roster=tuple(sorted(roster)),
         strategy=Strategy(h["strategy"]),
         limits=Limits(**limits),
+        replies=ReplyMode(h.get("replies") or ReplyMode.TEXT),
     )
 
 

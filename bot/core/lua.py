@@ -395,7 +395,9 @@ for _, id in ipairs(ids) do
   end
   redis.call('ZREM', battles_key, id)
   redis.call('SREM', open_key, id)
-  redis.call('DEL', audio_prefix .. id)
+  -- The participant's clip and both spoken replies (keys.reply_audio_key).
+  redis.call('DEL', audio_prefix .. id, audio_prefix .. id .. ':reply_a',
+             audio_prefix .. id .. ':reply_b')
 end
 for _, id in ipairs(redis.call('LRANGE', participant_events_key, 0, -1)) do
   redis.call('XDEL', events_key, id)

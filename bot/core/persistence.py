@@ -7,6 +7,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from bot.core.codec import as_text
 from contract.records import StorageNotDurable
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,11 @@ DURABLE_FSYNC = ("always", "everysec")
 
 async def _config_get(redis: aioredis.Redis, name: str) -> str | None:
     values = await redis.config_get(name)
-    raw = values.get(name, values.get(name.encode()))
-    if raw is None:
-        return None
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+    # An exact name: at most one pair, named in bytes on our client (decode_responses=False).
+    for key, raw in values.items():
+        if key is not None and as_text(key) == name:
+            return None if raw is None else as_text(raw)
+    return None
 
 
 async def persistence_problems(redis: aioredis.Redis) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 
-from bot.core.codec import battle_from_hash, decode_hash, participant_from_hash
+from bot.core.codec import as_text, battle_from_hash, decode_hash, participant_from_hash
 from bot.core.scripts import ReadBattles, Scripts
 from contract import keys
 from contract.pairing import PairOutcome
@@ -60,7 +60,7 @@ async def iter_participants(redis: aioredis.Redis, batch: int = 1000) -> AsyncIt
         if members:
             async with redis.pipeline(transaction=False) as pipe:
                 for p in sorted(members):
-                    pipe.hgetall(keys.participant(p.decode()))
+                    pipe.hgetall(keys.participant(as_text(p)))
                 raws = await pipe.execute()
             for raw in raws:
                 if raw:
@@ -74,7 +74,7 @@ async def read_outcomes(redis: aioredis.Redis) -> dict[str, PairOutcome]:
     and the votes still needed; pairs with no vote are absent."""
     tally: dict[str, dict[str, int]] = {}
     for raw_field, raw_count in (await redis.hgetall(keys.PAIR_OUTCOMES)).items():
-        pair, _, side = raw_field.decode().rpartition(":")
+        pair, _, side = as_text(raw_field).rpartition(":")
         if side not in keys.OUTCOME_SIDES or not pair:
             raise ValueError(f"unreadable field {raw_field!r} in {keys.PAIR_OUTCOMES}")
         tally.setdefault(pair, {})[side] = int(raw_count)

@@ -28,6 +28,7 @@ _MESSAGES = {
     "unknown_model": "Unknown model id(s): {bad}. Known ids: {known}.",
     "roster_invalid": "{detail}",
     "invalid_limit": "{detail}",
+    "invalid_reply_mode": "Unknown reply mode {bad!r}; modes: {known}.",
     "invalid_value": "{detail}",
 }
 

@@ -59,6 +59,7 @@ def replay_battles(events: Iterable[Event]) -> dict[str, Battle]:
                 created_at=_time(event.created_at),
                 audio_ref=event.audio_ref,
                 audio_seconds=event.audio_seconds,
+                reply_mode=event.reply_mode,
             )
         elif isinstance(event, Withdrawn):
             battles = {k: b for k, b in battles.items() if b.participant != event.participant}

@@ -152,6 +152,7 @@ def battle_record(started: BattleStarted, day: str) -> dict[str, str]:
         "audio_format": started.audio_format,
         "audio_seconds": data["audio_seconds"],
         "audio_bytes": data["audio_bytes"],
+        **({"reply_mode": data["reply_mode"]} if "reply_mode" in data else {}),
     }
 
 
@@ -461,6 +462,8 @@ def config_fields(change: ConfigChanged) -> dict[str, str]:
         out["strategy"] = change.strategy.value
     if change.limits is not None:
         out.update(limit_hash_fields(change.limits))
+    if change.replies is not None:
+        out["replies"] = change.replies.value
     return out
 
 

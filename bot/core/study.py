@@ -36,6 +36,7 @@ from contract.records import (
     Battle,
     Demographics,
     Participant,
+    ReplyMode,
     Strategy,
     StudyConfig,
     StudyState,
@@ -146,6 +147,9 @@ class Study:
     async def set_strategy(self, strategy: Strategy, by: str) -> StudyConfig:
         return await self._study_config.set_strategy(strategy, by)
 
+    async def set_replies(self, mode: ReplyMode, by: str) -> StudyConfig:
+        return await self._study_config.set_replies(mode, by)
+
     async def set_roster(self, roster: list[str], by: str) -> StudyConfig:
         return await self._study_config.set_roster(roster, by)
 
@@ -178,6 +182,9 @@ class Study:
 
     async def battle(self, battle_id: str) -> Battle | None:
         return await self._battles.battle(battle_id)
+
+    async def reply_audio(self, battle_id: str) -> dict[str, bytes]:
+        return await self._battles.reply_audio(battle_id)
 
     async def open_battles(self) -> list[Battle]:
         return await self._battles.open_battles()

@@ -11,7 +11,7 @@ from bot.core.refusals import refused
 from bot.core.scripts import ChangeConfig, InitConfig
 from contract import keys
 from contract.events import ConfigChanged
-from contract.records import Limits, Strategy, StudyConfig, StudyState
+from contract.records import Limits, ReplyMode, Strategy, StudyConfig, StudyState
 
 # Each limit's allowed range, whatever a client sent (the slash command's bounds are only a
 # client-side hint: a forged interaction can carry any value).
@@ -22,6 +22,10 @@ LIMIT_RANGES: dict[str, tuple[float, float]] = {
     "audio_max_bytes": (1_000, 100_000_000),
     "comment_max_chars": (1, 4000),
     "pair_target": (1, 1_000_000),
+    # 0 turns the fast-vote rule off (for written, or for spoken replies).
+    "fast_vote_chars_per_second": (0, 10_000),
+    "fast_vote_listen_share": (0, 1),
+    "fast_vote_floor_s": (0, 3600),
 }
 
 
@@ -66,6 +70,10 @@ class ConfigStore:
             raise refused(
                 "invalid_value", detail=f"Unknown state {state!r}; states: {known}."
             ) from None
+        if valid is StudyState.OPEN:
+            roster = (await self.config()).roster
+            if len(roster) < 2:
+                raise refused("roster_invalid", detail=_too_few(roster, "open the study"))
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), state=valid))
 
     async def set_strategy(self, strategy: Strategy, by: str) -> StudyConfig:
@@ -78,12 +86,27 @@ class ConfigStore:
             ) from None
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), strategy=valid))
 
+    async def set_replies(self, mode: ReplyMode, by: str) -> StudyConfig:
+        """How replies reach participants from the next battle on (text, speech or both)."""
+        try:
+            replies = ReplyMode(mode)
+        except ValueError:
+            raise refused(
+                "invalid_reply_mode",
+                bad=str(mode),
+                known=", ".join(m.value for m in ReplyMode),
+            ) from None
+        return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), replies=replies))
+
     async def set_roster(self, roster: list[str], by: str) -> StudyConfig:
         models = tuple(sorted(set(roster)))
         known = self._ctx.known_models.models
         unknown = [m for m in models if m not in known]
         if unknown:
             raise refused("unknown_model", bad=", ".join(unknown), known=", ".join(known))
+        if len(models) < 2:
+            # A battle pairs two models: a smaller roster would silently take no rounds.
+            raise refused("roster_invalid", detail=_too_few(models, "set the roster"))
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), roster=models))
 
     async def set_limits(self, by: str, **fields: Any) -> StudyConfig:
@@ -107,3 +130,11 @@ class ConfigStore:
         if not fields:
             return await self.config()
         return await self._change(ConfigChanged(by=by, at=self._ctx.clock(), limits=dict(fields)))
+
+
+def _too_few(roster: tuple[str, ...], action: str) -> str:
+    has = ", ".join(f"`{m}`" for m in roster) if roster else "no models"
+    return (
+        f"Cannot {action}: a battle needs two models and the roster has {has}. "
+        "Set at least two with `/study models`."
+    )

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from bot.core import audio_files
-from bot.core.codec import battle_json, participant_json
+from bot.core.codec import as_text, battle_json, participant_json
 from bot.core.context import StudyContext
 from bot.core.participants import Participants
 from bot.core.reading import read_battles
@@ -60,7 +60,7 @@ class Withdrawal:
             return {"participant": None, "battles": []}
         p = participant.pseudonym
         members = await self._ctx.redis.smembers(keys.participant_battles(p))
-        battles = await read_battles(self._ctx.redis, sorted(m.decode() for m in members))
+        battles = await read_battles(self._ctx.redis, sorted(as_text(m) for m in members))
         return {
             "participant": participant_json(participant),
             "battles": [battle_json(b) for b in sorted(battles, key=lambda b: b.created_at)],

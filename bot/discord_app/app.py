@@ -67,6 +67,10 @@ class StartupError(RuntimeError):
     """Something the bot cannot start without is wrong; the message says what and where."""
 
 
+# The shipped consent text's stand-in for who runs the study (bot/consent.md).
+CONSENT_PLACEHOLDER = "[Research group, institution, contact e-mail; ethics approval reference.]"
+
+
 def load_consent(settings: Settings) -> str:
     path = settings.consent_file or Path(__file__).resolve().parent.parent / "consent.md"
     try:
@@ -83,6 +87,15 @@ def load_consent(settings: Settings) -> str:
         raise StartupError(
             f"the consent text {path} has {len(text)} characters; Discord shows at most "
             f"{CONSENT_MAX_CHARS} (an embed's description)"
+        )
+    if CONSENT_PLACEHOLDER in text:
+        # Shipped text not yet filled in: participants would not know who runs the study.
+        log.warning(
+            "the consent text %s still has the placeholder %r: put in the research group, "
+            "institution, contact e-mail and ethics approval (PARLEY_CONSENT_FILE) before "
+            "inviting participants",
+            path,
+            CONSENT_PLACEHOLDER,
         )
     # The version travels in the consent buttons' custom_id.
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", settings.consent_version):
@@ -155,7 +168,7 @@ class ParleyBot(commands.Bot):
                 sync_commands=functools.partial(self.sync_commands, force=True),
             )
         )
-        self.tree.on_error = self.on_app_command_error
+        self.tree.error(self.on_app_command_error)
         # Commands live in the study's guild only: they show up at once (global commands take
         # up to an hour) and nobody outside the study server sees them.
         self.tree.copy_global_to(guild=self.guild_object)
@@ -204,7 +217,7 @@ class ParleyBot(commands.Bot):
         key = keys.commands_synced(self.guild_object.id)
         digest = self.commands_payload_hash()
         stored = await self.redis.get(key)
-        if not force and stored is not None and stored.decode() == digest:
+        if not force and stored == digest.encode():
             log.info("slash commands already synced (version %s)", digest)
             return False
         synced = await self.tree.sync(guild=self.guild_object)

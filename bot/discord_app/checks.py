@@ -6,8 +6,13 @@ the configured role is what really decides, so every moderator command runs this
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import discord
 from discord import app_commands
+
+T = TypeVar("T")
 
 REFUSAL = "Sorry — only study moderators can use this command."
 
@@ -28,7 +33,7 @@ class NotModerator(app_commands.CheckFailure):
     """Raised by the check; the cog's error handler turns it into a polite ephemeral refusal."""
 
 
-def moderator_only() -> app_commands.check:  # type: ignore[valid-type]
+def moderator_only() -> Callable[[T], T]:
     async def predicate(interaction: discord.Interaction) -> bool:
         wanted = getattr(interaction.client, "settings", None)
         role = wanted.moderator_role if wanted is not None else None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import discord
 
@@ -12,6 +12,7 @@ from bot.service import StudyService
 from contract.settings import Settings
 
 
+@runtime_checkable
 class ParleyClient(Protocol):
     settings: Settings
     consent_text: str
@@ -21,4 +22,7 @@ class ParleyClient(Protocol):
 
 def parley(interaction: discord.Interaction) -> ParleyClient:
     """The running bot (`app.ParleyBot`, which has these attributes)."""
-    return interaction.client  # type: ignore[return-value]
+    client = interaction.client
+    if not isinstance(client, ParleyClient):
+        raise TypeError(f"the interaction's client is a {type(client).__name__}, not Parley's")
+    return client

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import discord
 from redis.exceptions import RedisError
@@ -37,7 +37,7 @@ async def tell(interaction: discord.Interaction, text: str) -> None:
 
 def polite(
     callback: Callable[[ItemT, discord.Interaction], Awaitable[None]],
-) -> Callable[[ItemT, discord.Interaction], Awaitable[None]]:
+) -> Callable[[ItemT, discord.Interaction], Coroutine[Any, Any, None]]:
     """Turn the failures a click can meet into a polite answer instead of a traceback."""
 
     @functools.wraps(callback)

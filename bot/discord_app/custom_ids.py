@@ -34,6 +34,12 @@ ABOUT_TEMPLATE = rf"{NAMESPACE}:about:(?P<action>{'|'.join(ABOUT_ACTIONS)})"
 WITHDRAW_TEMPLATE = (
     rf"{NAMESPACE}:withdraw:(?P<user_id>{USER_ID}):(?P<action>{'|'.join(WITHDRAW_ACTIONS)})"
 )
+# A moderator's `/participant withdraw` confirmation: the member and the moderator who asked
+# (only they may confirm it).
+MOD_WITHDRAW_TEMPLATE = (
+    rf"{NAMESPACE}:modwithdraw:(?P<member_id>{USER_ID}):(?P<moderator_id>{USER_ID}):"
+    rf"(?P<action>{'|'.join(WITHDRAW_ACTIONS)})"
+)
 # Forms: the suffix makes each opening's id unique (discord.py keys open modals by id alone).
 COMMENT_MODAL_TEMPLATE = (
     rf"{NAMESPACE}:commentmodal:(?P<battle_id>{BATTLE_ID}):(?P<nonce>[0-9a-f]+)"
@@ -79,6 +85,14 @@ def withdraw(user_id: int | str, action: str) -> str:
     return _checked(f"{NAMESPACE}:withdraw:{user_id}:{action}", WITHDRAW_TEMPLATE, "withdraw")
 
 
+def mod_withdraw(member_id: int | str, moderator_id: int | str, action: str) -> str:
+    return _checked(
+        f"{NAMESPACE}:modwithdraw:{member_id}:{moderator_id}:{action}",
+        MOD_WITHDRAW_TEMPLATE,
+        "moderator's withdrawal",
+    )
+
+
 def comment_modal(battle_id: str, nonce: str) -> str:
     return _checked(
         f"{NAMESPACE}:commentmodal:{battle_id}:{nonce}", COMMENT_MODAL_TEMPLATE, "comment form"
@@ -106,6 +120,13 @@ class Consent:
 @dataclass(frozen=True)
 class Withdraw:
     user_id: int
+    action: str
+
+
+@dataclass(frozen=True)
+class ModWithdraw:
+    member_id: int
+    moderator_id: int
     action: str
 
 
@@ -142,6 +163,13 @@ def parse_about(custom_id: str) -> str | None:
 def parse_withdraw(custom_id: str) -> Withdraw | None:
     found = _match(WITHDRAW_TEMPLATE, custom_id)
     return Withdraw(int(found["user_id"]), found["action"]) if found else None
+
+
+def parse_mod_withdraw(custom_id: str) -> ModWithdraw | None:
+    found = _match(MOD_WITHDRAW_TEMPLATE, custom_id)
+    if not found:
+        return None
+    return ModWithdraw(int(found["member_id"]), int(found["moderator_id"]), found["action"])
 
 
 def parse_comment_modal(custom_id: str) -> str | None:

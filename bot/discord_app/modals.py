@@ -77,7 +77,11 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
                 text = "Thanks — your comment was saved."
         await interaction.response.send_message(text, ephemeral=True)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # discord.py's Modal.on_error drops the `item` parameter of BaseView.on_error, which it
+    # overrides; this is Modal's own signature.
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction, error: Exception
+    ) -> None:
         await _on_error(interaction, error)
 
 
@@ -126,5 +130,9 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
             return
         await bot.threads.show_instructions(interaction, edit=False)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # discord.py's Modal.on_error drops the `item` parameter of BaseView.on_error, which it
+    # overrides; this is Modal's own signature.
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction, error: Exception
+    ) -> None:
         await _on_error(interaction, error)

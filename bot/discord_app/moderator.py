@@ -19,7 +19,7 @@ from bot.discord_app.places import PrivateThreads
 from bot.service import StudyService
 from bot.service.moderation import EXPORT_FORMATS
 from bot.service.outcomes import DesignView, Refusal
-from contract.records import Strategy, StudyState
+from contract.records import ReplyMode, Strategy, StudyState
 from contract.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,16 @@ class Moderator(commands.Cog):
     # --- state -------------------------------------------------------------------------------
 
     async def _set_state(self, interaction: discord.Interaction, state: StudyState) -> None:
-        config = await self.moderation.set_state(state, interaction.user.id)
-        await self._answer(interaction, f"The study is now **{config.state.value}**.")
+        outcome = await self.moderation.set_state(state, interaction.user.id)
+        if isinstance(outcome, Refusal):
+            await self._answer(interaction, outcome.message)
+        elif outcome.changed:
+            await self._answer(interaction, f"The study is now **{outcome.config.state.value}**.")
+        else:
+            await self._answer(
+                interaction,
+                f"The study was already **{outcome.config.state.value}**; nothing changed.",
+            )
 
     @study.command(name="open", description="Open the study: participants can start rounds.")
     @moderator_only()
@@ -171,6 +179,24 @@ class Moderator(commands.Cog):
                 return
             config = changed
         await self._answer(interaction, f"**Strategy:** {config.strategy.value}")
+
+    @study.command(name="replies", description="Show or set how replies reach participants.")
+    @app_commands.describe(
+        mode="text: written replies; speech: spoken replies to play; both: spoken and written"
+    )
+    @moderator_only()
+    async def replies(
+        self, interaction: discord.Interaction, mode: ReplyMode | None = None
+    ) -> None:
+        if mode is None:
+            config = (await self.moderation.design()).config
+        else:
+            changed = await self.moderation.set_replies(mode, interaction.user.id)
+            if isinstance(changed, Refusal):
+                await self._answer(interaction, changed.message)
+                return
+            config = changed
+        await self._answer(interaction, f"**Replies:** {config.replies.value}")
 
     @study.command(name="limits", description="Show or change quotas and audio limits.")
     @moderator_only()
@@ -290,9 +316,17 @@ class Moderator(commands.Cog):
     @participant.command(name="withdraw", description="Withdraw a participant (deletes data).")
     @moderator_only()
     async def withdraw(self, interaction: discord.Interaction, member: discord.User) -> None:
-        withdrawn = await self.service.participants.withdraw(member.id)
-        await self._answer(interaction, f"Participant `{withdrawn.pseudonym}` was withdrawn.")
-        self.threads.close_later(withdrawn.thread_id, member.id)
+        checked = await self.moderation.withdrawable(member.id)
+        if isinstance(checked, Refusal):
+            await self._answer(interaction, checked.message)
+            return
+        await interaction.response.send_message(
+            f"Withdraw participant `{checked.pseudonym}`? This deletes their recordings, votes, "
+            "comments and answers (only a note that they withdrew is kept), and they cannot "
+            "take part again.",
+            view=views.mod_withdraw_view(member.id, interaction.user.id),
+            ephemeral=True,
+        )
 
     @participant.command(name="block", description="Stop a participant from starting rounds.")
     @moderator_only()

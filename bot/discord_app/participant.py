@@ -87,17 +87,18 @@ class Participant(commands.Cog):
         settings = self.settings
         if isinstance(channel, discord.DMChannel):
             return True
+        place: object = channel
         if isinstance(channel, discord.PartialMessageable) and (
             channel.guild_id == settings.guild_id
         ):
             # A thread the cache does not hold (e.g. archived while the bot was down): ask.
             try:
-                channel = await self.bot.fetch_channel(channel.id)  # type: ignore[assignment]
+                place = await self.bot.fetch_channel(channel.id)
             except discord.HTTPException:
                 return False
-        if isinstance(channel, discord.Thread) and channel.guild.id == settings.guild_id:
-            parent = resolve_channel(channel.guild, settings.study_channel)
-            return parent is not None and channel.parent_id == parent.id
+        if isinstance(place, discord.Thread) and place.guild.id == settings.guild_id:
+            parent = resolve_channel(place.guild, settings.study_channel)
+            return parent is not None and place.parent_id == parent.id
         return False
 
     def _is_study_channel(self, channel: discord.abc.Messageable) -> bool:

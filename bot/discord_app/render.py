@@ -24,7 +24,7 @@ from bot.service.outcomes import (
     UnknownLength,
 )
 from contract.pairing import NeighbourGap
-from contract.records import Battle, BattleStatus, Limits, StudyConfig, Winner
+from contract.records import Battle, BattleStatus, Limits, ReplyMode, StudyConfig, Winner
 
 MESSAGE_LIMIT = 2000  # Discord's limit on a message's content
 HEADER_BUDGET = 400  # room kept for the header / the reveal above the two replies
@@ -59,6 +59,21 @@ class RenderedBattle:
 
 def attachment_name(side: str) -> str:
     return f"model-{side}.txt"
+
+
+def spoken_name(side: str, fmt: str = "ogg") -> str:
+    """The file name of a spoken reply: the side only, never the model."""
+    return f"reply-{side}.{fmt}"
+
+
+def spoken_note(side: str) -> str:
+    return f"🔊 *Spoken reply — play {spoken_name(side)} below.*"
+
+
+SPEECH_VOTE_HEADER = (
+    "🎧 Both models answered. Listen to both replies, then vote: which is better? "
+    "(You can also add a comment.)"
+)
 
 
 # Replies are the models' text, i.e. anyone's: a model can be asked to write markdown that draws
@@ -113,10 +128,13 @@ def _side_block(
     streaming: bool,
     budget: int,
     pending: bool = False,
+    spoken: bool = False,
 ) -> str:
     label = f"**{LABELS[side]}**"
     if failed:
         return f"{label}\n> ⚠️ *This model could not answer this time.*"
+    if spoken:
+        return f"{label}\n> {spoken_note(side)}"
     body = contain(text) if text is not None else ""
     if not body.strip(" \t" + ZWSP):
         if streaming or pending:
@@ -142,11 +160,14 @@ def battle_message(
     failed: frozenset[str] = frozenset(),
     streaming: bool = False,
     pending: frozenset[str] = frozenset(),
+    spoken: frozenset[str] = frozenset(),
 ) -> RenderedBattle:
     """The battle message: a header, then Model A's and Model B's replies, within 2,000 chars.
 
     `pending` sides have no reply yet (the other side failed first): they show that they are
-    still listening rather than an empty reply, and are filled in when their reply comes."""
+    still listening rather than an empty reply, and are filled in when their reply comes.
+    `spoken` sides are heard, not read (reply mode speech, before the vote): they point at
+    their audio file instead of showing the text."""
     header = header[:HEADER_BUDGET]
     budget = (MESSAGE_LIMIT - len(header) - 4) // 2
     blocks = []
@@ -160,6 +181,7 @@ def battle_message(
             streaming=streaming,
             budget=budget,
             pending=side in pending,
+            spoken=side in spoken,
         )
         if not streaming and text and side not in failed and "(cut here;" in block:
             overflow[side] = text
@@ -212,6 +234,15 @@ def render_battle(
 ) -> RenderedBattle:
     """The final message for a battle in any state (names only used once it is voted)."""
     texts, failed = reply_texts(battle)
+    # Heard, not read, until the vote: the message only points at the audio.
+    spoken = frozenset(
+        side
+        for side in SIDES
+        if battle.reply_mode is ReplyMode.SPEECH
+        and battle.status is not BattleStatus.VOTED
+        and texts.get(side)
+        and side not in failed
+    )
     # A failed battle is shown at its first failure; the other side may still be answering.
     pending = frozenset(
         side
@@ -223,7 +254,7 @@ def render_battle(
     elif battle.status is BattleStatus.FAILED:
         header = failed_header()
     elif battle.status is BattleStatus.ANSWERED:
-        header = VOTE_HEADER
+        header = SPEECH_VOTE_HEADER if battle.reply_mode.spoken else VOTE_HEADER
     else:
         header = progress_header(None)
     return battle_message(
@@ -232,6 +263,7 @@ def render_battle(
         failed=failed,
         streaming=battle.status is BattleStatus.QUEUED,
         pending=pending,
+        spoken=spoken,
     )
 
 
@@ -346,6 +378,7 @@ def config_text(config: StudyConfig, names: dict[str, str]) -> str:
     lim = config.limits
     return (
         f"**State:** {config.state.value}\n**Strategy:** {config.strategy.value}\n"
+        f"**Replies:** {config.replies.value}\n"
         f"**Roster:** {roster}\n"
         f"**Limits:** {lim.daily_quota}/day, {lim.min_seconds_between:g} s between rounds, "
         f"audio ≤ {lim.audio_max_seconds:g} s and ≤ {megabytes(lim.audio_max_bytes)}, "

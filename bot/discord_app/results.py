@@ -33,7 +33,7 @@ from contract import keys
 from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
 from contract.protocol import ResultMessage
 from contract.queueing import job_record_keys
-from contract.records import Battle, BattleStatus, Refused
+from contract.records import Battle, BattleStatus, Refused, ReplyMode
 
 if TYPE_CHECKING:
     from bot.core import Study
@@ -51,6 +51,9 @@ READ_COUNT = 100
 # RQ saves a job's record again once the job function returned, which can be just after its
 # result reached us: the record of a withdrawn battle's job is deleted once more after this.
 RQ_SETTLE_S = 5.0
+
+# A stream entry's fields as redis-py types them (bytes on our client).
+StreamFields = dict[bytes | str, bytes | str]
 
 
 @dataclass
@@ -137,6 +140,9 @@ class BattleEditor:
                 if battle.status is not BattleStatus.QUEUED:
                     return
                 texts, failed = render.reply_texts(battle)
+                if battle.reply_mode is ReplyMode.SPEECH:
+                    # Spoken-only replies are not read before the vote, not even in part.
+                    texts, state.partials = {}, {}
                 for side, text in state.partials.items():
                     if texts.get(side) is None and side not in failed:
                         texts[side] = text
@@ -213,10 +219,37 @@ class BattleEditor:
                 if fresh.status is BattleStatus.ANSWERED
                 else None
             )
-            await message.edit(content=rendered.content, view=view, allowed_mentions=NO_MENTIONS)
+            spoken = await self._spoken_files(fresh)
+            if spoken:
+                # The audio and the vote buttons arrive in one edit: nobody votes unheard.
+                await message.edit(
+                    content=rendered.content,
+                    view=view,
+                    attachments=spoken,
+                    allowed_mentions=NO_MENTIONS,
+                )
+            else:
+                await message.edit(
+                    content=rendered.content, view=view, allowed_mentions=NO_MENTIONS
+                )
             state.last_edit = self.clock()
             await self.study.set_ui(fresh.battle_id, rendered=True, rendered_sides=sides)
             self._finish(fresh.battle_id)
+
+    async def _spoken_files(self, battle: Battle) -> list[discord.File]:
+        """Both spoken replies as files named by side only, for an answered spoken battle."""
+        if not battle.reply_mode.spoken or battle.status is not BattleStatus.ANSWERED:
+            return []
+        audio = await self.study.reply_audio(battle.battle_id)
+        missing = [side for side in render.SIDES if side not in audio]
+        if missing:
+            # Expired or lost: show what there is; the text (kept in the battle) stands in.
+            log.warning("battle %s: no spoken reply for side(s) %s", battle.battle_id, missing)
+        return [
+            discord.File(io.BytesIO(audio[side]), filename=render.spoken_name(side))
+            for side in render.SIDES
+            if side in audio
+        ]
 
     def _finish(self, battle_id: str) -> None:
         self._done.add(battle_id)
@@ -282,14 +315,14 @@ class ResultListener:
             count=READ_COUNT,
             block=None if cursor != ">" else BLOCK_MS,
         )
-        entries = response[0][1] if response else []
+        entries = _entries(response)
         if cursor != ">":
             if not entries:
                 return ">"
             last = entries[-1][0]
             cursor = last.decode() if isinstance(last, bytes) else str(last)
 
-        async def settle(entry_id: bytes | str, fields: dict[bytes, bytes]) -> bool:
+        async def settle(entry_id: bytes | str, fields: StreamFields | None) -> bool:
             # An entry deleted after delivery (a withdrawal XDELs the participant's results)
             # comes back from the pending list without fields: nothing to show, just ack.
             if not fields or await self.handle(fields):
@@ -306,7 +339,7 @@ class ResultListener:
             return "0"
         return cursor
 
-    async def handle(self, fields: dict[bytes, bytes]) -> bool:
+    async def handle(self, fields: StreamFields) -> bool:
         """Record and show one result; True when it may be acknowledged."""
         try:
             result = ResultMessage.from_fields(fields)
@@ -397,10 +430,11 @@ class ResultListener:
                 log.warning("reading %s failed (%s); retrying in 1 s", PARTIALS_STREAM, exc)
                 await asyncio.sleep(1.0)
                 continue
-            entries = response[0][1] if response else []
             shown: list[tuple[bytes | str, str, str, str]] = []
-            for entry_id, fields in entries:
+            for entry_id, fields in _entries(response):
                 cursor = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                if fields is None:
+                    continue
                 battle_id = _text(fields, "battle_id")
                 side = _text(fields, "side")
                 text = _text(fields, "text")
@@ -431,8 +465,23 @@ class ResultListener:
         return gone
 
 
-def _text(fields: dict[bytes, bytes], name: str) -> str | None:
-    raw = fields.get(name.encode(), fields.get(name))  # type: ignore[call-overload]
+def _entries(response: object) -> list[tuple[bytes | str, StreamFields | None]]:
+    """The entries of a one-stream XREAD/XREADGROUP reply: [[stream, entries]] (RESP2).
+
+    redis-py types the reply as the union of its RESP2 and RESP3 shapes; ours is RESP2.
+    """
+    if not response:
+        return []
+    if not isinstance(response, list):
+        raise TypeError(f"expected a RESP2 stream reply (a list), got {response!r:.200}")
+    entries: list[tuple[bytes | str, StreamFields | None]] = response[0][1]
+    return entries
+
+
+def _text(fields: StreamFields, name: str) -> str | None:
+    raw = fields.get(name.encode())
+    if raw is None:
+        raw = fields.get(name)
     if raw is None:
         return None
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)

@@ -15,6 +15,7 @@ from typing import Any
 import discord
 
 from bot.discord_app import custom_ids, modals, render
+from bot.discord_app.checks import is_moderator_member
 from bot.discord_app.client import parley
 from bot.discord_app.common import NO_MENTIONS, polite, tell
 from bot.service.outcomes import (
@@ -30,8 +31,33 @@ from bot.service.outcomes import (
 log = logging.getLogger(__name__)
 
 
+def on_own_form(interaction: discord.Interaction) -> bool:
+    """Whether a click on a form button (consent, about-you, withdrawal) came from the
+    ephemeral form that carries it. A modified client can send such a click with any message
+    (a battle message, the pinned post): that message must never be rewritten."""
+    message = interaction.message
+    return message is not None and message.flags.ephemeral
+
+
+async def answer_form(
+    interaction: discord.Interaction, content: str, view: discord.ui.View | None = None
+) -> None:
+    """Replace the form the click came from with `content` (and `view`); for a click forged
+    onto another message, answer the clicker alone and leave that message as it is."""
+    if on_own_form(interaction):
+        await interaction.response.edit_message(
+            content=content, embed=None, view=view, allowed_mentions=NO_MENTIONS
+        )
+    elif view is None:
+        await tell(interaction, content)
+    else:
+        await interaction.response.send_message(
+            content, view=view, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+
 class VoteButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.VOTE_TEMPLATE,
 ):
     def __init__(self, battle_id: str, choice: str, *, disabled: bool = False) -> None:
@@ -52,7 +78,7 @@ class VoteButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> VoteButton:
         return cls(match["battle_id"], match["choice"])
 
@@ -67,6 +93,10 @@ class VoteButton(
                 await show_reveal(interaction, self.battle_id)
             return
         rendered = _reveal_message(outcome)
+        if not _carries_battle(interaction.message, self.battle_id):
+            # A click forged onto another message: the vote stands, that message stays.
+            await tell(interaction, rendered.content[:2000])
+            return
         await interaction.response.edit_message(
             content=rendered.content,
             view=battle_view(self.battle_id, votes=False),
@@ -76,6 +106,18 @@ class VoteButton(
 
 def _reveal_message(reveal: Reveal) -> render.RenderedBattle:
     return render.render_battle(reveal.battle, names=reveal.names, remaining=reveal.remaining)
+
+
+def _carries_battle(message: discord.Message | None, battle_id: str) -> bool:
+    """Whether the message shows this battle's vote buttons (enabled or not)."""
+    return message is not None and any(
+        isinstance(item, discord.Button)
+        and (vote := custom_ids.parse_vote(item.custom_id or "")) is not None
+        and vote.battle_id == battle_id
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for item in row.children
+    )
 
 
 def _votes_open(message: discord.Message) -> bool:
@@ -114,7 +156,7 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
 
 
 class CommentButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.COMMENT_TEMPLATE,
 ):
     def __init__(self, battle_id: str, *, disabled: bool = False) -> None:
@@ -132,7 +174,7 @@ class CommentButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> CommentButton:
         return cls(match["battle_id"])
 
@@ -164,7 +206,7 @@ def battle_view(battle_id: str, *, votes: bool = True, comment: bool = True) -> 
     return view
 
 
-class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.JOIN_TEMPLATE):
+class JoinButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.JOIN_TEMPLATE):
     """The button on the pinned study message (`/study post`); same as `/join`."""
 
     def __init__(self) -> None:
@@ -178,7 +220,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> JoinButton:
         return cls()
 
@@ -188,7 +230,7 @@ class JoinButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.
 
 
 class ConsentButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.CONSENT_TEMPLATE,
 ):
     def __init__(self, version: str, answer: str) -> None:
@@ -205,7 +247,7 @@ class ConsentButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ConsentButton:
         return cls(match["version"], match["answer"])
 
@@ -214,10 +256,8 @@ class ConsentButton(
         if self.answer == "agree":
             await agree(interaction, self.version)
         else:
-            await interaction.response.edit_message(
-                content="No problem — nothing was stored. You can `/join` any time.",
-                embed=None,
-                view=None,
+            await answer_form(
+                interaction, "No problem — nothing was stored. You can `/join` any time."
             )
 
 
@@ -228,7 +268,9 @@ def consent_view(version: str) -> discord.ui.View:
     return view
 
 
-class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_ids.ABOUT_TEMPLATE):
+class AboutYouButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=custom_ids.ABOUT_TEMPLATE
+):
     """After consent: the optional demographics form, or skip straight to the instructions."""
 
     def __init__(self, action: str) -> None:
@@ -245,7 +287,7 @@ class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> AboutYouButton:
         return cls(match["action"])
 
@@ -254,7 +296,9 @@ class AboutYouButton(discord.ui.DynamicItem[discord.ui.Button], template=custom_
         if self.action == "open":
             await interaction.response.send_modal(modals.DemographicsModal())
         else:
-            await parley(interaction).threads.show_instructions(interaction, edit=True)
+            await parley(interaction).threads.show_instructions(
+                interaction, edit=on_own_form(interaction)
+            )
 
 
 def about_you_view() -> discord.ui.View:
@@ -265,7 +309,7 @@ def about_you_view() -> discord.ui.View:
 
 
 class WithdrawButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.WITHDRAW_TEMPLATE,
 ):
     """`/withdraw`'s confirmation. The user id in it only checks who clicked; it is theirs."""
@@ -284,7 +328,7 @@ class WithdrawButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> WithdrawButton:
         return cls(int(match["user_id"]), match["action"])
 
@@ -294,11 +338,60 @@ class WithdrawButton(
             await tell(interaction, "This button is someone else's — use `/withdraw` yourself.")
             return
         if self.action == "cancel":
-            await interaction.response.edit_message(
-                content="Nothing was deleted. Thanks for staying!", view=None
-            )
+            await answer_form(interaction, "Nothing was deleted. Thanks for staying!")
             return
         await withdraw(interaction)
+
+
+class ModWithdrawButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=custom_ids.MOD_WITHDRAW_TEMPLATE,
+):
+    """`/participant withdraw`'s confirmation, for the moderator who asked."""
+
+    def __init__(self, member_id: int, moderator_id: int, action: str) -> None:
+        confirm = action == "confirm"
+        super().__init__(
+            discord.ui.Button(
+                label="Yes, withdraw them" if confirm else "Cancel",
+                style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
+                custom_id=custom_ids.mod_withdraw(member_id, moderator_id, action),
+            )
+        )
+        self.member_id = member_id
+        self.moderator_id = moderator_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> ModWithdrawButton:
+        return cls(int(match["member_id"]), int(match["moderator_id"]), match["action"])
+
+    @polite
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot = parley(interaction)
+        if interaction.user.id != self.moderator_id or not is_moderator_member(
+            interaction.user, bot.settings.moderator_role
+        ):
+            await tell(interaction, "Only the moderator who asked can confirm this withdrawal.")
+            return
+        if self.action == "cancel":
+            await answer_form(interaction, "Nothing was deleted.")
+            return
+        outcome = await bot.service.moderation.withdraw(self.member_id, self.moderator_id)
+        if isinstance(outcome, Refusal):
+            await answer_form(interaction, outcome.message)
+            return
+        await answer_form(interaction, f"Participant `{outcome.pseudonym}` was withdrawn.")
+        bot.threads.close_later(outcome.thread_id, self.member_id)
+
+
+def mod_withdraw_view(member_id: int, moderator_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ModWithdrawButton(member_id, moderator_id, "confirm"))
+    view.add_item(ModWithdrawButton(member_id, moderator_id, "cancel"))
+    return view
 
 
 def withdraw_view(user_id: int) -> discord.ui.View:
@@ -340,20 +433,19 @@ async def agree(interaction: discord.Interaction, version: str) -> None:
     outcome = await bot.service.participants.agree(interaction.user.id, version)
     match outcome:
         case ConsentChanged():
-            await interaction.response.edit_message(
-                content="The consent form has changed since this was shown; please read the "
+            await answer_form(
+                interaction,
+                "The consent form has changed since this was shown; please read the "
                 "new version (use `/join`).",
-                embed=None,
-                view=None,
             )
         case Refusal(message=message):
-            await interaction.response.edit_message(content=message, embed=None, view=None)
+            await answer_form(interaction, message)
         case Agreed():
-            await interaction.response.edit_message(
-                content="Thank you for joining! If you like, tell us a little about yourself "
+            await answer_form(
+                interaction,
+                "Thank you for joining! If you like, tell us a little about yourself "
                 "(every field is optional) — or skip straight to the instructions.",
-                embed=None,
-                view=about_you_view(),
+                about_you_view(),
             )
             if interaction.guild is not None:
                 # Open the thread while the participant reads the form, not when they close it.
@@ -364,11 +456,14 @@ async def withdraw(interaction: discord.Interaction) -> None:
     """The confirmed `/withdraw`."""
     bot = parley(interaction)
     withdrawn = await bot.service.participants.withdraw(interaction.user.id)
-    await interaction.response.edit_message(
-        content="Done — your data was deleted and you have left the study. Thank you for "
+    if isinstance(withdrawn, Refusal):
+        await answer_form(interaction, withdrawn.message)
+        return
+    await answer_form(
+        interaction,
+        "Done — your data was deleted and you have left the study. Thank you for "
         "your help! (Voice messages you sent me in DMs stay in your own DM history; you can "
         "delete them there.)",
-        view=None,
     )
     # After the answer: the confirmation may sit in the very thread being closed.
     bot.threads.close_later(withdrawn.thread_id, interaction.user.id)
@@ -381,6 +476,7 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     ConsentButton,
     AboutYouButton,
     WithdrawButton,
+    ModWithdrawButton,
 )
 
 UNKNOWN_BUTTON = (
@@ -390,11 +486,16 @@ UNKNOWN_BUTTON = (
 EXPIRED_FORM = "Sorry — that form has expired, so nothing was saved. Please open it again."
 
 
+def _custom_id(interaction: discord.Interaction) -> str:
+    data = interaction.data
+    return str(data.get("custom_id", "")) if data is not None else ""
+
+
 def takes_click(interaction: discord.Interaction) -> bool:
     """Whether a dynamic item will answer this click. discord.py runs one only when its
     template fullmatches the custom_id and the message carries that custom_id; anything else
     (a button from an older version of the bot, a forged payload) it drops without an answer."""
-    custom_id = str((interaction.data or {}).get("custom_id", ""))
+    custom_id = _custom_id(interaction)
     if not any(
         item.__discord_ui_compiled_template__.fullmatch(custom_id) for item in DYNAMIC_ITEMS
     ):
@@ -417,7 +518,7 @@ async def answer_unhandled(interaction: discord.Interaction) -> None:
     elif interaction.type is discord.InteractionType.modal_submit:
         # Open forms live in this process's memory only (a restart forgets them). A form still
         # open here is being handled now (discord.py stops it only after its on_submit).
-        custom_id = str((interaction.data or {}).get("custom_id", ""))
+        custom_id = _custom_id(interaction)
         if modals.has_open_form(custom_id) or interaction.response.is_done():
             return
         text = EXPIRED_FORM

@@ -151,6 +151,7 @@ class ClipIntake:
             audio_format=admitted.audio_format,
             max_audio_seconds=admitted.limits.audio_max_seconds,
             now=self.deps.clock(),
+            speak=battle.reply_mode.spoken,
         )
         conn = self.deps.rq_conn
         try:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 import redis.asyncio as aioredis
+from redis import Redis
 
 from bot.core import Study
 from contract.modelsfile import ModelsFile
@@ -25,7 +25,7 @@ class Deps:
 
     study: Study
     redis: aioredis.Redis
-    rq_conn: redis.Redis
+    rq_conn: Redis  # not `redis.Redis`: the field `redis` above shadows the module here
     models: ModelsFile
     consent_version: str
     job_timeout_s: int

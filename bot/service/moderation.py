@@ -18,10 +18,20 @@ from bot.service.outcomes import (
     ModerationDone,
     ParticipantData,
     Refusal,
+    StateSet,
     StatusReport,
+    Withdrawn,
 )
+from bot.service.participants import Participants
 from contract.pairing import neighbour_gaps
-from contract.records import Refused, Strategy, StudyConfig, StudyState
+from contract.records import (
+    ParticipantStatus,
+    Refused,
+    ReplyMode,
+    Strategy,
+    StudyConfig,
+    StudyState,
+)
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
 
@@ -40,8 +50,16 @@ class Moderation:
         config = await self.deps.study.config()
         return DesignView(config, self.names(), list(self.deps.models.models))
 
-    async def set_state(self, state: StudyState, moderator_id: int) -> StudyConfig:
-        return await self.deps.study.set_state(state, self._by(moderator_id))
+    async def set_state(self, state: StudyState, moderator_id: int) -> StateSet | Refusal:
+        """Open, pause or close; saying so, and writing nothing, when it already is."""
+        current = await self.deps.study.config()
+        if current.state == state:
+            return StateSet(current, changed=False)
+        try:
+            config = await self.deps.study.set_state(state, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+        return StateSet(config, changed=True)
 
     async def set_roster(self, roster: list[str], moderator_id: int) -> DesignView | Refusal:
         try:
@@ -53,6 +71,20 @@ class Moderation:
     async def set_strategy(self, strategy: Strategy, moderator_id: int) -> StudyConfig | Refusal:
         try:
             return await self.deps.study.set_strategy(strategy, self._by(moderator_id))
+        except Refused as refused:
+            return Refusal.of(refused)
+
+    async def set_replies(self, mode: ReplyMode, moderator_id: int) -> StudyConfig | Refusal:
+        """Text, speech or both, from the next battle on. Spoken replies need a voice for the
+        text models: the models file's [tts] table."""
+        if ReplyMode(mode).spoken and self.deps.models.tts is None:
+            return Refusal(
+                "no_tts",
+                f"Spoken replies need a voice: the models file ({self.deps.models.path.name}) "
+                "has no [tts] table. See docs/models.md.",
+            )
+        try:
+            return await self.deps.study.set_replies(mode, self._by(moderator_id))
         except Refused as refused:
             return Refusal.of(refused)
 
@@ -93,6 +125,29 @@ class Moderation:
     async def info(self, member_id: int) -> ParticipantData:
         study = self.deps.study
         return ParticipantData(study.pseudonym(member_id), await study.my_data(member_id))
+
+    async def withdrawable(self, member_id: int) -> ModerationDone | Refusal:
+        """Whether `/participant withdraw` may ask to confirm: only someone who joined. A
+        withdrawal record would lock a non-participant out of the study for good."""
+        participant = await self.deps.study.participant(member_id)
+        if participant is None:
+            return Refusal(
+                "not_a_participant",
+                "That member never joined the study: there is nothing to withdraw (and they "
+                "can still `/join`).",
+            )
+        if participant.status is ParticipantStatus.WITHDRAWN:
+            return Refusal(
+                "already_withdrawn", f"Participant `{participant.pseudonym}` already withdrew."
+            )
+        return ModerationDone(participant.pseudonym)
+
+    async def withdraw(self, member_id: int, moderator_id: int) -> Withdrawn | Refusal:
+        """The confirmed `/participant withdraw`: the same deletion as the participant's own."""
+        checked = await self.withdrawable(member_id)
+        if isinstance(checked, Refusal):
+            return checked
+        return await Participants(self.deps).withdraw(member_id)
 
     async def block(
         self, member_id: int, reason: str, moderator_id: int

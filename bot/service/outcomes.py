@@ -241,6 +241,15 @@ class ParticipantData:
 
 
 @dataclass(frozen=True)
+class StateSet:
+    """`/study open|pause|close`: the configuration after it; `changed` is False when the
+    study already was in that state (nothing was written)."""
+
+    config: StudyConfig
+    changed: bool
+
+
+@dataclass(frozen=True)
 class ModerationDone:
     """A moderator's change to one participant went through."""
 

@@ -53,9 +53,14 @@ class Participants:
     async def my_data(self, user_id: int) -> dict[str, Any]:
         return await self.deps.study.my_data(user_id)
 
-    async def withdraw(self, user_id: int) -> Withdrawn:
+    async def withdraw(self, user_id: int) -> Withdrawn | Refusal:
         """The core deletes the study data and the thread's id is forgotten; the id comes back so
-        that the Discord layer can remove the recordings in that thread."""
+        that the Discord layer can remove the recordings in that thread. Someone who never
+        joined is refused: a withdrawal record would lock them out for good."""
+        if await self.deps.study.participant(user_id) is None:
+            return Refusal(
+                "not_a_participant", "You have not joined the study, so there is nothing to delete."
+            )
         pseudonym = self.deps.study.pseudonym(user_id)
         key = keys.participant_thread(pseudonym)
         thread_id = await self.deps.redis.get(key)

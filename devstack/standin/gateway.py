@@ -268,7 +268,9 @@ class Gateway:
         self, connection: Connection, session: Session | None, payload: dict[str, Any]
     ) -> Session | None:
         op = payload.get("op")
-        data = payload.get("d")
+        # The ops read below carry an object; HEARTBEAT's "d" (a sequence number) is not read.
+        raw = payload.get("d")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if op == HEARTBEAT:
             await connection.send({"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None})
         elif op == IDENTIFY:

@@ -261,7 +261,9 @@ def command_data(
     return data
 
 
-def _option_definition(definitions: list[dict[str, Any]], name: str, command: str) -> dict:
+def _option_definition(
+    definitions: list[dict[str, Any]], name: str, command: str
+) -> dict[str, Any]:
     for definition in definitions:
         if definition["name"] == name:
             return definition

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from devstack.standin.gateway import Gateway
 from devstack.standin.interactions import (
@@ -53,7 +53,9 @@ JSON = "application/json"
 class DiscordError(Exception):
     """An error answered as Discord's JSON error body."""
 
-    def __init__(self, status: int, code: int, message: str, errors: dict | None = None) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, errors: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.body: dict[str, Any] = {"message": message, "code": code}
@@ -114,7 +116,9 @@ def _compile(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None):
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """JSON with Content-Type exactly `application/json` (no charset), as discord.py requires."""
     return web.Response(
         body=json.dumps(body).encode(),
@@ -319,10 +323,10 @@ class Rest:
 
     # -- users, application, gateway ------------------------------------------------------------
 
-    async def get_gateway(self, call: RestCall) -> dict:
+    async def get_gateway(self, call: RestCall) -> dict[str, Any]:
         return {"url": self.gateway_url()}
 
-    async def get_gateway_bot(self, call: RestCall) -> dict:
+    async def get_gateway_bot(self, call: RestCall) -> dict[str, Any]:
         return {
             "url": self.gateway_url(),
             "shards": 1,
@@ -337,22 +341,22 @@ class Rest:
     def gateway_url(self) -> str:
         return self._base_url().replace("http://", "ws://", 1) + "/gateway"
 
-    async def get_me(self, call: RestCall) -> dict:
+    async def get_me(self, call: RestCall) -> dict[str, Any]:
         return {**self.world.bot.payload(), "verified": True, "mfa_enabled": False}
 
-    async def get_user(self, call: RestCall) -> dict:
+    async def get_user(self, call: RestCall) -> dict[str, Any]:
         user = self.world.users.get(call.params["user_id"])
         if user is None:
             raise DiscordError(404, 10013, "Unknown User")
         return user.payload()
 
-    async def open_dm(self, call: RestCall) -> dict:
+    async def open_dm(self, call: RestCall) -> dict[str, Any]:
         user = self.world.users.get(str((call.json or {}).get("recipient_id")))
         if user is None:
             raise DiscordError(400, 50035, "Invalid Form Body", {"recipient_id": "unknown user"})
         return self.world.dm_channel(user).payload
 
-    async def get_application(self, call: RestCall) -> dict:
+    async def get_application(self, call: RestCall) -> dict[str, Any]:
         world = self.world
         return {
             "id": world.application_id,
@@ -386,7 +390,9 @@ class Rest:
             self._guild(guild_id)
         return guild_id
 
-    def _stored_command(self, body: dict, guild_id: str | None, old: dict | None) -> dict:
+    def _stored_command(
+        self, body: dict[str, Any], guild_id: str | None, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
         if not isinstance(body, dict) or not body.get("name"):
             raise DiscordError(400, 50035, "Invalid Form Body", {"name": "required"})
         command = {
@@ -404,31 +410,29 @@ class Rest:
             command["guild_id"] = guild_id
         return command
 
-    async def get_commands(self, call: RestCall) -> list:
+    async def get_commands(self, call: RestCall) -> list[dict[str, Any]]:
         return list(self.world.commands.get(self._command_scope(call), {}).values())
 
-    async def put_commands(self, call: RestCall) -> list:
+    async def put_commands(self, call: RestCall) -> list[dict[str, Any]]:
         guild_id = self._command_scope(call)
         old = self.world.commands.get(guild_id, {})
         fresh = {}
         for body in call.json or []:
-            command = self._stored_command(body, guild_id, old.get(body.get("name")))
+            command = self._stored_command(body, guild_id, _same_name(old, body))
             fresh[command["name"]] = command
         self.world.commands[guild_id] = fresh
         return list(fresh.values())
 
-    async def post_command(self, call: RestCall) -> dict:
+    async def post_command(self, call: RestCall) -> dict[str, Any]:
         guild_id = self._command_scope(call)
         scope = self.world.commands.setdefault(guild_id, {})
-        command = self._stored_command(
-            call.json, guild_id, scope.get((call.json or {}).get("name"))
-        )
+        command = self._stored_command(call.json, guild_id, _same_name(scope, call.json))
         scope[command["name"]] = command
         return command
 
     # -- interactions ---------------------------------------------------------------------------
 
-    async def interaction_callback(self, call: RestCall) -> dict:
+    async def interaction_callback(self, call: RestCall) -> dict[str, Any]:
         interaction = self.interactions.get(call.params["interaction_id"])
         if interaction is None or interaction.token != call.params["token"]:
             raise DiscordError(404, 10062, "Unknown interaction")
@@ -492,8 +496,13 @@ class Rest:
         }
 
     async def _create_response_message(
-        self, interaction: Interaction, data: dict, files: list[StoredFile], *, followup=False
-    ) -> dict:
+        self,
+        interaction: Interaction,
+        data: dict[str, Any],
+        files: list[StoredFile],
+        *,
+        followup: bool = False,
+    ) -> dict[str, Any]:
         flags = int(data.get("flags") or 0)
         extra: dict[str, Any] = {
             "webhook_id": self.world.application_id,
@@ -520,7 +529,9 @@ class Rest:
             await self.gateway.dispatch("MESSAGE_CREATE", self.world.gateway_message(message))
         return message
 
-    def _original(self, interaction: Interaction, message_id: str) -> tuple[Channel, dict]:
+    def _original(
+        self, interaction: Interaction, message_id: str
+    ) -> tuple[Channel, dict[str, Any]]:
         if message_id == "@original":
             if interaction.original_message_id is None:
                 raise DiscordError(404, 10008, "Unknown Message")
@@ -531,7 +542,7 @@ class Rest:
             raise DiscordError(404, 10008, "Unknown Message")
         return self.world.find_message(message_id)
 
-    async def post_followup(self, call: RestCall) -> dict | None:
+    async def post_followup(self, call: RestCall) -> dict[str, Any] | None:
         interaction = self._interaction_by_token(call)
         if not interaction.responded:
             raise DiscordError(404, 10015, "Unknown Webhook")
@@ -551,17 +562,17 @@ class Rest:
             )
         return message if call.query.get("wait", "").lower() in ("true", "1") else None
 
-    def _loading_original(self, interaction: Interaction) -> tuple[Channel, dict] | None:
+    def _loading_original(self, interaction: Interaction) -> tuple[Channel, dict[str, Any]] | None:
         if interaction.original_message_id is None:
             return None
         channel, message = self.world.find_message(interaction.original_message_id)
         return (channel, message) if int(message.get("flags") or 0) & LOADING else None
 
-    async def get_webhook_message(self, call: RestCall) -> dict:
+    async def get_webhook_message(self, call: RestCall) -> dict[str, Any]:
         interaction = self._interaction_by_token(call)
         return self._original(interaction, call.params["message_id"])[1]
 
-    async def patch_webhook_message(self, call: RestCall) -> dict:
+    async def patch_webhook_message(self, call: RestCall) -> dict[str, Any]:
         interaction = self._interaction_by_token(call)
         channel, message = self._original(interaction, call.params["message_id"])
         data = dict(call.json or {})
@@ -577,10 +588,10 @@ class Rest:
 
     # -- channels and messages ------------------------------------------------------------------
 
-    async def get_channel(self, call: RestCall) -> dict:
+    async def get_channel(self, call: RestCall) -> dict[str, Any]:
         return self._channel(call.params["channel_id"]).payload
 
-    async def patch_channel(self, call: RestCall) -> dict:
+    async def patch_channel(self, call: RestCall) -> dict[str, Any]:
         channel = self._channel(call.params["channel_id"])
         body = call.json or {}
         for key in ("name", "topic", "rate_limit_per_user", "locked", "archived", "invitable"):
@@ -598,7 +609,7 @@ class Rest:
         )
         return channel.payload
 
-    async def list_messages(self, call: RestCall) -> list:
+    async def list_messages(self, call: RestCall) -> list[dict[str, Any]]:
         channel = self._channel(call.params["channel_id"])
         messages = [
             m
@@ -616,13 +627,13 @@ class Rest:
     def _new_message(
         self,
         channel: Channel,
-        body: dict,
+        body: dict[str, Any],
         files: list[StoredFile],
         *,
         message_type: int = 0,
         flags: int | None = None,
-        extra: dict | None = None,
-    ) -> dict:
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         _check_message_body(body, files, creating=True)
         attachments = [
             self.world.attachment_payload(self._base_url(), channel.id, stored) for stored in files
@@ -649,7 +660,9 @@ class Rest:
         self._record_pings(message)
         return message
 
-    def _mentions(self, content: str, body: dict, referenced: dict | None) -> dict[str, Any]:
+    def _mentions(
+        self, content: str, body: dict[str, Any], referenced: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """The `mentions`, `mention_roles` and `mention_everyone` of a message the bot sends or
         edits, by the request's `allowed_mentions`."""
         replied_to = referenced["author"]["id"] if referenced else None
@@ -667,10 +680,10 @@ class Rest:
             "mention_everyone": pinged.everyone,
         }
 
-    def _record_pings(self, message: dict) -> None:
+    def _record_pings(self, message: dict[str, Any]) -> None:
         self.world.pings.extend((message["id"], user["id"]) for user in message["mentions"])
 
-    def _reference(self, channel: Channel, reference: dict) -> dict[str, Any]:
+    def _reference(self, channel: Channel, reference: dict[str, Any]) -> dict[str, Any]:
         """`message_reference` as Discord returns it (string ids, channel and guild filled in)
         plus `referenced_message` for replies."""
         message_id = str(reference.get("message_id"))
@@ -695,17 +708,17 @@ class Rest:
             extra["type"] = 19  # REPLY
         return extra
 
-    async def post_message(self, call: RestCall) -> dict:
+    async def post_message(self, call: RestCall) -> dict[str, Any]:
         channel = self._channel(call.params["channel_id"])
         message = self._new_message(channel, call.json or {}, call.files)
         await self.gateway.dispatch("MESSAGE_CREATE", self.world.gateway_message(message))
         return message
 
-    async def get_message(self, call: RestCall) -> dict:
+    async def get_message(self, call: RestCall) -> dict[str, Any]:
         channel = self._channel(call.params["channel_id"])
         return self._message(channel, call.params["message_id"])
 
-    async def patch_message(self, call: RestCall) -> dict:
+    async def patch_message(self, call: RestCall) -> dict[str, Any]:
         channel = self._channel(call.params["channel_id"])
         message = self._message(channel, call.params["message_id"])
         if message["author"]["id"] != self.world.bot.id:
@@ -713,8 +726,12 @@ class Rest:
         return await self._edit_message(channel, message, call.json or {}, call.files)
 
     async def _edit_message(
-        self, channel: Channel, message: dict, body: dict, files: list[StoredFile]
-    ) -> dict:
+        self,
+        channel: Channel,
+        message: dict[str, Any],
+        body: dict[str, Any],
+        files: list[StoredFile],
+    ) -> dict[str, Any]:
         _check_message_body(body, files, creating=False)
         for key in ("content", "embeds", "components", "flags"):
             if key in body and body[key] is not None:
@@ -743,7 +760,7 @@ class Rest:
         channel = self._channel(call.params["channel_id"])
         await self._delete(channel, self._message(channel, call.params["message_id"]))
 
-    async def _delete(self, channel: Channel, message: dict) -> None:
+    async def _delete(self, channel: Channel, message: dict[str, Any]) -> None:
         del self.world.messages[channel.id][message["id"]]
         event = {"id": message["id"], "channel_id": channel.id}
         if channel.guild_id is not None:
@@ -790,7 +807,7 @@ class Rest:
 
     # -- threads --------------------------------------------------------------------------------
 
-    async def create_thread(self, call: RestCall) -> dict:
+    async def create_thread(self, call: RestCall) -> dict[str, Any]:
         parent = self._channel(call.params["channel_id"])
         if parent.type != GUILD_TEXT:
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
@@ -851,7 +868,7 @@ class Rest:
             raise DiscordError(404, 10007, "Unknown Member")
         return user
 
-    def _thread_member(self, thread: Channel, user_id: str) -> dict:
+    def _thread_member(self, thread: Channel, user_id: str) -> dict[str, Any]:
         return {
             "id": thread.id,
             "user_id": user_id,
@@ -861,11 +878,11 @@ class Rest:
             "flags": 0,
         }
 
-    async def get_thread_members(self, call: RestCall) -> list:
+    async def get_thread_members(self, call: RestCall) -> list[dict[str, Any]]:
         thread = self._channel(call.params["channel_id"])
         return [self._thread_member(thread, user_id) for user_id in thread.member_ids]
 
-    async def get_thread_member(self, call: RestCall) -> dict:
+    async def get_thread_member(self, call: RestCall) -> dict[str, Any]:
         thread = self._channel(call.params["channel_id"])
         user = self._thread_user(call.params["user_id"])
         if user.id not in thread.member_ids:
@@ -874,7 +891,7 @@ class Rest:
 
     # -- guild ----------------------------------------------------------------------------------
 
-    async def get_guild(self, call: RestCall) -> dict:
+    async def get_guild(self, call: RestCall) -> dict[str, Any]:
         self._guild(call.params["guild_id"])
         members = self.world.members()
         return {
@@ -883,22 +900,22 @@ class Rest:
             "approximate_presence_count": 0,
         }
 
-    async def get_roles(self, call: RestCall) -> list:
+    async def get_roles(self, call: RestCall) -> list[dict[str, Any]]:
         self._guild(call.params["guild_id"])
         return list(self.world.roles.values())
 
-    async def get_guild_channels(self, call: RestCall) -> list:
+    async def get_guild_channels(self, call: RestCall) -> list[dict[str, Any]]:
         self._guild(call.params["guild_id"])
         return [c.payload for c in self.world.channels.values() if c.type == GUILD_TEXT]
 
-    async def list_members(self, call: RestCall) -> list:
+    async def list_members(self, call: RestCall) -> list[dict[str, Any]]:
         self._guild(call.params["guild_id"])
         members = sorted(self.world.members(), key=lambda user: int(user.id))
         after = int(call.query.get("after", 0))
         limit = int(call.query.get("limit", 1))
         return [u.member_payload() for u in members if int(u.id) > after][:limit]
 
-    async def get_member(self, call: RestCall) -> dict:
+    async def get_member(self, call: RestCall) -> dict[str, Any]:
         self._guild(call.params["guild_id"])
         user = self.world.users.get(call.params["user_id"])
         if user is None or user.member_roles is None:
@@ -910,7 +927,13 @@ def _loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
-def _check_message_body(body: dict, files: list[StoredFile], *, creating: bool) -> None:
+def _same_name(commands: dict[str, dict[str, Any]], body: Any) -> dict[str, Any] | None:
+    """The stored command named as the command `body` (any JSON) describes, if there is one."""
+    name = body.get("name") if isinstance(body, dict) else None
+    return commands.get(name) if isinstance(name, str) else None
+
+
+def _check_message_body(body: dict[str, Any], files: list[StoredFile], *, creating: bool) -> None:
     """Discord's own checks on a message body (the ones that catch real bot bugs)."""
     content = body.get("content")
     if content is not None and len(content) > 2000:
@@ -944,6 +967,8 @@ async def _read_body(request: web.Request) -> tuple[Any, list[StoredFile]]:
         files: list[StoredFile] = []
         reader = await request.multipart()
         async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                raise ValueError(f"a nested multipart body is not supported: {part!r}")
             if part.name == "payload_json":
                 body = json.loads(await part.text())
             elif part.filename is not None:

@@ -123,7 +123,8 @@ class Channel:
 
     @property
     def id(self) -> str:
-        return self.payload["id"]
+        channel_id: str = self.payload["id"]
+        return channel_id
 
     @property
     def name(self) -> str | None:
@@ -131,7 +132,8 @@ class Channel:
 
     @property
     def type(self) -> int:
-        return self.payload["type"]
+        channel_type: int = self.payload["type"]
+        return channel_type
 
     @property
     def guild_id(self) -> str | None:
@@ -397,7 +399,9 @@ class World:
             "soundboard_sounds": [],
         }
 
-    def attachment_payload(self, base_url: str, channel_id: str, stored: StoredFile) -> dict:
+    def attachment_payload(
+        self, base_url: str, channel_id: str, stored: StoredFile
+    ) -> dict[str, Any]:
         """A new attachment object for `stored`, whose bytes are served from `base_url`."""
         attachment_id = self.snowflakes.next()
         self.files[attachment_id] = stored
@@ -417,9 +421,9 @@ class World:
         author: User,
         *,
         content: str = "",
-        embeds: list[dict] | None = None,
-        components: list[dict] | None = None,
-        attachments: list[dict] | None = None,
+        embeds: list[dict[str, Any]] | None = None,
+        components: list[dict[str, Any]] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
         flags: int = 0,
         message_type: int = 0,
         extra: dict[str, Any] | None = None,

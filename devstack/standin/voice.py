@@ -81,7 +81,7 @@ def decode_mono(data: bytes, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode any audio PyAV reads to float32 mono samples at `sample_rate`."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     chunks: list[np.ndarray] = []
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         for frame in container.decode(audio=0):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))

@@ -20,6 +20,10 @@ def test_rank_by_ci_as_chatbot_arena() -> None:
     lo = np.array([1200.0, 1090, 1080, 900])
     hi = np.array([1250.0, 1150, 1140, 950])
     np.testing.assert_array_equal(rank_by_ci(lo, hi), [1, 2, 2, 4])
+    # Intervals that only touch (a lower bound equal to an upper bound) are not separated.
+    np.testing.assert_array_equal(
+        rank_by_ci(np.array([1100.0, 1000]), np.array([1200.0, 1100])), [1, 1]
+    )
 
 
 def test_bootstrap_is_seeded_and_chunking_does_not_change_it() -> None:

@@ -8,8 +8,10 @@ import pytest
 from scipy import stats
 
 from analysis.bradley_terry import to_elo
+from analysis.cli import main as analysis_main
 from analysis.pairs import count_pairs
 from analysis.ratings import fit_ratings
+from analysis.simulate import simulate_battles
 from analysis.static import (
     StaticTable,
     align_models,
@@ -18,10 +20,13 @@ from analysis.static import (
     mixed_effects,
     orient,
     pca,
+    static_names_of,
     topk_kendall_distance,
     variance_inflation,
     vif_screen,
 )
+from contract.modelsfile import load_models_file
+from tests.analysis.paths import REPO, data_dir
 
 
 def test_lower_is_better_is_flipped() -> None:
@@ -49,6 +54,73 @@ def test_real_table_is_read(static_table: StaticTable) -> None:
         "gpt4o": "GPT4o",
         "Qwen2-Audio": "Qwen2-audio",
     }
+
+
+def test_static_names_match_before_ids(static_table: StaticTable) -> None:
+    names = {"gpt4o-audio": "GPT4o", "qwen2-7b": "Qwen2-audio", "gem-x": "Not In Table"}
+    assert align_models(["gpt4o-audio", "qwen2-7b", "gem-x", "Diva"], static_table, names) == {
+        "gpt4o-audio": "GPT4o",
+        "qwen2-7b": "Qwen2-audio",
+        "Diva": "Diva",  # no static name: the id itself still matches
+    }
+    with pytest.raises(ValueError, match="both match static table row 'GPT4o'"):
+        align_models(["a", "b"], static_table, {"a": "GPT4o", "b": "gpt-4o"})
+
+
+def test_static_names_of_reads_both_sides_and_refuses_two_names() -> None:
+    battles = pd.DataFrame(
+        {
+            "model_a": ["x", "y", "z"],
+            "model_b": ["y", "z", "x"],
+            "static_name_a": ["X-1", None, ""],
+            "static_name_b": ["Y-1", None, "X-1"],
+        }
+    )
+    assert static_names_of(battles) == {"x": "X-1", "y": "Y-1"}
+    assert static_names_of(battles.drop(columns=["static_name_a", "static_name_b"])) == {}
+    battles.loc[2, "static_name_b"] = "X-2"
+    with pytest.raises(ValueError, match="'x' has two static names"):
+        static_names_of(battles)
+
+
+def test_study_config_export_correlates_out_of_the_box(static_table: StaticTable, tmp_path) -> None:
+    """A Parley export of examples/models.study.toml: model ids unlike the table's row names,
+    static_name columns from the models file; `correlate` matches all six models."""
+    models = load_models_file(REPO / "examples" / "models.study.toml")
+    ids = sorted(models.models)
+    assert not align_models(ids, static_table)  # the ids alone match nothing
+    names = {m: models.static_name(m) for m in ids}
+    assert all(names.values()), names
+    rng = np.random.default_rng(5)
+    z = static_table.scores.mean(axis=1)
+    theta = {m: float(z[names[m]]) / 10 + 0.2 * rng.normal() for m in ids}
+    battles = simulate_battles(theta, 600, rng)
+    battles["static_name_a"] = battles["model_a"].map(names)
+    battles["static_name_b"] = battles["model_b"].map(names)
+    export = tmp_path / "battles.csv"
+    battles.to_csv(export, index=False)
+    out = tmp_path / "out"
+    d = data_dir()
+    code = analysis_main(
+        [
+            "correlate",
+            str(export),
+            "--benchmarks",
+            str(d / "talkarena_static_scores.csv"),
+            "--meta",
+            str(d / "talkarena_static_benchmarks.csv"),
+            "--no-mixed",
+            "--rounds",
+            "50",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    corr = pd.read_csv(out / "correlations.csv")
+    assert len(corr) == 18
+    assert set(corr["n_models"]) <= {5, 6}
+    assert (corr["n_models"] == 6).sum() >= 9
 
 
 def test_vectorised_tau_b_matches_scipy_with_ties() -> None:

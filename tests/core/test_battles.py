@@ -135,11 +135,22 @@ async def test_roster_changes_and_needs_two_models(study: Study, clock: Clock) -
     assert info.value.code == "unknown_model"
     assert "nope" in info.value.message
     assert "alpha" in info.value.message
-    config = await study.set_roster(["beta"], by="mod")
-    assert config.roster == ("beta",)
+    # One model (or none) cannot make a battle: refused with the reason, roster unchanged.
+    for small in (["beta"], ["beta", "beta"], []):
+        with pytest.raises(Refused) as info:
+            await study.set_roster(small, by="mod")
+        assert info.value.code == "roster_invalid"
+        assert "needs two models" in info.value.message
+    assert len((await study.config()).roster) == 4
+    # A stored roster that shrank below two (an older store) still refuses battles politely.
+    await study.redis.delete(keys.ROSTER)
+    await study.redis.sadd(keys.ROSTER, "beta")
     with pytest.raises(Refused) as info:
         await study.check_eligibility(1)
     assert info.value.code == "roster_too_small"
+    with pytest.raises(Refused) as info:
+        await study.set_state(StudyState.OPEN, by="mod")
+    assert "`beta`" in info.value.message
     await study.set_roster(["gamma", "beta"], by="mod")
     battle = await study.start_battle(1, AUDIO, 1.0, "ogg")
     assert {battle.model_a, battle.model_b} == {"beta", "gamma"}

@@ -14,6 +14,7 @@ import pytest
 from bot.core import Demographics, Winner
 from bot.core.study import Study
 from bot.export import BATTLE_COLUMNS, PARTICIPANT_COLUMNS, export_battles, export_participants
+from contract.modelsfile import load_models_file
 from tests.core.helpers import AUDIO, T0, Clock, answered_battle, result_for
 
 DISCORD_ID = 987654321987654321
@@ -129,3 +130,43 @@ def test_cli_refuses_bad_suffix(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "x.txt" in proc.stderr
+
+
+async def test_static_names_exported_per_battle(
+    study: Study, clock: Clock, tmp_path: Path, redis_url: str
+) -> None:
+    """The models file's static_name (a row of a benchmark table) lands in each battle's row,
+    through export_battles and through the CLI (which reads PARLEY_MODELS)."""
+    ids = await _study_with_battles(study, clock)
+    models_path = tmp_path / "static.toml"
+    # Every model gets a static name ("<id> static"), except whichever is model_b of the
+    # voted battle: its column stays empty.
+    voted = await study.battle(ids["voted"])
+    assert voted is not None
+    models_path.write_text(
+        "".join(
+            f'[models.{m}]\nbackend = "openai_compatible"\n'
+            + ("" if m == voted.model_b else f'static_name = "{m} static"\n')
+            for m in study.known_models.models
+        )
+    )
+    models = load_models_file(models_path)
+    out = tmp_path / "battles.parquet"
+    assert await export_battles(study, out, models) == 3
+    row = pd.read_parquet(out).set_index("battle_id").loc[ids["voted"]]
+    assert row["static_name_a"] == f"{voted.model_a} static"
+    assert row["static_name_b"] is None or pd.isna(row["static_name_b"])
+
+    csv_out = tmp_path / "cli.csv"
+    env = {**os.environ, "REDIS_URL": redis_url, "PARLEY_MODELS": str(models_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.export", "--out", str(csv_out)],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(csv_out).set_index("battle_id")
+    assert frame.loc[ids["voted"], "static_name_a"] == f"{voted.model_a} static"

@@ -33,3 +33,13 @@ def test_bad_thresholds_are_refused() -> None:
         min_read_seconds(["x"], 0)
     with pytest.raises(ValueError, match="share"):
         min_listen_seconds([1.0], 1.5)
+    with pytest.raises(ValueError, match="share"):
+        min_listen_seconds([1.0], 0.0)
+    # Only what is not positive (or not a share) is refused: slow readers and tiny shares pass.
+    assert min_read_seconds(["x"], 0.5) == pytest.approx(2.0)
+    assert min_listen_seconds([10.0], 0.01) == pytest.approx(0.1)
+
+
+def test_no_floor_by_default() -> None:
+    assert is_fast_vote(0.5, 0.4) is False
+    assert is_fast_vote(0.3, 0.4) is True

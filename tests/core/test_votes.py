@@ -9,6 +9,7 @@ import pytest
 from bot.core import BattleStatus, Refused, Winner
 from bot.core.quality import SPOKEN_SECONDS, vote_needs_seconds
 from bot.core.study import Study
+from contract import keys
 from contract.records import Limits, Reply
 from tests.core.helpers import AUDIO, T0, Clock, answered_battle, result_for
 
@@ -127,7 +128,15 @@ async def test_comments_before_and_after_the_vote_bounded(study: Study, clock: C
         with pytest.raises(Refused) as info:
             await study.comment(1001, battle.battle_id, text)
         assert info.value.code == code
-    for i in range(8):
+    with pytest.raises(Refused, match="at most 1000 characters"):
+        await study.comment(1001, battle.battle_id, "x" * 1001)
+    with pytest.raises(ValueError, match="comment must be a string, got int"):
+        await study.comment(1001, battle.battle_id, 42)  # type: ignore[arg-type]
+    # Stored as UTF-8 JSON, not \u escapes (the export and `/mydata` read it as written).
+    await study.comment(1001, battle.battle_id, "Très naturel ✓")
+    raw = await study.redis.hget(keys.battle(battle.battle_id), "comment:3")
+    assert "Très naturel ✓".encode() in raw
+    for i in range(7):
         await study.comment(1001, battle.battle_id, f"more {i}")
     with pytest.raises(Refused) as info:
         await study.comment(1001, battle.battle_id, "one too many")

@@ -18,6 +18,7 @@ def test_builders_golden() -> None:
     assert ids.consent("1.2", "agree") == "parley:consent:1.2:agree"
     assert ids.about("skip") == "parley:about:skip"
     assert ids.withdraw(123, "confirm") == "parley:withdraw:123:confirm"
+    assert ids.mod_withdraw(123, 9, "cancel") == "parley:modwithdraw:123:9:cancel"
     assert ids.comment_modal("b1x", "0a1b2c3d") == "parley:commentmodal:b1x:0a1b2c3d"
     assert ids.demographics_modal("00ff00ff00ff") == "parley:demographics:00ff00ff00ff"
 
@@ -29,6 +30,9 @@ def test_parsers_invert_the_builders() -> None:
     assert ids.parse_consent(ids.consent("2", "decline")) == ids.Consent("2", "decline")
     assert ids.parse_about(ids.about("open")) == "open"
     assert ids.parse_withdraw(ids.withdraw("42", "cancel")) == ids.Withdraw(42, "cancel")
+    assert ids.parse_mod_withdraw(ids.mod_withdraw(42, 7, "confirm")) == ids.ModWithdraw(
+        42, 7, "confirm"
+    )
     assert ids.parse_comment_modal(ids.comment_modal("b1x", "beef")) == "b1x"
     assert ids.is_demographics_modal(ids.demographics_modal("beef"))
 
@@ -52,6 +56,7 @@ def test_parsers_refuse_what_the_bot_never_renders(custom_id: str) -> None:
         (ids.consent, ("1", "maybe")),
         (ids.about, ("delete",)),
         (ids.withdraw, (-1, "confirm")),
+        (ids.mod_withdraw, (1, -2, "confirm")),
         (ids.comment_modal, ("b1", "xyz")),
     ],
 )
@@ -73,4 +78,5 @@ def test_the_dynamic_items_register_these_templates() -> None:
         "ConsentButton": ids.CONSENT_TEMPLATE,
         "AboutYouButton": ids.ABOUT_TEMPLATE,
         "WithdrawButton": ids.WITHDRAW_TEMPLATE,
+        "ModWithdrawButton": ids.MOD_WITHDRAW_TEMPLATE,
     }

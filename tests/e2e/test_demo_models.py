@@ -46,6 +46,6 @@ async def test_a_battle_with_the_demo_models(demo_stack: Stack, voice_ogg: bytes
     voted = await driver.vote(ann, message, battle_id, "bothbad")
     assert voted.type == UPDATE_MESSAGE
     text = driver.read(voted)
-    assert "Whisper tiny.en → tiny Llama" in text
+    assert "Whisper tiny.en → SmolLM2-135M-Instruct" in text
     assert "Whisper tiny.en → tiny Qwen2" in text
     assert "Traceback" not in stack.bot_log()

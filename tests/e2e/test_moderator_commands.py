@@ -25,6 +25,7 @@ EVERY_COMMAND: list[tuple[str, str, dict[str, Any]]] = [
     ("study", "models", {}),
     ("study", "models", {"roster": "alpha"}),
     ("study", "strategy", {"strategy": "balanced"}),
+    ("study", "replies", {"mode": "speech"}),
     ("study", "limits", {"daily_quota": 1}),
     ("study", "export", {}),
     ("study", "post", {}),

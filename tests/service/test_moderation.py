@@ -10,8 +10,16 @@ import redis
 
 from bot.core import Study
 from bot.service import StudyService
-from bot.service.outcomes import ClipMeta, DesignView, ModerationDone, Refusal, Started
-from contract import heartbeat
+from bot.service.outcomes import (
+    ClipMeta,
+    DesignView,
+    ModerationDone,
+    Refusal,
+    Started,
+    StateSet,
+    Withdrawn,
+)
+from contract import heartbeat, keys
 from contract.heartbeat import WorkerEntry
 from contract.records import Strategy, StudyConfig, StudyState, Winner
 from tests.core.helpers import T0, Clock, answered_battle
@@ -22,8 +30,12 @@ MOD = 9999
 
 async def test_state_roster_strategy_and_limits(service: StudyService, study: Study) -> None:
     moderation = service.moderation
-    config = await moderation.set_state(StudyState.PAUSED, MOD)
-    assert config.state is StudyState.PAUSED
+    state = await moderation.set_state(StudyState.PAUSED, MOD)
+    assert isinstance(state, StateSet)
+    assert state.config.state is StudyState.PAUSED
+    assert state.changed
+    again = await moderation.set_state(StudyState.PAUSED, MOD)
+    assert again == StateSet(state.config, changed=False)
     refusal = await moderation.set_roster(["alpha", "nope"], MOD)
     assert isinstance(refusal, Refusal)
     assert refusal.code == "unknown_model"
@@ -119,3 +131,35 @@ async def test_status_shows_the_votes_still_needed(
     assert len(gaps) == len(roster) - 1
     assert {g.upper for g in gaps} | {g.lower for g in gaps} == set(roster)
     assert all(g.votes_needed >= 0 for g in gaps)
+
+
+async def test_withdrawing_someone_who_never_joined_is_refused(
+    service: StudyService, study: Study
+) -> None:
+    moderation = service.moderation
+    for outcome in (await moderation.withdrawable(77), await moderation.withdraw(77, MOD)):
+        assert isinstance(outcome, Refusal)
+        assert outcome.code == "not_a_participant"
+    # Nothing was written: they can still join.
+    assert await study.participant(77) is None
+    refused = await service.participants.withdraw(77)
+    assert isinstance(refused, Refusal)
+    assert await study.participant(77) is None
+    await service.participants.agree(77, "1")
+    assert await moderation.withdrawable(77) == ModerationDone(study.pseudonym(77))
+    assert await moderation.withdraw(77, MOD) == Withdrawn(study.pseudonym(77), None)
+    again = await moderation.withdrawable(77)
+    assert isinstance(again, Refusal)
+    assert again.code == "already_withdrawn"
+
+
+async def test_opening_needs_two_models(service: StudyService, study: Study) -> None:
+    await study.set_state(StudyState.PAUSED, "mod")
+    await study.redis.delete(keys.ROSTER)
+    refused = await service.moderation.set_state(StudyState.OPEN, MOD)
+    assert isinstance(refused, Refusal)
+    assert "needs two models" in refused.message
+    assert (await study.config()).state is StudyState.PAUSED
+    single = await service.moderation.set_roster(["alpha"], MOD)
+    assert isinstance(single, Refusal)
+    assert "`alpha`" in single.message

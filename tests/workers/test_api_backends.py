@@ -6,6 +6,7 @@ import base64
 import itertools
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from contract.audio import load
 from contract.modelsfile import ModelSpec
 from devstack.fake_apis import Behaviour, FakeApiServer, gemini_error, openai_error
+from workers.backends.api_settings import api_key
 from workers.backends.base import BackendError
 from workers.backends.gemini import GeminiBackend
 from workers.backends.http import RetryPolicy, error_detail, parse_retry_after
@@ -245,6 +247,24 @@ def test_missing_key_fails_at_load_naming_the_variable(
     backend = openai(fake_api, api_key_env="PARLEY_TEST_KEY")
     with pytest.raises(ValueError, match="PARLEY_TEST_KEY"):
         backend.load()
+
+
+def test_key_in_dot_env_is_read_like_every_setting(
+    fake_api: FakeApiServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    audio: np.ndarray,
+    loaded: list[Backend],
+) -> None:
+    """A worker started directly (no honcho exporting .env) finds its key in .env."""
+    monkeypatch.delenv("PARLEY_TEST_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"PARLEY_TEST_KEY={fake_api.api_key}\n", "utf-8")
+    backend = ready(loaded, openai(fake_api, api_key_env="PARLEY_TEST_KEY"))
+    assert backend.answer(audio, []).reply.startswith("I heard")
+    # The environment wins over .env, as for every setting.
+    monkeypatch.setenv("PARLEY_TEST_KEY", "sk-from-the-environment")
+    assert api_key(backend.spec, "PARLEY_TEST_KEY") == "sk-from-the-environment"
 
 
 def test_warmup_names_a_model_the_server_lacks(

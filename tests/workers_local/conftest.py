@@ -52,7 +52,7 @@ def demo_models() -> ModelsFile:
 
 @pytest.fixture(scope="session")
 def demo_pipeline(demo_models: ModelsFile) -> AsrPipelineBackend:
-    """The demo's `demo-pipeline`: real Whisper tiny.en -> tiny Llama, loaded once."""
+    """The demo's `demo-pipeline`: real Whisper tiny.en -> real SmolLM2-135M, loaded once."""
     backend = AsrPipelineBackend(demo_models.get("demo-pipeline"))
     backend.load()
     return backend

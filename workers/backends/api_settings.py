@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from contract.modelsfile import ModelSpec
+from contract.settings import env_value
 from workers.backends.http import RetryPolicy
 from workers.backends.spec_settings import SpecSettings
 
@@ -52,11 +52,12 @@ class ApiSettings:
 
 
 def api_key(spec: ModelSpec, env_name: str) -> str:
-    """The key from the environment; the error names the variable, never a value."""
-    key = os.environ.get(env_name, "").strip()
-    if not key:
+    """The key from the environment or `.env` (as every setting); the error names the
+    variable, never a value."""
+    key = env_value(env_name)
+    if key is None:
         raise ValueError(
             f"model {spec.id!r}: the API key variable {env_name} (setting 'api_key_env') is not "
-            "set in the environment"
+            "set in the environment or in .env"
         )
     return key

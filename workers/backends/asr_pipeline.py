@@ -224,7 +224,7 @@ class AsrPipelineBackend:
         self._hf_processor = AutoProcessor.from_pretrained(path, **kwargs)
         self._hf_whisper = WhisperForConditionalGeneration.from_pretrained(
             path, dtype=dtype, **kwargs
-        ).to(self.asr_device)
+        ).to(self.asr_device)  # type: ignore[arg-type]  # PreTrainedModel.to is @functools.wraps'd; typeshed's _Wrapped does not bind self
         self._hf_whisper.eval()
 
     def _load_llm(self) -> None:
@@ -237,7 +237,7 @@ class AsrPipelineBackend:
                 f"model {self.spec.id!r}: llm_model {self.llm_model!r} has no chat template"
             )
         model = AutoModelForCausalLM.from_pretrained(path, dtype=self.options.dtype, **kwargs)
-        model.to(self.options.device).eval()
+        model.to(self.options.device).eval()  # type: ignore[arg-type]  # @wraps'd .to: typeshed does not bind self (above)
         self._llm = textgen.StreamingGenerator(
             model, self._tokenizer, self.options, label=self.spec.id
         )
@@ -308,7 +308,8 @@ class AsrPipelineBackend:
                 kwargs["language"] = self.language
         with torch.inference_mode():
             ids = model.generate(**inputs, **kwargs)
-        return self._hf_processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
+        texts: list[str] = self._hf_processor.batch_decode(ids, skip_special_tokens=True)
+        return texts[0].strip()
 
     def answer(
         self,

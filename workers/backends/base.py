@@ -28,6 +28,9 @@ class Answer:
     transcript: str | None = None
     # Seconds. Keys: total, first_token (where known), asr, generate, tokens (count), ...
     timings: dict[str, float] = field(default_factory=dict)
+    # A model that speaks for itself (audio out): its speech, in any container PyAV reads.
+    # Used in reply modes speech/both instead of the study's TTS voicing `reply`.
+    audio: bytes | None = None
 
 
 class BackendError(Exception):
@@ -42,6 +45,9 @@ class Backend(Protocol):
     spec: ModelSpec
     # A backend whose `answer` may run in several threads at once says so with a class
     # attribute `concurrent = True` (read with getattr: the default is one job at a time).
+
+    def __init__(self, spec: ModelSpec) -> None:
+        """Validate the model's settings; load nothing (the registry builds every backend so)."""
 
     def load(self) -> None:
         """Load weights / open sessions. Called once per worker process."""

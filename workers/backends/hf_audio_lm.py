@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -113,7 +113,7 @@ class _ProcessorAdapter:
             content.append({"type": "text", "text": self.backend.instruction})
         return content
 
-    def inputs(self, audio: np.ndarray, history: list[dict[str, str]]) -> dict[str, Any]:
+    def inputs(self, audio: np.ndarray, history: list[dict[str, str]]) -> Mapping[str, Any]:
         messages = textgen.chat_messages(
             self.backend.system_prompt, history, self.user_content(audio)
         )
@@ -124,9 +124,11 @@ class _ProcessorAdapter:
         text = self.processor.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=False
         )
-        return self.processor(
+        # A BatchFeature: a mapping of input names to tensors.
+        features: Mapping[str, Any] = self.processor(
             text=text, audio=[audio], sampling_rate=SAMPLE_RATE, return_tensors="pt"
         )
+        return features
 
     def generate(
         self,
@@ -161,17 +163,18 @@ class _ProcessorAdapter:
 class _ProcessorChatAdapter(_ProcessorAdapter):
     """Processors whose chat template takes the waveform and returns model inputs (Voxtral...)."""
 
-    def inputs(self, audio: np.ndarray, history: list[dict[str, str]]) -> dict[str, Any]:
+    def inputs(self, audio: np.ndarray, history: list[dict[str, str]]) -> Mapping[str, Any]:
         messages = textgen.chat_messages(
             self.backend.system_prompt, history, self.user_content(audio)
         )
-        return self.processor.apply_chat_template(
+        features: Mapping[str, Any] = self.processor.apply_chat_template(
             messages,
             add_generation_prompt=True,
             tokenize=True,
             return_dict=True,
             return_tensors="pt",
         )
+        return features
 
 
 class _RemoteCodeAdapter:

@@ -61,7 +61,7 @@ class RetryPolicy:
         advised = parse_retry_after(retry_after)
         if advised is not None:
             return min(advised, self.max_retry_after_s)
-        return min(self.backoff_s * 2**attempt, self.max_backoff_s)
+        return min(self.backoff_s * 2.0**attempt, self.max_backoff_s)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -302,6 +302,26 @@ class ApiClient:
                     f"answer is not a JSON object: {type(data).__name__}", transient=False
                 )
             return data
+
+        return await self._attempts(once)
+
+    async def post_bytes(
+        self, url: str, payload: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[bytes, str]:
+        """POST JSON, get a binary body back (audio): (body, its Content-Type)."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+
+        async def once() -> tuple[bytes, str]:
+            try:
+                async with self._session_for_loop().post(
+                    url, json=payload, headers=dict(headers), timeout=timeout
+                ) as response:
+                    await self._check(response)
+                    return await response.read(), response.headers.get("Content-Type", "")
+            except TimeoutError:
+                raise _Retry(f"no answer within {self.timeout_s:g} s") from None
+            except aiohttp.ClientError as exc:
+                raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from None
 
         return await self._attempts(once)
 

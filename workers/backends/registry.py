@@ -42,7 +42,7 @@ def backend_class(name: str) -> type[Backend]:
 
 def build_backend(spec: ModelSpec) -> Backend:
     """Construct (not load) the backend; its __init__ validates the model's settings."""
-    return backend_class(spec.backend)(spec)  # type: ignore[call-arg]
+    return backend_class(spec.backend)(spec)
 
 
 def select_models(models: ModelsFile, ids: Iterable[str] | None) -> list[ModelSpec]:
