@@ -133,7 +133,7 @@ def run(
     timings["decode_audio"] = time.perf_counter() - started
     partials = PartialPublisher(connection, request)
     with model.guard:
-        # Waiting for the guard (another job on an in-process model) counts as queue time.
+        # Time spent waiting for another job on the same in-process model: `model_wait`.
         model_started = time.perf_counter()
         if model.guard.exclusive:
             timings["model_wait"] = model_started - started - timings["decode_audio"]
