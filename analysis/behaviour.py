@@ -99,3 +99,40 @@ def agreement(battles: pd.DataFrame, p_low: dict[str, float] | None = None) -> p
         },
     ]
     return pd.DataFrame(rows)
+
+
+# The reasons the select menu after a vote offers, in its order (contract.records.LOSS_REASONS).
+LOSS_REASONS = ("understanding", "content", "speech_quality", "too_slow", "other")
+
+
+def loss_reasons(battles: pd.DataFrame) -> pd.DataFrame:
+    """Why each model lost, as its losers said: one row per model with the count of each
+    reason, `answered` (losses with a reason) and each reason's share of those. The loser of
+    "model_a" is model_b and the reverse; "both bad" counts against both; ties have none.
+    Empty when the battles carry no `loss_reason` column or no reason was given."""
+    columns = ["model", *LOSS_REASONS, "answered", *(f"{r}_share" for r in LOSS_REASONS)]
+    if "loss_reason" not in battles.columns:
+        return pd.DataFrame(columns=columns)
+    df = battles[battles["loss_reason"].isin(LOSS_REASONS)]
+    losers = pd.concat(
+        [
+            df.loc[
+                df["winner"].isin(["model_a", "tie (bothbad)"]), ["model_b", "loss_reason"]
+            ].rename(columns={"model_b": "model"}),
+            df.loc[
+                df["winner"].isin(["model_b", "tie (bothbad)"]), ["model_a", "loss_reason"]
+            ].rename(columns={"model_a": "model"}),
+        ],
+        ignore_index=True,
+    )
+    if losers.empty:
+        return pd.DataFrame(columns=columns)
+    counts = (
+        pd.crosstab(losers["model"], losers["loss_reason"])
+        .reindex(columns=list(LOSS_REASONS), fill_value=0)
+        .astype(int)
+    )
+    counts["answered"] = counts[list(LOSS_REASONS)].sum(axis=1)
+    for reason in LOSS_REASONS:
+        counts[f"{reason}_share"] = counts[reason] / counts["answered"]
+    return counts.reset_index().rename_axis(columns=None)[columns]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots
-from analysis.behaviour import agreement, position_bias, vote_times
+from analysis.behaviour import agreement, loss_reasons, position_bias, vote_times
 from analysis.filters import FilterConfig
 from analysis.leaderboard import data_warnings, leaderboard, matrix, pairwise
 from analysis.precision import (
@@ -369,6 +369,16 @@ def _behaviour_section(doc: _Doc, study: RatedStudy, out: Path) -> None:
         "'expected' is what independent votes under the fitted ratings would give."
     )
     doc.table(agree)
+    reasons = loss_reasons(study.battles)
+    if reasons.empty:
+        doc.p("No participant said why a reply lost (the optional menu after a vote).", "note")
+    else:
+        write_table(reasons, out, "loss_reasons", sig)
+        doc.p(
+            "Why each model lost, as participants picked it after their vote (both bad counts "
+            "against both): understanding, content, speech quality, too slow, other."
+        )
+        doc.table(reasons, digits=2)
 
 
 def _static_section(doc: _Doc, study: RatedStudy, table: StaticTable, out: Path) -> None:

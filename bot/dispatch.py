@@ -14,8 +14,10 @@ import redis
 
 from contract import heartbeat, queueing
 from contract.heartbeat import WorkerEntry
-from contract.keys import audio_key
-from contract.protocol import JobRequest
+from contract.keys import turn_audio_key
+from contract.modelsfile import ASR_BACKENDS, ModelsFile
+from contract.protocol import JobRequest, TranscribePurpose, TranscribeRequest
+from contract.records import Battle
 
 # What `live_workers` returns (the heartbeat's own record; the old name kept for callers).
 WorkerInfo = WorkerEntry
@@ -36,24 +38,72 @@ def battle_requests(
     max_audio_seconds: float,
     now: float,
     speak: bool = False,
+    turn: int = 1,
+    histories: dict[str, list[dict[str, str]]] | None = None,
 ) -> list[JobRequest]:
     """One `JobRequest` per side; `sides` maps "a"/"b" to the model id drawn for it. `speak`:
-    the battle's replies are spoken (reply modes speech/both)."""
+    the battle's replies are spoken (reply modes speech/both).
+
+    For a later turn, `histories` holds each side's own conversation so far
+    (`Battle.history(side)`): the user's earlier words and that side's replies only."""
     if set(sides) != {"a", "b"}:
         raise ValueError(f"a battle needs exactly the sides 'a' and 'b', got {sorted(sides)}")
+    histories = histories or {}
     return [
         JobRequest(
             battle_id=battle_id,
             side=side,
             model_id=sides[side],
-            audio_key=audio_key(battle_id),
+            audio_key=turn_audio_key(battle_id, turn),
             audio_format=audio_format,
             max_audio_seconds=max_audio_seconds,
+            history=list(histories.get(side, [])),
             enqueued_at=now,
             speak=speak,
+            turn=turn,
         )
         for side in ("a", "b")
     ]
+
+
+def needs_transcript(models: ModelsFile, battle: Battle) -> bool:
+    """Whether the study's ASR must transcribe this turn's clip for the models' histories:
+    only when neither side transcribes it itself (an ASR pipeline does)."""
+    return models.asr_model is not None and not any(
+        models.models[m].backend in ASR_BACKENDS
+        for m in (battle.model_a, battle.model_b)
+        if m in models.models
+    )
+
+
+def enqueue_transcribe(
+    conn: redis.Redis,
+    models: ModelsFile,
+    *,
+    battle_id: str,
+    purpose: TranscribePurpose,
+    audio_key: str,
+    audio_format: str,
+    max_audio_seconds: float,
+    turn: int = 1,
+    timeout_s: int,
+) -> str:
+    """Hand a clip to the study's ASR (the models file's `asr_model`); returns the job id."""
+    if models.asr_model is None:
+        raise ValueError(f"the models file {models.path} has no ASR model to transcribe with")
+    return queueing.enqueue_transcribe(
+        conn,
+        TranscribeRequest(
+            battle_id=battle_id,
+            purpose=purpose,
+            model_id=models.asr_model,
+            audio_key=audio_key,
+            audio_format=audio_format,
+            max_audio_seconds=max_audio_seconds,
+            turn=turn,
+        ),
+        timeout_s=timeout_s,
+    )
 
 
 def enqueue_battle(

@@ -26,7 +26,9 @@ import pyarrow.csv as pacsv
 import redis.asyncio as aioredis
 
 from bot.core import Participant, Study, connect, iter_battle_records, iter_participants
+from bot.core.codec import battle_from_hash
 from contract.modelsfile import ModelsFile, ModelsFileError, load_models_file
+from contract.records import Battle
 from contract.settings import SettingsError, load_settings
 
 BATTLE_COLUMNS = [
@@ -63,6 +65,12 @@ BATTLE_COLUMNS = [
     "reply_mode",  # text | speech | both: how the participant got the replies
     "speech_seconds_a",  # length of the spoken reply the participant heard (speech/both)
     "speech_seconds_b",
+    "conversation_a",  # JSON [{"role", "content"}, ...]: every turn, this side's replies only
+    "conversation_b",
+    "latencies_a",  # JSON list: each turn's reply latency (s), oldest first
+    "latencies_b",
+    "loss_reason",  # understanding | content | speech_quality | too_slow | other | null
+    "voice_reason",  # the spoken reasons, as the study's ASR wrote them down
 ]
 PARTICIPANT_COLUMNS = [
     "participant",
@@ -94,11 +102,14 @@ def battle_row(
     a = json.loads(record["reply_a"]) if record.get("reply_a") else {}
     b = json.loads(record["reply_b"]) if record.get("reply_b") else {}
     timings_a, timings_b = a.get("timings") or {}, b.get("timings") or {}
-    comments = [
-        json.loads(record[f"comment:{i}"])["text"]
+    stored = [
+        json.loads(record[f"comment:{i}"])
         for i in range(1, int(record.get("n_comments", "0")) + 1)
         if f"comment:{i}" in record
     ]
+    comments = [c["text"] for c in stored]
+    voice = [c["text"] for c in stored if c.get("source") == "voice"]
+    battle = battle_from_hash(record)
     created_at = float(record["created_at"])
     voted_at = _float(record.get("voted_at"))
     return {
@@ -112,8 +123,8 @@ def battle_row(
         "static_name_b": names.get(record["model_b"]),
         "status": record["status"],
         "strategy": record["strategy"],
-        # Battles are single-turn: one question, two replies, one vote.
-        "turn": 1,
+        # Turns of the conversation; reply_*, transcript*, latency_* hold the last one's.
+        "turn": battle.turn,
         "created_at": created_at,
         "answered_at": _float(record.get("answered_at")),
         "voted_at": voted_at,
@@ -137,7 +148,20 @@ def battle_row(
         "reply_mode": record.get("reply_mode") or "text",
         "speech_seconds_a": a.get("audio_seconds"),
         "speech_seconds_b": b.get("audio_seconds"),
+        "conversation_a": json.dumps(battle.conversation("a"), ensure_ascii=False),
+        "conversation_b": json.dumps(battle.conversation("b"), ensure_ascii=False),
+        "latencies_a": json.dumps(_latencies(battle, "a")),
+        "latencies_b": json.dumps(_latencies(battle, "b")),
+        "loss_reason": record.get("loss_reason") or None,
+        "voice_reason": "\n\n".join(voice) or None,
     }
+
+
+def _latencies(battle: Battle, side: str) -> list[float | None]:
+    return [
+        (reply.timings.get("total") if (reply := turn.replies.get(side)) else None)
+        for turn in battle.turns
+    ]
 
 
 def _float(value: str | None) -> float | None:

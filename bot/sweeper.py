@@ -49,7 +49,7 @@ from redis.exceptions import RedisError
 
 from bot.core.codec import as_text
 from contract import heartbeat, keys, queueing
-from contract.keys import RESULTS_STREAM, audio_key
+from contract.keys import RESULTS_STREAM, turn_audio_key
 from contract.protocol import ErrorKind, JobRequest, ResultMessage, Side
 from contract.queueing import JobSnapshot, JobState
 from contract.records import Battle, BattleStatus
@@ -370,10 +370,12 @@ class Sweeper:
             battle_id=battle.battle_id,
             side=side,
             model_id=battle.model_a if side == "a" else battle.model_b,
-            audio_key=audio_key(battle.battle_id),
+            audio_key=turn_audio_key(battle.battle_id, battle.turn),
             audio_format=fmt,
             max_audio_seconds=max_audio_seconds,
             speak=battle.reply_mode.spoken,
+            history=battle.history(side),
+            turn=battle.turn,
         )
 
     def _retire(self, job: JobSnapshot | None, reason: str) -> None:
@@ -398,6 +400,7 @@ class Sweeper:
             job_id=attempt.job_id,
             worker=SWEEPER_NAME,
             finished_at=now,
+            turn=battle.turn,
         )
         # redis-py types xadd's fields as the invariant dict[FieldT, EncodableT], which no narrower
         # dict matches; it accepts any str -> str mapping.

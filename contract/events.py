@@ -310,7 +310,11 @@ class ReplyReceived(StreamEvent):
         return f"error_{self.result.side}:{self.result.error_kind or 'unknown'}"
 
     def data(self) -> dict[str, Any]:
-        data = {**self.result.as_dict(), "participant": self.participant, "at": self.at}
+        result = self.result.as_dict()
+        if result.get("turn") == 1:
+            # A first turn's event stays byte-identical to one written before battles had turns.
+            del result["turn"]
+        data = {**result, "participant": self.participant, "at": self.at}
         if self.named:
             data["named"] = list(self.named)
         return data
@@ -375,15 +379,91 @@ class Commented(StreamEvent):
     participant: str
     text: str
     at: float
+    source: str = "text"  # "voice": a voice reason, as the study's ASR transcribed it
 
     def comment(self) -> Comment:
         """The comment as kept in the battle record (`comment:<n>`)."""
-        return Comment(text=self.text, at=self.at)
+        return Comment(text=self.text, at=self.at, source=self.source)
+
+    def data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "battle_id": self.battle_id,
+            "participant": self.participant,
+            "text": self.text,
+            "at": self.at,
+        }
+        if self.source != "text":  # a typed comment's event stays as it always was
+            out["source"] = self.source
+        return out
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            battle_id=data["battle_id"],
+            participant=data["participant"],
+            text=data["text"],
+            at=data["at"],
+            source=data.get("source", "text"),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnStarted(StreamEvent):
+    """The participant's next voice message continued an unvoted battle: turn `turn` (>= 2)."""
+
+    TYPE: ClassVar[str] = "turn_started"
+    battle_id: str
+    participant: str
+    turn: int
+    audio_ref: str
+    audio_format: str
+    audio_seconds: float
+    audio_bytes: int
+    at: float
 
     def data(self) -> dict[str, Any]:
         return {
             "battle_id": self.battle_id,
             "participant": self.participant,
+            "turn": self.turn,
+            "audio_ref": self.audio_ref,
+            "audio_format": self.audio_format,
+            "audio_seconds": repr(float(self.audio_seconds)),
+            "audio_bytes": str(int(self.audio_bytes)),
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            battle_id=data["battle_id"],
+            participant=data["participant"],
+            turn=int(data["turn"]),
+            audio_ref=data["audio_ref"],
+            audio_format=data["audio_format"],
+            audio_seconds=float(data["audio_seconds"]),
+            audio_bytes=int(data["audio_bytes"]),
+            at=data["at"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnTranscribed(StreamEvent):
+    """The study's ASR transcribed the participant's clip of one turn."""
+
+    TYPE: ClassVar[str] = "turn_transcribed"
+    ENSURE_ASCII: ClassVar[bool] = False
+    battle_id: str
+    participant: str
+    turn: int
+    text: str
+    at: float
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "battle_id": self.battle_id,
+            "participant": self.participant,
+            "turn": self.turn,
             "text": self.text,
             "at": self.at,
         }
@@ -393,7 +473,36 @@ class Commented(StreamEvent):
         return cls(
             battle_id=data["battle_id"],
             participant=data["participant"],
+            turn=int(data["turn"]),
             text=data["text"],
+            at=data["at"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossReasonGiven(StreamEvent):
+    """After the vote: why the loser lost (contract.records.LOSS_REASONS)."""
+
+    TYPE: ClassVar[str] = "loss_reason"
+    battle_id: str
+    participant: str
+    reason: str
+    at: float
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "battle_id": self.battle_id,
+            "participant": self.participant,
+            "reason": self.reason,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            battle_id=data["battle_id"],
+            participant=data["participant"],
+            reason=data["reason"],
             at=data["at"],
         )
 
@@ -409,6 +518,9 @@ Event = (
     | ReplyReceived
     | Voted
     | Commented
+    | TurnStarted
+    | TurnTranscribed
+    | LossReasonGiven
 )
 # Events that change a participant's record (replay_participants reads these).
 ParticipantEvent = Consented | DemographicsSet | Blocked | Unblocked | Withdrawn
@@ -426,6 +538,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReplyReceived,
         Voted,
         Commented,
+        TurnStarted,
+        TurnTranscribed,
+        LossReasonGiven,
     )
 }
 

@@ -45,6 +45,22 @@ def reply_audio_key(battle_id: str, side: str) -> str:
     return audio_key(battle_id) + suffix
 
 
+def turn_audio_key(battle_id: str, turn: int) -> str:
+    """The clip of one turn of a battle: turn 1 is the battle's own `audio_key`."""
+    if turn < 1:
+        raise ValueError(f"turns count from 1, got {turn}")
+    return audio_key(battle_id) if turn == 1 else f"{audio_key(battle_id)}:t{turn}"
+
+
+def reason_audio_key(battle_id: str) -> str:
+    """A voice reason for a battle's vote, until the study's ASR has transcribed it."""
+    return f"{audio_key(battle_id)}:reason"
+
+
+# The study ASR's transcripts (contract.protocol.TranscriptMessage), read like RESULTS_STREAM.
+TRANSCRIPTS_STREAM = f"{NAMESPACE}:transcripts"
+
+
 # -- the study core ---------------------------------------------------------------------------
 CONFIG = f"{NAMESPACE}:config"  # hash: state, strategy, limit.<name>, initialised
 ROSTER = f"{NAMESPACE}:roster"  # set of model ids
@@ -79,6 +95,11 @@ def participant_battles(pseudonym: str) -> str:
 def participant_events(pseudonym: str) -> str:
     """List of the ids of the events about one participant, so withdrawal can delete them."""
     return f"{PARTICIPANT_PREFIX}{pseudonym}:events"
+
+
+def reason_pending(pseudonym: str) -> str:
+    """ "battle_id|place": the participant's next voice message there is that vote's reason."""
+    return f"{PARTICIPANT_PREFIX}{pseudonym}:reason_pending"
 
 
 def daily_prefix(pseudonym: str) -> str:

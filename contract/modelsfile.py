@@ -94,10 +94,18 @@ class TtsSpec:
         return None if voice is None else str(voice)
 
 
+# Backends that can transcribe a clip on their own (`transcribe(audio) -> str`): the study's
+# ASR for turn transcripts and voice reasons is one of these.
+ASR_BACKENDS = ("asr_pipeline",)
+
+
 @dataclass(frozen=True)
 class ModelsFile:
     path: Path
     models: dict[str, ModelSpec]
+    # The study's ASR: `[asr] model = "<id>"`, else the first model with an ASR backend; None
+    # when the file has none (voice reasons are then refused, turns use the sides' own ASR).
+    asr_model: str | None = None
     # Study-wide words the identity guard masks too (`[identity] extra_words`).
     identity_words: tuple[str, ...] = ()
     tts: TtsSpec | None = None
@@ -177,7 +185,11 @@ def load_models_file(path: Path | str) -> ModelsFile:
         )
     extra = _words(identity.get("extra_words", []), f"{path}: [identity] extra_words")
     return ModelsFile(
-        path=path, models=models, identity_words=extra, tts=_tts(path, data.get("tts"))
+        path=path,
+        models=models,
+        identity_words=extra,
+        tts=_tts(path, data.get("tts")),
+        asr_model=_asr_model(path, data, models),
     )
 
 
@@ -209,3 +221,19 @@ def _tts(path: Path, table: object) -> TtsSpec | None:
     if missing:
         raise ModelsFileError(f"{where}: backend {backend!r} needs {', '.join(missing)}")
     return TtsSpec(backend=backend, settings=settings)
+
+
+def _asr_model(path: Path, data: dict[str, Any], models: dict[str, ModelSpec]) -> str | None:
+    table = data.get("asr")
+    if table is None:
+        return next((m for m, spec in models.items() if spec.backend in ASR_BACKENDS), None)
+    if not isinstance(table, dict) or set(table) != {"model"}:
+        raise ModelsFileError(f'{path}: [asr] must hold exactly one key, model = "<model id>"')
+    model_id = table["model"]
+    spec = models.get(model_id) if isinstance(model_id, str) else None
+    if spec is None or spec.backend not in ASR_BACKENDS:
+        raise ModelsFileError(
+            f"{path}: [asr] model {model_id!r} must be a model of this file with a backend that "
+            f"transcribes ({', '.join(ASR_BACKENDS)})"
+        )
+    return model_id

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
 
 JOB_FUNCTION = "workers.jobs.answer"
+TRANSCRIBE_FUNCTION = "workers.jobs.transcribe"
 
 Side = Literal["a", "b"]
 ErrorKind = Literal["transient", "permanent", "timeout", "bad_audio"]
@@ -40,6 +41,7 @@ class JobRequest:
     # Reply modes speech/both: the worker also delivers the reply as audio, at
     # `reply_audio_key(battle_id, side)` (the model's own speech, or the study's TTS voicing it).
     speak: bool = False
+    turn: int = 1  # which turn of the battle this answers; the result carries it back
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +72,7 @@ class ResultMessage:
     audio_key: str | None = None
     audio_seconds: float | None = None
     audio_format: str | None = None
+    turn: int = 1
 
     @property
     def ok(self) -> bool:
@@ -92,6 +95,57 @@ class ResultMessage:
         raw = fields.get("data", fields.get(b"data"))
         if raw is None:
             raise ValueError(f"result message without a 'data' field: {sorted(map(str, fields))}")
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        return cls(**json.loads(raw))
+
+
+TranscribePurpose = Literal["turn", "reason"]
+
+
+@dataclass(frozen=True)
+class TranscribeRequest:
+    """A job for the study's ASR (`TRANSCRIBE_FUNCTION` on the queue of the models file's ASR
+    model): the words of one turn's clip (for the models' histories) or of a voice reason."""
+
+    battle_id: str
+    purpose: TranscribePurpose
+    model_id: str
+    audio_key: str
+    audio_format: str
+    max_audio_seconds: float
+    turn: int = 1
+    enqueued_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscribeRequest:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TranscriptMessage:
+    """The ASR's answer, on `keys.TRANSCRIPTS_STREAM`: `text`, or `error` when it failed."""
+
+    battle_id: str
+    purpose: TranscribePurpose
+    turn: int
+    text: str | None
+    model_id: str
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_fields(self) -> dict[str, str]:
+        return {"data": json.dumps(asdict(self), ensure_ascii=False)}
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> TranscriptMessage:
+        raw = fields.get("data", fields.get(b"data"))
+        if raw is None:
+            names = sorted(map(str, fields))
+            raise ValueError(f"transcript message without a 'data' field: {names}")
         if isinstance(raw, bytes):
             raw = raw.decode()
         return cls(**json.loads(raw))

@@ -42,7 +42,7 @@ from rq.results import Result
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
 from contract.keys import queue_name
-from contract.protocol import JOB_FUNCTION, JobRequest
+from contract.protocol import JOB_FUNCTION, TRANSCRIBE_FUNCTION, JobRequest, TranscribeRequest
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,26 @@ def enqueue_answer(
         result_ttl=RESULT_TTL_S,
         failure_ttl=FAILURE_TTL_S,
         description=f"{request.model_id} battle {request.battle_id} side {request.side}",
+    )
+    return job.id
+
+
+def enqueue_transcribe(conn: redis.Redis, request: TranscribeRequest, *, timeout_s: int) -> str:
+    """Queue a clip for the study's ASR on its model's queue; returns the RQ job id. The job
+    reports its own failures (on TRANSCRIPTS_STREAM), so no retry and no failure callback."""
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+    if not request.enqueued_at:
+        request = dataclasses.replace(request, enqueued_at=time.time())
+    queue = Queue(queue_name(request.model_id), connection=conn)
+    job = queue.enqueue(
+        TRANSCRIBE_FUNCTION,
+        request.to_dict(),
+        job_timeout=timeout_s,
+        result_ttl=RESULT_TTL_S,
+        failure_ttl=FAILURE_TTL_S,
+        description=f"{request.model_id} transcribes battle {request.battle_id} "
+        f"({request.purpose} {request.turn})",
     )
     return job.id
 

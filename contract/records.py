@@ -66,6 +66,9 @@ class Limits:
     audio_max_bytes: int = 8_000_000
     comment_max_chars: int = 1000
     pair_target: int = 50  # battles per pair the balanced strategy aims for
+    # Turns per battle: the participant's next voice message in the same place continues an
+    # unvoted battle until it has this many turns (1: every message starts a new battle).
+    max_turns: int = 4
     # A vote sooner after both replies were shown than the time to read them at this speed
     # (characters per second; 50 is skimming pace) is flagged `fast_vote`; 0 turns it off.
     fast_vote_chars_per_second: float = 50.0
@@ -126,6 +129,41 @@ class Reply:
 class Comment:
     text: str
     at: float
+    source: str = "text"  # "text" (the comment form) or "voice" (a transcribed voice reason)
+
+
+# Why the loser lost, as the optional select menu after a vote asks it (Talk Arena / Voice
+# Showdown's categories).
+LOSS_REASONS = ("understanding", "content", "speech_quality", "too_slow", "other")
+# What a model's history holds for a user turn no transcript exists for (yet).
+UNTRANSCRIBED = "(a voice message)"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a battle: the participant's clip and both sides' replies to it.
+
+    Turn 1 is the battle's own clip (`Battle.audio_ref`); the last turn's replies are
+    `Battle.replies` as well. `transcript` is the study ASR's text of the clip, where it ran.
+    """
+
+    number: int
+    audio_ref: str | None
+    audio_seconds: float
+    started_at: float
+    replies: dict[str, Reply] = field(default_factory=dict)
+    answered_at: float | None = None
+    transcript: str | None = None
+
+    def user_text(self) -> str:
+        """The participant's words: the study ASR's transcript, else a side's own ASR text."""
+        if self.transcript:
+            return self.transcript
+        for side in ("a", "b"):
+            reply = self.replies.get(side)
+            if reply is not None and reply.transcript:
+                return reply.transcript
+        return UNTRANSCRIBED
 
 
 @dataclass(frozen=True)
@@ -155,6 +193,30 @@ class Battle:
         """How long the spoken reply of one side lasts; None in text mode or before it came."""
         reply = self.replies.get(side)
         return None if reply is None else reply.audio_seconds
+
+    turn: int = 1  # turns so far; the last one is the one being answered or voted
+    turns: tuple[Turn, ...] = ()  # every turn, oldest first (empty only for hand-built battles)
+    loss_reason: str | None = None  # one of LOSS_REASONS, picked after the vote
+
+    def conversation(self, side: str, *, upto: int | None = None) -> list[dict[str, str]]:
+        """One side's conversation in FastChat's shape, `[{"role", "content"}, ...]`: each
+        turn's user words and this side's own reply (never the other side's). `upto`: only the
+        turns before that number (a model's history for turn `upto`)."""
+        if side not in ("a", "b"):
+            raise ValueError(f"side must be 'a' or 'b', got {side!r}")
+        out: list[dict[str, str]] = []
+        for turn in self.turns:
+            if upto is not None and turn.number >= upto:
+                break
+            out.append({"role": "user", "content": turn.user_text()})
+            reply = turn.replies.get(side)
+            if reply is not None and reply.text is not None:
+                out.append({"role": "assistant", "content": reply.text})
+        return out
+
+    def history(self, side: str) -> list[dict[str, str]]:
+        """What the side's model receives with the current turn: the turns before it."""
+        return self.conversation(side, upto=self.turn)
 
 
 class Refused(Exception):

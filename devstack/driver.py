@@ -339,6 +339,30 @@ class StudyDriver:
             return await self.answer(await self.forge_modal_submit(user, opened, values))
         return await self.answer(await self.standin.submit_modal(user, opened, values))
 
+    async def loss_reason(
+        self, user: User, message: Message | str, battle_id: str, reason: str
+    ) -> Response:
+        """After the vote: pick why the loser lost in the battle's select menu."""
+        picked = await self.standin.select(user, message, ids.loss_reason(battle_id), [reason])
+        return await self.answer(picked)
+
+    async def voice_reason(
+        self,
+        user: User,
+        message: Message | str,
+        battle_id: str,
+        channel: Channel | str,
+        voice: bytes | VoiceClip,
+    ) -> dict[str, Any]:
+        """After the vote: click "Say why (voice)" and send the reason as a voice message;
+        returns the bot's acknowledgement (edited once the reason is transcribed)."""
+        asked = await self.answer(
+            await self.standin.click(user, message, ids.voice_reason(battle_id))
+        )
+        if "Send a voice message" not in texts(asked):
+            raise RuntimeError(f"the bot does not wait for a voice reason: {texts(asked)!r}")
+        return await self.ask(user, channel, voice)
+
     # -- what a modified client could send ------------------------------------------------------
 
     async def forge_click(self, user: User, message: Message | str, custom_id: str) -> Interaction:

@@ -31,9 +31,16 @@ from contract.keys import (
     PARTIALS_MAXLEN,
     PARTIALS_STREAM,
     RESULTS_STREAM,
+    TRANSCRIPTS_STREAM,
     reply_audio_key,
 )
-from contract.protocol import ErrorKind, JobRequest, ResultMessage
+from contract.protocol import (
+    ErrorKind,
+    JobRequest,
+    ResultMessage,
+    TranscribeRequest,
+    TranscriptMessage,
+)
 from contract.queueing import JobTimeout, RunningJob, current_job
 from workers import runtime
 from workers.backends.base import Answer, BackendError
@@ -170,6 +177,7 @@ def run(
         audio_key=audio_key,
         audio_seconds=None if spoken is None else round(spoken.seconds, 3),
         audio_format=None if spoken is None else spoken.format,
+        turn=request.turn,
     )
 
 
@@ -202,6 +210,68 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     if metrics is not None:
         metrics.job_done(message)
     return publish(job.connection, message)
+
+
+_TRANSCRIBE_ERRORS = (
+    BackendError,
+    AudioError,
+    JobTimeout,
+    KeyError,
+    OSError,
+    RuntimeError,
+    ValueError,
+)
+
+
+def run_transcribe(
+    request: TranscribeRequest, loaded: runtime.Runtime, connection: redis.Redis
+) -> TranscriptMessage:
+    """The study ASR's work: the words of one clip, or the reason it has none."""
+    started = time.perf_counter()
+    try:
+        model = loaded.get(request.model_id)
+        transcribe = getattr(model.backend, "transcribe", None)
+        if transcribe is None:
+            raise BackendError(f"model {request.model_id!r} cannot transcribe (not an ASR model)")
+        data = connection.get(request.audio_key)
+        if data is None:
+            raise AudioError("empty", "The recording is no longer available.")
+        audio = load(data, request.max_audio_seconds)  # type: ignore[arg-type]
+        text: str | None = transcribe(audio)
+        error = None
+    # Reported rather than raised: the bot then drops the clip and tells nobody's reason is kept.
+    except (
+        BackendError,
+        AudioError,
+        JobTimeout,
+        KeyError,
+        OSError,
+        RuntimeError,
+        ValueError,
+    ) as exc:
+        log.warning("transcription for battle %s failed: %s", request.battle_id, exc)
+        text, error = None, str(exc) or type(exc).__name__
+    return TranscriptMessage(
+        battle_id=request.battle_id,
+        purpose=request.purpose,
+        turn=request.turn,
+        text=text,
+        model_id=request.model_id,
+        seconds=time.perf_counter() - started,
+        error=error,
+    )
+
+
+def transcribe(request: dict[str, Any]) -> dict[str, Any]:
+    """RQ entry point (`contract.protocol.TRANSCRIBE_FUNCTION`): publishes on
+    TRANSCRIPTS_STREAM; the receipt names the battle only, never the words."""
+    job = current_job()
+    if job is None:
+        raise RuntimeError("workers.jobs.transcribe must run inside an RQ worker (no current job)")
+    parsed = TranscribeRequest.from_dict(request)
+    message = run_transcribe(parsed, runtime.current(), job.connection)
+    job.connection.xadd(TRANSCRIPTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+    return {"battle_id": message.battle_id, "purpose": message.purpose, "ok": not message.error}
 
 
 def failure_kind(exc: BaseException | None) -> ErrorKind:
@@ -246,6 +316,7 @@ def failure_message(
         job_id=job.id,
         worker=worker,
         finished_at=now,
+        turn=request.turn,
     )
 
 

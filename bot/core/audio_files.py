@@ -33,6 +33,17 @@ def audio_ref(battle_id: str, audio_format: str) -> str:
     return f"{AUDIO_DIR}/{check_battle_id(battle_id)}.{check_format(audio_format)}"
 
 
+def turn_audio_ref(battle_id: str, turn: int, audio_format: str, nonce: str) -> str:
+    """A later turn's clip: data_dir/audio/<battle_id>.t<n>-<nonce>.<fmt>, deleted with the
+    battle (`delete_audio`). The nonce keeps two racing messages from sharing one file."""
+    if turn < 2:
+        raise ValueError(f"a later turn is turn 2 or more, got {turn}")
+    if not re.fullmatch(r"[0-9a-f]{1,16}", nonce):
+        raise ValueError(f"nonce must be 1-16 lowercase hex characters, got {nonce!r}")
+    fmt = check_format(audio_format)
+    return f"{AUDIO_DIR}/{check_battle_id(battle_id)}.t{int(turn)}-{nonce}.{fmt}"
+
+
 def write_audio(data_dir: Path, ref: str, audio: bytes) -> Path:
     """Write to a temp file in the same directory, fsync, then rename: never a half file."""
     path = data_dir / ref

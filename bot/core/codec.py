@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from contract.records import (
     Strategy,
     StudyConfig,
     StudyState,
+    Turn,
     Winner,
 )
 
@@ -44,12 +46,44 @@ def _float(value: str | None) -> float | None:
     return None if value is None or value == "" else float(value)
 
 
-def battle_from_hash(h: Mapping[str, str]) -> Battle:
+def turn_field(turn: int, name: str) -> str:
+    """A battle field of one turn: `turn<n>.<name>` (reply_a, audio_ref, transcript, ...)."""
+    return f"turn{turn}.{name}"
+
+
+def _replies(h: Mapping[str, str], prefix: str = "") -> dict[str, Reply]:
     replies = {}
     for side in ("a", "b"):
-        raw = h.get(f"reply_{side}")
+        raw = h.get(f"{prefix}reply_{side}")
         if raw:
             replies[side] = Reply(**json.loads(raw))
+    return replies
+
+
+def _turns(h: Mapping[str, str], current: int, replies: dict[str, Reply]) -> tuple[Turn, ...]:
+    """Every turn: the first from the battle's own fields, later ones from `turn<n>.*`; the
+    current turn's replies are the battle's `reply_a` / `reply_b`."""
+    turns = []
+    for n in range(1, current + 1):
+        f = functools.partial(turn_field, n)
+        last = n == current
+        turns.append(
+            Turn(
+                number=n,
+                audio_ref=(h.get("audio_ref") if n == 1 else h.get(f("audio_ref"))) or None,
+                audio_seconds=float(h["audio_seconds"] if n == 1 else h[f("audio_seconds")]),
+                started_at=float(h["created_at"] if n == 1 else h[f("started_at")]),
+                replies=replies if last else _replies(h, f"turn{n}."),
+                answered_at=_float(h.get("answered_at") if last else h.get(f("answered_at"))),
+                transcript=h.get(f("transcript")) or None,
+            )
+        )
+    return tuple(turns)
+
+
+def battle_from_hash(h: Mapping[str, str]) -> Battle:
+    replies = _replies(h)
+    turn = int(h.get("turn") or "1")
     n_comments = int(h.get("n_comments", "0"))
     comments = tuple(
         Comment(**json.loads(h[f"comment:{i}"]))
@@ -79,6 +113,9 @@ def battle_from_hash(h: Mapping[str, str]) -> Battle:
         flags=flags,
         ui=ui,
         reply_mode=ReplyMode(h.get("reply_mode") or ReplyMode.TEXT),
+        turn=turn,
+        turns=_turns(h, turn, replies),
+        loss_reason=h.get("loss_reason") or None,
     )
 
 
@@ -136,6 +173,7 @@ def battle_json(battle: Battle) -> dict[str, Any]:
     """A battle as JSON-able data (for my_data and the event stream)."""
     data = dataclasses.asdict(battle)
     data["comments"] = [dataclasses.asdict(c) for c in battle.comments]
+    data["turns"] = [dataclasses.asdict(t) for t in battle.turns]
     data["flags"] = list(battle.flags)
     return data
 

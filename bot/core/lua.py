@@ -211,13 +211,14 @@ RECORD_REPLY = LuaScript(
         "flag",
         "leak_flag",
         "battle_id",
+        "turn",
         "event_type",
         "event_data",
     ),
     body=_WITH_RECORD
     + _LOG_EVENT
     + """
-local b = redis.call('HMGET', battle_key, 'status', 'model_a', 'model_b', 'pair', 'flags')
+local b = redis.call('HMGET', battle_key, 'status', 'model_a', 'model_b', 'pair', 'flags', 'turn')
 local function add_flag(flags, f)
   if not flags or flags == '' then return f end
   for x in string.gmatch(flags, '[^,]+') do if x == f then return flags end end
@@ -227,6 +228,8 @@ if not b[1] then return {'missing', ''} end
 local this, other, expected = 'a', 'b', b[2]
 if side == 'b' then this, other, expected = 'b', 'a', b[3] end
 if expected ~= model_id then return {'mismatch', expected} end
+-- A result of an earlier turn delivered again after the next turn began: already recorded.
+if tonumber(turn) ~= tonumber(b[6] or '1') then return with_record('same', '', battle_key) end
 -- At-least-once delivery: the first reply for a side wins; a repeat changes nothing.
 if redis.call('HSETNX', battle_key, 'reply_' .. this, reply_json) == 0 then
   return with_record('same', '', battle_key)
@@ -367,6 +370,7 @@ WITHDRAW = LuaScript(
         "status_counts",
         "events",
         "participants",
+        "reason_pending",
     ),
     argv=(
         "pseudonym",
@@ -383,7 +387,10 @@ if redis.call('HGET', participant_key, 'status') == 'withdrawn' then return {'al
 local ids = redis.call('SMEMBERS', participant_battles_key)
 for _, id in ipairs(ids) do
   local bk = battle_prefix .. id
-  local b = redis.call('HMGET', bk, 'status', 'pair', 'day', 'model_a', 'winner')
+  local b = redis.call('HMGET', bk, 'status', 'pair', 'day', 'model_a', 'winner', 'turn')
+  -- Every turn's clip, and a voice reason not transcribed yet.
+  for n = 2, tonumber(b[6] or '1') do redis.call('DEL', audio_prefix .. id .. ':t' .. n) end
+  redis.call('DEL', audio_prefix .. id .. ':reason')
   if b[1] then
     if b[1] ~= 'failed' then redis.call('HINCRBY', pair_battles_key, b[2], -1) end
     if b[1] == 'voted' then
@@ -402,7 +409,8 @@ end
 for _, id in ipairs(redis.call('LRANGE', participant_events_key, 0, -1)) do
   redis.call('XDEL', events_key, id)
 end
-redis.call('DEL', participant_key, participant_battles_key, participant_events_key)
+redis.call('DEL', participant_key, participant_battles_key, participant_events_key,
+           reason_pending_key)
 redis.call('HSET', participant_key, 'pseudonym', pseudonym, 'status', 'withdrawn',
            'withdrawn_at', now)
 redis.call('SADD', participants_key, pseudonym)
@@ -485,6 +493,134 @@ return cjson.encode(out)
 """,
 )
 
+# The participant's next voice message in the battle's place, while it is answered and not
+# voted: the earlier turn's replies move to `turn<n>.*`, the battle is queued again for turn n+1.
+# Returns ("ok", new turn) with the record, or a refusal code (detail: the turn limit).
+CONTINUE_BATTLE = LuaScript(
+    name="continue_battle",
+    keys=(
+        "battle",
+        "participant",
+        "config",
+        "status_counts",
+        "events",
+        "participant_events",
+        "audio",
+    ),
+    argv=(
+        "participant",
+        "turn",
+        "now",
+        "audio_ref",
+        "audio_format",
+        "audio_seconds",
+        "audio_bytes",
+        "audio",
+        "audio_ttl",
+        "default_max_turns",
+        "event_type",
+        "event_data",
+    ),
+    rest="ui.<name> field/value pairs for the new turn's message",
+    body=_WITH_RECORD
+    + _LOG_EVENT
+    + """
+local b = redis.call('HMGET', battle_key, 'participant', 'status', 'turn', 'answered_at',
+                    'reply_a', 'reply_b')
+if not b[1] then return {'no_such_battle', ''} end
+if b[1] ~= participant then return {'not_your_battle', ''} end
+local p = redis.call('HMGET', participant_key, 'status', 'consent_version')
+if p[1] == 'withdrawn' or p[1] == 'blocked' then return {p[1], ''} end
+if not p[1] or not p[2] then return {'no_consent', ''} end
+local c = redis.call('HMGET', config_key, 'state', 'limit.max_turns')
+if c[1] ~= 'open' then return {c[1] or 'closed', ''} end
+if b[2] == 'voted' then return {'already_voted', ''} end
+if b[2] == 'failed' then return {'failed', ''} end
+if b[2] ~= 'answered' then return {'not_ready', ''} end
+local n = tonumber(b[3] or '1')
+local max_turns = tonumber(c[2] or default_max_turns)
+if n >= max_turns then return {'turn_limit', tostring(max_turns)} end
+-- The caller named the turn (its clip's key and event) from a read a moment ago.
+if n + 1 ~= tonumber(turn) then return {'not_ready', ''} end
+local done, nxt = 'turn' .. n .. '.', 'turn' .. (n + 1) .. '.'
+redis.call('HSET', battle_key, done .. 'reply_a', b[5], done .. 'reply_b', b[6],
+           done .. 'answered_at', b[4])
+redis.call('HDEL', battle_key, 'reply_a', 'reply_b', 'answered_at', 'ui.rendered')
+redis.call('HSET', battle_key, 'turn', n + 1, 'status', 'queued',
+           nxt .. 'audio_ref', audio_ref, nxt .. 'audio_format', audio_format,
+           nxt .. 'audio_seconds', audio_seconds, nxt .. 'audio_bytes', audio_bytes,
+           nxt .. 'started_at', now)
+if #rest > 0 then redis.call('HSET', battle_key, unpack(rest)) end
+redis.call('HINCRBY', status_counts_key, 'answered', -1)
+redis.call('HINCRBY', status_counts_key, 'queued', 1)
+redis.call('SET', audio_key, audio, 'EX', audio_ttl)
+log_event(events_key, participant_events_key, event_type, event_data)
+return with_record('ok', tostring(n + 1), battle_key)
+""",
+)
+
+# The study ASR's transcript of one turn's clip ("missing" when the battle is gone).
+SET_TRANSCRIPT = LuaScript(
+    name="set_transcript",
+    keys=("battle", "events", "participant_events"),
+    argv=("field", "text", "event_type", "event_data"),
+    body=_LOG_EVENT
+    + """
+if redis.call('EXISTS', battle_key) == 0 then return 'missing' end
+redis.call('HSET', battle_key, field, text)
+log_event(events_key, participant_events_key, event_type, event_data)
+return 'ok'
+""",
+)
+
+# After the vote: why the loser lost (a later pick replaces an earlier one).
+LOSS_REASON = LuaScript(
+    name="loss_reason",
+    keys=("battle", "events", "participant_events"),
+    argv=("participant", "reason", "event_type", "event_data"),
+    body=_WITH_RECORD
+    + _LOG_EVENT
+    + """
+local b = redis.call('HMGET', battle_key, 'participant', 'status', 'winner')
+if not b[1] then return {'no_such_battle', ''} end
+if b[1] ~= participant then return {'not_your_battle', ''} end
+if b[2] ~= 'voted' then return {'not_voted', ''} end
+if b[3] == 'tie' then return {'no_loser', ''} end
+redis.call('HSET', battle_key, 'loss_reason', reason)
+log_event(events_key, participant_events_key, event_type, event_data)
+return with_record('ok', '', battle_key)
+""",
+)
+
+# "Say why (voice)": the participant's next voice message in `place` is this vote's reason.
+AWAIT_REASON = LuaScript(
+    name="await_reason",
+    keys=("battle", "pending"),
+    argv=("participant", "value", "ttl"),
+    body="""
+local b = redis.call('HMGET', battle_key, 'participant', 'status')
+if not b[1] then return 'no_such_battle' end
+if b[1] ~= participant then return 'not_your_battle' end
+if b[2] ~= 'voted' then return 'not_voted' end
+redis.call('SET', pending_key, value, 'EX', ttl)
+return 'ok'
+""",
+)
+
+# The awaited voice reason arrived: its bytes wait for the ASR under the reason key.
+TAKE_REASON = LuaScript(
+    name="take_reason",
+    keys=("battle", "pending", "audio"),
+    argv=("value", "audio", "audio_ttl"),
+    body="""
+if redis.call('GET', pending_key) ~= value then return 'expired' end
+redis.call('DEL', pending_key)
+if redis.call('EXISTS', battle_key) == 0 then return 'no_such_battle' end
+redis.call('SET', audio_key, audio, 'EX', audio_ttl)
+return 'ok'
+""",
+)
+
 ALL = (
     CHECK_ELIGIBILITY,
     START_BATTLE,
@@ -497,4 +633,9 @@ ALL = (
     CHANGE_CONFIG,
     SET_UI,
     READ_BATTLES,
+    CONTINUE_BATTLE,
+    SET_TRANSCRIPT,
+    LOSS_REASON,
+    AWAIT_REASON,
+    TAKE_REASON,
 )

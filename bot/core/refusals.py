@@ -29,6 +29,15 @@ _MESSAGES = {
     "roster_invalid": "{detail}",
     "invalid_limit": "{detail}",
     "invalid_reply_mode": "Unknown reply mode {bad!r}; modes: {known}.",
+    "turn_limit": (
+        "This conversation has reached its {limit} turns. Please vote on it (Tie and Both are "
+        "bad are fine too); your next voice message then starts a new round."
+    ),
+    "not_voted": "Please vote on this round first.",
+    "no_loser": "This round was a tie, so neither reply lost.",
+    "unknown_reason": "Unknown reason {reason!r}; choose one of: {known}.",
+    "no_asr": "This study takes reasons as text only: please use “Add a comment”.",
+    "reason_expired": "I was no longer waiting for a reason for that round; nothing was kept.",
     "invalid_value": "{detail}",
 }
 

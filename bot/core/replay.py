@@ -19,7 +19,10 @@ from contract.events import (
     Consented,
     DemographicsSet,
     Event,
+    LossReasonGiven,
     ReplyReceived,
+    TurnStarted,
+    TurnTranscribed,
     Unblocked,
     Voted,
     Withdrawn,
@@ -31,6 +34,7 @@ from contract.records import (
     Demographics,
     Participant,
     ParticipantStatus,
+    Turn,
     fmt_time,
 )
 
@@ -60,15 +64,30 @@ def replay_battles(events: Iterable[Event]) -> dict[str, Battle]:
                 audio_ref=event.audio_ref,
                 audio_seconds=event.audio_seconds,
                 reply_mode=event.reply_mode,
+                turns=(
+                    Turn(
+                        number=1,
+                        audio_ref=event.audio_ref,
+                        audio_seconds=event.audio_seconds,
+                        started_at=_time(event.created_at),
+                    ),
+                ),
             )
         elif isinstance(event, Withdrawn):
             battles = {k: b for k, b in battles.items() if b.participant != event.participant}
-        elif isinstance(event, ReplyReceived | Voted | Commented) and event.battle_id in battles:
+        elif isinstance(event, BattleEvent) and event.battle_id in battles:
             battles[event.battle_id] = _apply(battles[event.battle_id], event)
     return battles
 
 
-def _apply(battle: Battle, event: ReplyReceived | Voted | Commented) -> Battle:
+BattleEvent = ReplyReceived | Voted | Commented | TurnStarted | TurnTranscribed | LossReasonGiven
+
+
+def _with_last_turn(battle: Battle, **changes: Any) -> tuple[Turn, ...]:
+    return (*battle.turns[:-1], dataclasses.replace(battle.turns[-1], **changes))
+
+
+def _apply(battle: Battle, event: BattleEvent) -> Battle:
     # Hash fields hold times rounded to microseconds; JSON inside them (replies, comments) the
     # clock's own float.
     at = _time(event.at)
@@ -84,7 +103,33 @@ def _apply(battle: Battle, event: ReplyReceived | Voted | Commented) -> Battle:
                 changes["status"] = BattleStatus.FAILED
         elif battle.status is BattleStatus.QUEUED and len(replies) == 2:
             changes.update(status=BattleStatus.ANSWERED, answered_at=at)
+        changes["turns"] = _with_last_turn(
+            battle, replies=replies, answered_at=changes.get("answered_at", battle.answered_at)
+        )
         return dataclasses.replace(battle, **changes)
+    if isinstance(event, TurnStarted):
+        turn = Turn(
+            number=event.turn,
+            audio_ref=event.audio_ref,
+            audio_seconds=event.audio_seconds,
+            started_at=at,
+        )
+        return dataclasses.replace(
+            battle,
+            status=BattleStatus.QUEUED,
+            replies={},
+            answered_at=None,
+            turn=event.turn,
+            turns=(*battle.turns, turn),
+        )
+    if isinstance(event, TurnTranscribed):
+        turns = tuple(
+            dataclasses.replace(t, transcript=event.text) if t.number == event.turn else t
+            for t in battle.turns
+        )
+        return dataclasses.replace(battle, turns=turns)
+    if isinstance(event, LossReasonGiven):
+        return dataclasses.replace(battle, loss_reason=event.reason)
     if isinstance(event, Voted):
         answered = battle.answered_at if battle.answered_at is not None else at
         return dataclasses.replace(

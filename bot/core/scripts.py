@@ -29,8 +29,11 @@ from contract.events import (
     ConfigChanged,
     Consented,
     DemographicsSet,
+    LossReasonGiven,
     ReplyReceived,
     StreamEvent,
+    TurnStarted,
+    TurnTranscribed,
     Unblocked,
     Voted,
     Withdrawn,
@@ -246,6 +249,7 @@ class RecordReply(ScriptCall[Outcome]):
             "flag": self.received.error_flag,
             "leak_flag": self.received.leak_flag,
             "battle_id": result.battle_id,
+            "turn": result.turn,
             **_event_argv(self.received),
         }
 
@@ -301,6 +305,150 @@ class ReadBattles(ScriptCall[list[Any]]):
         if not isinstance(rows, list):
             raise ValueError(f"read_battles answered {type(rows).__name__}, not a list")
         return rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinueBattle(ScriptCall[Outcome]):
+    """Outcome "ok" (detail: the new turn) with the record, or a refusal code (detail of
+    "turn_limit": the limit)."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.CONTINUE_BATTLE
+    started: TurnStarted
+    audio: bytes
+    default_max_turns: int
+    ui: Mapping[str, str] = field(default_factory=dict)
+
+    def keys(self) -> dict[str, str]:
+        s = self.started
+        return {
+            "battle": keys.battle(s.battle_id),
+            "participant": keys.participant(s.participant),
+            "config": keys.CONFIG,
+            "status_counts": keys.STATUS_COUNTS,
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(s.participant),
+            "audio": keys.turn_audio_key(s.battle_id, s.turn),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        s = self.started
+        data = s.data()
+        return {
+            "participant": s.participant,
+            "turn": s.turn,
+            "now": fmt_time(s.at),
+            "audio_ref": s.audio_ref,
+            "audio_format": s.audio_format,
+            "audio_seconds": data["audio_seconds"],
+            "audio_bytes": data["audio_bytes"],
+            "audio": self.audio,
+            "audio_ttl": AUDIO_TTL_S,
+            "default_max_turns": self.default_max_turns,
+            **_event_argv(s),
+        }
+
+    def rest(self) -> list[EncodableT]:
+        return _pairs(self.ui)
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetTranscript(ScriptCall[bool]):
+    """False when the battle is gone."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.SET_TRANSCRIPT
+    transcribed: TurnTranscribed
+
+    def keys(self) -> dict[str, str]:
+        t = self.transcribed
+        return {
+            "battle": keys.battle(t.battle_id),
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(t.participant),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        t = self.transcribed
+        return {
+            "field": f"turn{t.turn}.transcript",
+            "text": t.text,
+            **_event_argv(t),
+        }
+
+    def parse(self, raw: Any) -> bool:
+        return _text(raw) == "ok"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetLossReason(ScriptCall[Outcome]):
+    """Outcome "ok" with the record, or a refusal code."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.LOSS_REASON
+    given: LossReasonGiven
+
+    def keys(self) -> dict[str, str]:
+        g = self.given
+        return {
+            "battle": keys.battle(g.battle_id),
+            "events": keys.EVENTS,
+            "participant_events": keys.participant_events(g.participant),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        g = self.given
+        return {"participant": g.participant, "reason": g.reason, **_event_argv(g)}
+
+    def parse(self, raw: Any) -> Outcome:
+        return Outcome.parse(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwaitReason(ScriptCall[str]):
+    """ "ok" or a refusal code."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.AWAIT_REASON
+    participant: str
+    battle_id: str
+    value: str  # "battle_id|place"
+    ttl_s: int
+
+    def keys(self) -> dict[str, str]:
+        return {
+            "battle": keys.battle(self.battle_id),
+            "pending": keys.reason_pending(self.participant),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {"participant": self.participant, "value": self.value, "ttl": self.ttl_s}
+
+    def parse(self, raw: Any) -> str:
+        return _text(raw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TakeReason(ScriptCall[str]):
+    """ "ok", "expired" (no longer awaited) or "no_such_battle"."""
+
+    SCRIPT: ClassVar[lua.LuaScript] = lua.TAKE_REASON
+    participant: str
+    battle_id: str
+    value: str
+    audio: bytes
+
+    def keys(self) -> dict[str, str]:
+        return {
+            "battle": keys.battle(self.battle_id),
+            "pending": keys.reason_pending(self.participant),
+            "audio": keys.reason_audio_key(self.battle_id),
+        }
+
+    def argv(self) -> dict[str, EncodableT]:
+        return {"value": self.value, "audio": self.audio, "audio_ttl": AUDIO_TTL_S}
+
+    def parse(self, raw: Any) -> str:
+        return _text(raw)
 
 
 # ------------------------------------------------------------------ votes and comments
@@ -433,6 +581,7 @@ class Withdraw(ScriptCall[set[str]]):
             "status_counts": keys.STATUS_COUNTS,
             "events": keys.EVENTS,
             "participants": keys.PARTICIPANTS,
+            "reason_pending": keys.reason_pending(p),
         }
 
     def argv(self) -> dict[str, EncodableT]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import redis.asyncio as aioredis
 
 from bot.core.codec import as_text
-from contract.keys import PARTIALS_STREAM, RESULTS_STREAM
+from contract.keys import PARTIALS_STREAM, RESULTS_STREAM, TRANSCRIPTS_STREAM
 
 _BATCH = 500
 
@@ -16,7 +16,7 @@ _BATCH = 500
 async def scrub_streams(redis: aioredis.Redis, battle_ids: set[str]) -> int:
     """Delete worker results and partial replies of these battles; returns how many went."""
     deleted = 0
-    for stream in (RESULTS_STREAM, PARTIALS_STREAM):
+    for stream in (RESULTS_STREAM, PARTIALS_STREAM, TRANSCRIPTS_STREAM):
         start = "-"
         while True:
             entries = await redis.xrange(stream, min=start, count=_BATCH)

@@ -26,7 +26,9 @@ from bot.core.identity import IdentityGuard
 from bot.core.participants import Participants
 from bot.core.persistence import check_persistence
 from bot.core.reading import iter_battles, iter_participants, read_outcomes
+from bot.core.reasons import Reasons
 from bot.core.study_config import ConfigStore
+from bot.core.turns import Turns
 from bot.core.votes import Votes
 from bot.core.withdrawal import Withdrawal
 from contract.modelsfile import ModelsFile
@@ -72,6 +74,8 @@ class Study:
         self._study_config = ConfigStore(self._ctx)
         self._battles = Battles(self._ctx, self._study_config)
         self._votes = Votes(self._ctx, self._study_config)
+        self._turns = Turns(self._ctx, self._study_config)
+        self._reasons = Reasons(self._ctx, self._study_config)
 
     # Read-only: the concerns share these through one context.
     @property
@@ -202,6 +206,47 @@ class Study:
 
     async def comment(self, discord_id: int, battle_id: str, text: str) -> Battle:
         return await self._votes.comment(discord_id, battle_id, text)
+
+    # ---------------------------------------------------------------- turns and reasons
+
+    async def open_battle_in(self, discord_id: int, place: str) -> Battle | None:
+        return await self._turns.open_battle_in(discord_id, place)
+
+    async def continue_battle(
+        self,
+        discord_id: int,
+        battle_id: str,
+        audio: bytes,
+        audio_seconds: float,
+        audio_format: str,
+        ui: dict[str, Any] | None = None,
+    ) -> Battle:
+        return await self._turns.continue_battle(
+            discord_id, battle_id, audio, audio_seconds, audio_format, ui
+        )
+
+    async def record_transcript(self, battle_id: str, turn: int, text: str) -> bool:
+        return await self._turns.record_transcript(battle_id, turn, text)
+
+    async def set_loss_reason(self, discord_id: int, battle_id: str, reason: str) -> Battle:
+        return await self._reasons.set_loss_reason(discord_id, battle_id, reason)
+
+    async def await_voice_reason(self, discord_id: int, battle_id: str, place: str) -> None:
+        await self._reasons.await_voice_reason(discord_id, battle_id, place)
+
+    async def awaited_reason(self, discord_id: int, place: str) -> str | None:
+        return await self._reasons.awaited_reason(discord_id, place)
+
+    async def take_voice_reason(
+        self, discord_id: int, battle_id: str, place: str, audio: bytes
+    ) -> None:
+        await self._reasons.take_voice_reason(discord_id, battle_id, place, audio)
+
+    async def record_voice_reason(self, battle_id: str, text: str) -> Battle | None:
+        return await self._reasons.record_voice_reason(battle_id, text)
+
+    async def drop_voice_reason(self, battle_id: str) -> None:
+        await self._reasons.drop_voice_reason(battle_id)
 
     # ---------------------------------------------------------------- summary
 

@@ -22,6 +22,7 @@ LIMIT_RANGES: dict[str, tuple[float, float]] = {
     "audio_max_bytes": (1_000, 100_000_000),
     "comment_max_chars": (1, 4000),
     "pair_target": (1, 1_000_000),
+    "max_turns": (1, 50),
     # 0 turns the fast-vote rule off (for written, or for spoken replies).
     "fast_vote_chars_per_second": (0, 10_000),
     "fast_vote_listen_share": (0, 1),

@@ -182,7 +182,12 @@ class ParleyBot(commands.Bot):
             asyncio.create_task(
                 self._supervised(self.sweeper.run, "sweeper"), name="parley-sweeper"
             ),
+            asyncio.create_task(self._transcripts_after_ready(), name="parley-transcripts"),
         ]
+
+    async def _transcripts_after_ready(self) -> None:
+        await self.wait_until_ready()
+        await self._supervised(self.listener.run_transcripts, "transcripts")
 
     async def _results_after_ready(self) -> None:
         # Editing messages needs a live connection; results that arrived while the bot was

@@ -26,6 +26,9 @@ WITHDRAW_ACTIONS = ("confirm", "cancel")
 
 VOTE_TEMPLATE = rf"{NAMESPACE}:vote:(?P<battle_id>{BATTLE_ID}):(?P<choice>{'|'.join(CHOICES)})"
 COMMENT_TEMPLATE = rf"{NAMESPACE}:comment:(?P<battle_id>{BATTLE_ID})"
+# After the vote: the select menu "why did the other one lose?" and "Say why (voice)".
+LOSS_REASON_TEMPLATE = rf"{NAMESPACE}:loss:(?P<battle_id>{BATTLE_ID})"
+VOICE_REASON_TEMPLATE = rf"{NAMESPACE}:voicereason:(?P<battle_id>{BATTLE_ID})"
 JOIN_TEMPLATE = rf"{NAMESPACE}:join"
 CONSENT_TEMPLATE = (
     rf"{NAMESPACE}:consent:(?P<version>{CONSENT_VERSION}):(?P<answer>{'|'.join(CONSENT_ANSWERS)})"
@@ -67,6 +70,14 @@ def vote(battle_id: str, choice: str) -> str:
 
 def comment(battle_id: str) -> str:
     return _checked(f"{NAMESPACE}:comment:{battle_id}", COMMENT_TEMPLATE, "comment")
+
+
+def loss_reason(battle_id: str) -> str:
+    return _checked(f"{NAMESPACE}:loss:{battle_id}", LOSS_REASON_TEMPLATE, "loss reason")
+
+
+def voice_reason(battle_id: str) -> str:
+    return _checked(f"{NAMESPACE}:voicereason:{battle_id}", VOICE_REASON_TEMPLATE, "voice reason")
 
 
 def join() -> str:

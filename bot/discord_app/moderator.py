@@ -212,6 +212,7 @@ class Moderator(commands.Cog):
         fast_vote_chars_per_second: app_commands.Range[float, 0, 10_000] | None = None,
         fast_vote_listen_share: app_commands.Range[float, 0, 1] | None = None,
         fast_vote_floor_s: app_commands.Range[float, 0, 3600] | None = None,
+        max_turns: app_commands.Range[int, 1, 50] | None = None,
     ) -> None:
         changes = {
             name: value
@@ -225,6 +226,7 @@ class Moderator(commands.Cog):
                 "fast_vote_chars_per_second": fast_vote_chars_per_second,
                 "fast_vote_listen_share": fast_vote_listen_share,
                 "fast_vote_floor_s": fast_vote_floor_s,
+                "max_turns": max_turns,
             }.items()
             if value is not None
         }

@@ -18,7 +18,8 @@ from bot.discord_app.common import NO_MENTIONS, resolve_channel
 from bot.discord_app.results import BattleEditor
 from bot.service import StudyService
 from bot.service.clips import Reading, looks_like_audio
-from bot.service.outcomes import Admitted, Clip, ClipMeta, Started
+from bot.service.outcomes import Admitted, Clip, ClipMeta, ReasonTaken, Refusal, Started
+from contract.records import Battle
 from contract.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -151,10 +152,19 @@ class Participant(commands.Cog):
 
     async def take_message(self, message: discord.Message) -> None:
         clips = self.service.clips
-        admitted = await clips.admit(message.author.id, clip_meta(message))
+        place = str(message.channel.id)
+        admitted = await clips.admit(message.author.id, clip_meta(message), place=place)
         if not isinstance(admitted, Admitted):
             await self._reply(message, render.clip_answer(admitted))
             return
+        if admitted.reason_for is not None:
+            await self._take_reason(message, admitted)
+            return
+        earlier = (
+            await self.service.study.battle(admitted.continues)
+            if admitted.continues is not None
+            else None
+        )
         # The "got your message" reply and the download + probe each wait (on Discord, on a
         # thread): run them together, so only the slower is on the way to the models.
         progress, reading = await asyncio.gather(
@@ -174,7 +184,41 @@ class Participant(commands.Cog):
         started = await clips.start(
             reading, ui={"channel_id": str(progress.channel.id), "message_id": str(progress.id)}
         )
+        if isinstance(started, ReasonTaken):  # not reached: reasons are taken above
+            return
         if not isinstance(started, Started):
             await progress.edit(content=render.clip_answer(started), allowed_mentions=NO_MENTIONS)
             return
+        if earlier is not None:
+            # Only the newest turn's message takes the vote: the earlier one's buttons go.
+            await self._retire_message(earlier)
+            self.editor.reopen(started.battle.battle_id)
         self.editor.progress(started.battle.battle_id, started.position, buttons=True)
+
+    async def _retire_message(self, battle: Battle) -> None:
+        try:
+            channel = self.bot.get_partial_messageable(int(battle.ui["channel_id"]))
+            await channel.get_partial_message(int(battle.ui["message_id"])).edit(view=None)
+        except (KeyError, ValueError, discord.HTTPException) as exc:
+            log.info("could not retire the earlier turn of battle %s: %s", battle.battle_id, exc)
+
+    async def _take_reason(self, message: discord.Message, admitted: Admitted) -> None:
+        """A voice message the participant announced as the reason for their vote."""
+        reading = await self._fetch_clip(message, admitted)
+        if isinstance(reading, str):
+            await self._reply(message, reading)
+            return
+        if not isinstance(reading, Clip):
+            await self._reply(message, render.clip_answer(reading))
+            return
+        taken = await self.service.clips.start(reading)
+        if isinstance(taken, ReasonTaken):
+            ack = await self._reply(message, render.REASON_TAKEN)
+            if ack is not None:
+                await self.service.study.set_ui(
+                    taken.battle_id,
+                    reason_channel_id=str(ack.channel.id),
+                    reason_message_id=str(ack.id),
+                )
+        elif isinstance(taken, Refusal):
+            await self._reply(message, taken.message)

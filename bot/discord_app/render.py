@@ -18,6 +18,7 @@ from bot.service.outcomes import (
     NotAudio,
     NotDispatched,
     Refusal,
+    StillAnswering,
     TextOnly,
     TooBig,
     TooLong,
@@ -203,6 +204,49 @@ def progress_header(position: int | None) -> str:
     return f"🎧 Got your message — {ahead} ahead of yours in the queue. Replies will appear here."
 
 
+LOSS_REASON_LABELS = {
+    "understanding": "It misunderstood me",
+    "content": "Its answer was worse",
+    "speech_quality": "Its speech sounded worse",
+    "too_slow": "It was too slow",
+    "other": "Something else",
+}
+
+
+def loss_question(battle: Battle) -> str:
+    """The select menu's placeholder: which reply lost (both, for "both are bad")."""
+    if battle.winner is Winner.BOTH_BAD:
+        return "Optional: what was wrong with both?"
+    return "Optional: why did the other reply lose?"
+
+
+def turn_header(turn: int) -> str:
+    return f"🎧 Turn {turn} — the same two models carry on the conversation."
+
+
+STILL_ANSWERING = (
+    "The models are still answering your last message. Please wait for both replies, then "
+    "speak again: your next voice message continues the conversation."
+)
+
+
+def awaiting_voice_reason(minutes: int) -> str:
+    return (
+        "🎙️ Send a voice message here within "
+        f"{minutes} minutes saying why you voted as you did; I'll write it down as your comment."
+    )
+
+
+REASON_TAKEN = "🎙️ Thanks! I'm writing down your reason; it is kept as your comment."
+
+
+def reason_saved(text: str) -> str:
+    return f"🎙️ Your reason was saved as a comment:\n{fenced(contain(text[:1800]))}"
+
+
+REASON_FAILED = "Sorry — I couldn't make out your reason, so nothing was kept. You can type one."
+
+
 VOTE_HEADER = (
     "🎧 Both models answered. Which reply is better? Vote with the buttons below "
     "(you can also add a comment)."
@@ -255,6 +299,11 @@ def render_battle(
         header = failed_header()
     elif battle.status is BattleStatus.ANSWERED:
         header = SPEECH_VOTE_HEADER if battle.reply_mode.spoken else VOTE_HEADER
+        if battle.turn > 1:
+            header = (
+                f"🎧 Turn {battle.turn}: both models answered. Vote now on the whole "
+                "conversation, or send another voice message to carry on."
+            )
     else:
         header = progress_header(None)
     return battle_message(
@@ -345,8 +394,11 @@ def instructions(limits: Limits, where: str | None) -> str:
         f"1. Send a voice message {place} — ask anything, or give the models a task "
         f"(up to {limits.audio_max_seconds:.0f} s).\n"
         "2. Two anonymous models, *Model A* and *Model B*, answer.\n"
-        "3. Vote for the better reply (or Tie / Both are bad) and, if you like, add a comment.\n"
-        "4. After your vote we reveal which models they were.\n"
+        "3. Not decided yet? Send another voice message to carry on the conversation "
+        f"(up to {limits.max_turns} turns).\n"
+        "4. Vote for the better reply (or Tie / Both are bad) and, if you like, add a comment "
+        "or say why.\n"
+        "5. After your vote we reveal which models they were.\n"
         f"You can do up to {limits.daily_quota} rounds a day. `/mydata` shows what we store; "
         "`/withdraw` deletes it."
     )
@@ -382,7 +434,8 @@ def config_text(config: StudyConfig, names: dict[str, str]) -> str:
         f"**Roster:** {roster}\n"
         f"**Limits:** {lim.daily_quota}/day, {lim.min_seconds_between:g} s between rounds, "
         f"audio ≤ {lim.audio_max_seconds:g} s and ≤ {megabytes(lim.audio_max_bytes)}, "
-        f"comments ≤ {lim.comment_max_chars} chars, pair target {lim.pair_target}\n"
+        f"comments ≤ {lim.comment_max_chars} chars, pair target {lim.pair_target}, "
+        f"≤ {lim.max_turns} turns per battle\n"
         f"**Fast-vote flag:** reading at {lim.fast_vote_chars_per_second:g} chars/s, "
         f"listening {lim.fast_vote_listen_share:g} of spoken length, "
         f"at least {lim.fast_vote_floor_s:g} s"
@@ -412,6 +465,7 @@ ClipAnswer = (
     | UnknownLength
     | TooLong
     | NotDispatched
+    | StillAnswering
 )
 
 
@@ -436,6 +490,8 @@ def clip_answer(outcome: ClipAnswer) -> str:
             return too_long(seconds, limit)
         case NotDispatched():
             return NOT_DISPATCHED
+        case StillAnswering():
+            return STILL_ANSWERING
     raise TypeError(f"no text for the clip outcome {outcome!r}")
 
 

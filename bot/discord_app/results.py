@@ -30,8 +30,8 @@ from bot.core.identity import shown_partial
 from bot.discord_app import render, views
 from bot.discord_app.common import NO_MENTIONS
 from contract import keys
-from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM
-from contract.protocol import ResultMessage
+from contract.keys import PARTIALS_STREAM, RESULTS_GROUP, RESULTS_STREAM, TRANSCRIPTS_STREAM
+from contract.protocol import ResultMessage, TranscriptMessage
 from contract.queueing import job_record_keys
 from contract.records import Battle, BattleStatus, Refused, ReplyMode
 
@@ -94,6 +94,16 @@ class BattleEditor:
 
     def _state(self, battle_id: str) -> _Live:
         return self._live.setdefault(battle_id, _Live())
+
+    def reopen(self, battle_id: str) -> None:
+        """The battle has a new turn: its replies are on their way again."""
+        self._done.discard(battle_id)
+        self._live.pop(battle_id, None)
+
+    async def note(self, channel_id: str, message_id: str, text: str) -> None:
+        """Replace a message's text (the acknowledgement of a voice reason)."""
+        channel = self.client.get_partial_messageable(int(channel_id))
+        await channel.get_partial_message(int(message_id)).edit(content=text)
 
     def partial(self, battle_id: str, side: str, text: str) -> None:
         if battle_id in self._done or side not in render.SIDES:
@@ -418,6 +428,67 @@ class ResultListener:
             log.warning("battle %s: Redis error while rendering (%s)", battle.battle_id, exc)
             return False
         return True
+
+    async def run_transcripts(self) -> None:
+        """The study ASR's transcripts (TRANSCRIPTS_STREAM, consumer group): a turn's words for
+        the models' histories, or a voice reason, kept as a comment."""
+        try:
+            await self.redis.xgroup_create(TRANSCRIPTS_STREAM, RESULTS_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        cursor = "0"
+        while True:
+            try:
+                response = await self.redis.xreadgroup(
+                    RESULTS_GROUP,
+                    CONSUMER,
+                    {TRANSCRIPTS_STREAM: cursor},
+                    count=READ_COUNT,
+                    block=None if cursor != ">" else BLOCK_MS,
+                )
+            except (RedisError, OSError) as exc:
+                log.warning("reading %s failed (%s); retrying in 1 s", TRANSCRIPTS_STREAM, exc)
+                await asyncio.sleep(1.0)
+                cursor = "0"
+                continue
+            entries = response[0][1] if response else []
+            if cursor != ">" and not entries:
+                cursor = ">"
+                continue
+            for entry_id, fields in entries:
+                if fields:
+                    await self.handle_transcript(fields)
+                await self.redis.xack(TRANSCRIPTS_STREAM, RESULTS_GROUP, entry_id)
+            if cursor != ">" and entries:
+                last = entries[-1][0]
+                cursor = last.decode() if isinstance(last, bytes) else str(last)
+
+    async def handle_transcript(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            message = TranscriptMessage.from_fields(fields)
+        except (ValueError, TypeError) as exc:
+            log.error("dropping a malformed transcript message: %s", exc)
+            return
+        if message.purpose == "turn":
+            if message.text is not None:
+                await self.study.record_transcript(message.battle_id, message.turn, message.text)
+            return
+        if message.text is None:
+            await self.study.drop_voice_reason(message.battle_id)
+            battle = await self.study.battle(message.battle_id)
+            text = render.REASON_FAILED
+        else:
+            battle = await self.study.record_voice_reason(message.battle_id, message.text)
+            text = render.reason_saved(message.text)
+        if battle is None or "reason_message_id" not in battle.ui:
+            return
+        try:
+            await self.editor.note(
+                battle.ui["reason_channel_id"], battle.ui["reason_message_id"], text
+            )
+        except discord.HTTPException as exc:
+            log.info("could not show the voice reason of %s: %s", message.battle_id, exc)
 
     async def run_partials(self) -> None:
         cursor = "$"

@@ -27,6 +27,7 @@ from bot.service.outcomes import (
     Refusal,
     Reveal,
 )
+from contract.records import Battle, Winner
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,14 @@ class VoteButton(
             return
         await interaction.response.edit_message(
             content=rendered.content,
-            view=battle_view(self.battle_id, votes=False),
+            view=revealed_view(outcome.battle, voice_reason=_has_asr(interaction)),
             allowed_mentions=NO_MENTIONS,
         )
+
+
+def _has_asr(interaction: discord.Interaction) -> bool:
+    """Voice reasons need the study's ASR (the models file's `asr_model`)."""
+    return parley(interaction).service.deps.models.asr_model is not None
 
 
 def _reveal_message(reveal: Reveal) -> render.RenderedBattle:
@@ -148,7 +154,7 @@ async def show_reveal(interaction: discord.Interaction, battle_id: str) -> None:
     try:
         await message.edit(
             content=rendered.content,
-            view=battle_view(battle_id, votes=False),
+            view=revealed_view(reveal.battle, voice_reason=_has_asr(interaction)),
             allowed_mentions=NO_MENTIONS,
         )
     except discord.HTTPException as exc:
@@ -194,6 +200,94 @@ class CommentButton(
                 await interaction.response.send_modal(
                     modals.CommentModal(battle_id, max_chars=max_chars)
                 )
+
+
+class LossReasonSelect(
+    discord.ui.DynamicItem[discord.ui.Select],
+    template=custom_ids.LOSS_REASON_TEMPLATE,
+):
+    """After the vote, optional: why the loser lost (Talk Arena / Voice Showdown's reasons)."""
+
+    def __init__(self, battle_id: str, placeholder: str = "Optional: why did it lose?") -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=custom_ids.loss_reason(battle_id),
+                placeholder=placeholder,
+                options=[
+                    discord.SelectOption(label=label, value=value)
+                    for value, label in render.LOSS_REASON_LABELS.items()
+                ],
+                min_values=1,
+                max_values=1,
+                row=2,
+            )
+        )
+        self.battle_id = battle_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str], /
+    ) -> LossReasonSelect:
+        return cls(match["battle_id"])
+
+    @polite
+    async def callback(self, interaction: discord.Interaction) -> None:
+        values = (interaction.data or {}).get("values") or [""]
+        outcome = await parley(interaction).service.battles.loss_reason(
+            interaction.user.id, self.battle_id, str(values[0])
+        )
+        if isinstance(outcome, Refusal):
+            await tell(interaction, outcome.message)
+            return
+        label = render.LOSS_REASON_LABELS[outcome.reason]
+        await tell(interaction, f"Thanks — Noted: “{label}”.")
+
+
+class VoiceReasonButton(
+    discord.ui.DynamicItem[discord.ui.Button],
+    template=custom_ids.VOICE_REASON_TEMPLATE,
+):
+    """After the vote: the participant's next voice message here is the reason for it."""
+
+    def __init__(self, battle_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Say why (voice)",
+                emoji="🎙️",
+                style=discord.ButtonStyle.secondary,
+                custom_id=custom_ids.voice_reason(battle_id),
+                row=1,
+            )
+        )
+        self.battle_id = battle_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> VoiceReasonButton:
+        return cls(match["battle_id"])
+
+    @polite
+    async def callback(self, interaction: discord.Interaction) -> None:
+        place = str(interaction.channel_id)
+        outcome = await parley(interaction).service.battles.await_voice_reason(
+            interaction.user.id, self.battle_id, place
+        )
+        if isinstance(outcome, Refusal):
+            await tell(interaction, outcome.message)
+            return
+        await tell(interaction, render.awaiting_voice_reason(outcome.minutes))
+
+
+def revealed_view(battle: Battle, *, voice_reason: bool = True) -> discord.ui.View:
+    """The voted battle's buttons: comment, "Say why (voice)" and, unless it was a tie, the
+    optional select menu asking why the loser lost."""
+    view = battle_view(battle.battle_id, votes=False)
+    if voice_reason:
+        view.add_item(VoiceReasonButton(battle.battle_id))
+    if battle.winner is not None and battle.winner is not Winner.TIE:
+        view.add_item(LossReasonSelect(battle.battle_id, render.loss_question(battle)))
+    return view
 
 
 def battle_view(battle_id: str, *, votes: bool = True, comment: bool = True) -> discord.ui.View:
@@ -472,6 +566,8 @@ async def withdraw(interaction: discord.Interaction) -> None:
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     VoteButton,
     CommentButton,
+    LossReasonSelect,
+    VoiceReasonButton,
     JoinButton,
     ConsentButton,
     AboutYouButton,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from bot.core.reasons import REASON_WAIT_S
 from bot.core.votes import has_visible_text
 from bot.service.deps import Deps
 from bot.service.outcomes import (
+    AwaitingVoiceReason,
     CommentForm,
     CommentSaved,
     CommentTooLong,
     EmptyComment,
+    LossReasonSaved,
     NoSuchBattle,
     NotYourBattle,
     Refusal,
@@ -79,3 +82,23 @@ class Battles:
         except Refused as refused:
             return Refusal.of(refused)
         return CommentSaved(battle)
+
+    async def loss_reason(
+        self, user_id: int, battle_id: str, reason: str
+    ) -> LossReasonSaved | Refusal:
+        """Why the loser lost (the select menu after the vote)."""
+        try:
+            battle = await self.deps.study.set_loss_reason(user_id, battle_id, reason)
+        except Refused as refused:
+            return Refusal.of(refused)
+        return LossReasonSaved(battle, reason)
+
+    async def await_voice_reason(
+        self, user_id: int, battle_id: str, place: str
+    ) -> AwaitingVoiceReason | Refusal:
+        """ "Say why (voice)": the next voice message in `place` is this vote's reason."""
+        try:
+            await self.deps.study.await_voice_reason(user_id, battle_id, place)
+        except Refused as refused:
+            return Refusal.of(refused)
+        return AwaitingVoiceReason(battle_id, place, REASON_WAIT_S // 60)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -24,23 +25,26 @@ from bot.service.outcomes import (
     ConsentOutdated,
     NotAudio,
     NotDispatched,
+    ReasonTaken,
     Refusal,
     Started,
+    StillAnswering,
     TextOnly,
     TooBig,
     TooLong,
     UnknownLength,
 )
 from contract.audio import AudioError, audio_only, load, probe
-from contract.records import Refused
+from contract.keys import reason_audio_key, turn_audio_key
+from contract.records import Battle, BattleStatus, Refused
 
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".m4a", ".aac", ".flac", ".webm")
 
-Admission = Admitted | TextOnly | NotAudio | Refusal | ConsentOutdated | TooBig
+Admission = Admitted | TextOnly | NotAudio | Refusal | ConsentOutdated | TooBig | StillAnswering
 Reading = Clip | BadAudio | UnknownLength | TooLong
-Start = Started | Refusal | NotDispatched
+Start = Started | Refusal | NotDispatched | ReasonTaken
 
 
 def looks_like_audio(filename: str, content_type: str | None, *, voice_message: bool) -> bool:
@@ -79,9 +83,16 @@ class ClipIntake:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def admit(self, user_id: int, attachments: Sequence[ClipMeta]) -> Admission:
+    async def admit(
+        self, user_id: int, attachments: Sequence[ClipMeta], *, place: str | None = None
+    ) -> Admission:
         """May this message's clip be downloaded? Checked before the download, so that a
-        refused or too big file costs nothing."""
+        refused or too big file costs nothing.
+
+        In `place` (the DM or thread it came in) the clip is, in this order: the spoken reason
+        for a vote the participant asked to give one for; the next turn of their unvoted battle
+        there, while it has fewer than `max_turns` turns; else a new battle (quota and rate
+        rules apply only to that)."""
         study = self.deps.study
         if not attachments:
             participant = await study.participant(user_id)
@@ -89,16 +100,29 @@ class ClipIntake:
         clip = first_audio(attachments)
         if clip is None:
             return NotAudio(attachments[0].filename)
-        try:
-            await study.check_eligibility(user_id)
-        except Refused as refused:
-            return Refusal.of(refused)
+        limits = (await study.config()).limits
+        reason_for = continues = None
+        if place is not None:
+            reason_for = await study.awaited_reason(user_id, place)
+            open_battle = None
+            if reason_for is None:
+                open_battle = await study.open_battle_in(user_id, place)
+            # A battle at its turn limit takes no more turns: the message starts a new battle
+            # (the old one keeps its vote buttons), so max_turns 1 is one battle per message.
+            if open_battle is not None and open_battle.turn < limits.max_turns:
+                if open_battle.status is BattleStatus.QUEUED:
+                    return StillAnswering(open_battle.battle_id)
+                continues = open_battle.battle_id
+        if reason_for is None and continues is None:
+            try:
+                await study.check_eligibility(user_id)
+            except Refused as refused:
+                return Refusal.of(refused)
         # Agreeing to an older consent text is not agreeing to the current one.
         current = self.deps.consent_version
         participant = await study.participant(user_id)
         if participant is not None and participant.consent_version != current:
             return ConsentOutdated(current)
-        limits = (await study.config()).limits
         if clip.size > limits.audio_max_bytes:
             return TooBig(clip.size, limits.audio_max_bytes)
         return Admitted(
@@ -106,6 +130,9 @@ class ClipIntake:
             clip=clip,
             audio_format=audio_suffix(clip.filename, clip.content_type),
             limits=limits,
+            place=place,
+            continues=continues,
+            reason_for=reason_for,
         )
 
     async def read(self, admitted: Admitted, data: bytes) -> Reading:
@@ -139,10 +166,23 @@ class ClipIntake:
         jobs; `ui` holds the Discord layer's refs for the battle message."""
         study = self.deps.study
         admitted = clip.admitted
+        if admitted.reason_for is not None:
+            return await self._take_reason(clip, admitted.reason_for)
         try:
-            battle = await study.start_battle(
-                admitted.user_id, clip.data, clip.seconds, admitted.audio_format, ui=ui
-            )
+            if admitted.continues is not None:
+                # The new turn's replies go on the new progress message.
+                battle = await study.continue_battle(
+                    admitted.user_id,
+                    admitted.continues,
+                    clip.data,
+                    clip.seconds,
+                    admitted.audio_format,
+                    ui=ui,
+                )
+            else:
+                battle = await study.start_battle(
+                    admitted.user_id, clip.data, clip.seconds, admitted.audio_format, ui=ui
+                )
         except Refused as refused:
             return Refusal.of(refused)
         requests = dispatch.battle_requests(
@@ -152,6 +192,8 @@ class ClipIntake:
             max_audio_seconds=admitted.limits.audio_max_seconds,
             now=self.deps.clock(),
             speak=battle.reply_mode.spoken,
+            turn=battle.turn,
+            histories={side: battle.history(side) for side in ("a", "b")},
         )
         conn = self.deps.rq_conn
         try:
@@ -162,14 +204,74 @@ class ClipIntake:
             log.error("could not enqueue battle %s: %s", battle.battle_id, exc)
             return NotDispatched(battle.battle_id)
         await study.set_ui(battle.battle_id, jobs=job_ids)
+        await self._transcribe_turn(battle, admitted)
         position = await asyncio.to_thread(dispatch.queue_position, conn, job_ids)
         return Started(battle=battle, job_ids=job_ids, position=position)
 
+    async def _transcribe_turn(self, battle: Battle, admitted: Admitted) -> None:
+        """Have the study's ASR write down the turn's words for the models' later histories,
+        where neither side transcribes them itself. Best effort: without it, the history says
+        only that the participant sent a voice message."""
+        if not dispatch.needs_transcript(self.deps.models, battle):
+            return
+        try:
+            await asyncio.to_thread(
+                functools.partial(
+                    dispatch.enqueue_transcribe,
+                    self.deps.rq_conn,
+                    self.deps.models,
+                    battle_id=battle.battle_id,
+                    purpose="turn",
+                    audio_key=turn_audio_key(battle.battle_id, battle.turn),
+                    audio_format=admitted.audio_format,
+                    max_audio_seconds=admitted.limits.audio_max_seconds,
+                    turn=battle.turn,
+                    timeout_s=self.deps.job_timeout_s,
+                )
+            )
+        except RedisError as exc:
+            log.warning("could not enqueue the transcript of battle %s: %s", battle.battle_id, exc)
+
+    async def _take_reason(self, clip: Clip, battle_id: str) -> ReasonTaken | Refusal:
+        admitted = clip.admitted
+        study = self.deps.study
+        try:
+            await study.take_voice_reason(
+                admitted.user_id, battle_id, admitted.place or "", clip.data
+            )
+        except Refused as refused:
+            return Refusal.of(refused)
+        try:
+            job_id = await asyncio.to_thread(
+                functools.partial(
+                    dispatch.enqueue_transcribe,
+                    self.deps.rq_conn,
+                    self.deps.models,
+                    battle_id=battle_id,
+                    purpose="reason",
+                    audio_key=reason_audio_key(battle_id),
+                    audio_format=admitted.audio_format,
+                    max_audio_seconds=admitted.limits.audio_max_seconds,
+                    timeout_s=self.deps.job_timeout_s,
+                )
+            )
+        except RedisError as exc:
+            log.error("could not enqueue the voice reason of battle %s: %s", battle_id, exc)
+            await study.drop_voice_reason(battle_id)
+            return Refusal("not_dispatched", "Sorry, I couldn't take your reason just now.")
+        return ReasonTaken(battle_id, job_id)
+
     async def take(
-        self, user_id: int, clip: ClipMeta, data: bytes, *, ui: dict[str, Any] | None = None
+        self,
+        user_id: int,
+        clip: ClipMeta,
+        data: bytes,
+        *,
+        ui: dict[str, Any] | None = None,
+        place: str | None = None,
     ) -> Admission | Reading | Start:
         """The whole use case for a clip already downloaded: admit, read, start."""
-        admission = await self.admit(user_id, [clip])
+        admission = await self.admit(user_id, [clip], place=place)
         if not isinstance(admission, Admitted):
             return admission
         reading = await self.read(admission, data)

@@ -109,6 +109,9 @@ class Admitted:
     clip: ClipMeta
     audio_format: str
     limits: Limits
+    place: str | None = None  # the channel id the message came in (DM or thread)
+    continues: str | None = None  # the unvoted battle this clip is the next turn of
+    reason_for: str | None = None  # the voted battle this clip is the spoken reason for
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,21 @@ class Started:
     position: int | None
 
 
+@dataclass(frozen=True)
+class StillAnswering:
+    """The models are still answering the previous turn in this place: wait, then speak."""
+
+    battle_id: str
+
+
+@dataclass(frozen=True)
+class ReasonTaken:
+    """The voice reason is with the study's ASR; it becomes a comment once transcribed."""
+
+    battle_id: str
+    job_id: str
+
+
 # --- battles ---------------------------------------------------------------------------------
 
 
@@ -195,6 +213,21 @@ class EmptyComment:
 class CommentTooLong:
     length: int
     limit: int
+
+
+@dataclass(frozen=True)
+class LossReasonSaved:
+    battle: Battle
+    reason: str
+
+
+@dataclass(frozen=True)
+class AwaitingVoiceReason:
+    """The participant's next voice message in `place` is the reason for this vote."""
+
+    battle_id: str
+    place: str
+    minutes: int
 
 
 @dataclass(frozen=True)

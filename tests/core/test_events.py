@@ -17,8 +17,11 @@ from contract.events import (
     Consented,
     DemographicsSet,
     Event,
+    LossReasonGiven,
     ReplyReceived,
     StreamEvent,
+    TurnStarted,
+    TurnTranscribed,
     Unblocked,
     Voted,
     Withdrawn,
@@ -35,6 +38,7 @@ from contract.records import (
     Reply,
     Strategy,
     StudyState,
+    Turn,
     Winner,
 )
 
@@ -95,6 +99,19 @@ EXAMPLES: list[Event] = [
     ReplyReceived(result=_result("b", error="boom"), participant=P, at=T),
     Voted(battle_id=BID, participant=P, winner=Winner.BOTH_BAD, at=T),
     Commented(battle_id=BID, participant=P, text="first é", at=T),
+    Commented(battle_id=BID, participant=P, text="spoken é", at=T, source="voice"),
+    TurnStarted(
+        battle_id=BID,
+        participant=P,
+        turn=2,
+        audio_ref=f"audio/{BID}.t2-ab12.ogg",
+        audio_format="ogg",
+        audio_seconds=2.5,
+        audio_bytes=900,
+        at=T,
+    ),
+    TurnTranscribed(battle_id=BID, participant=P, turn=1, text="wie geht's é", at=T),
+    LossReasonGiven(battle_id=BID, participant=P, reason="too_slow", at=T),
 ]
 
 
@@ -291,6 +308,16 @@ def test_replay_from_typed_events() -> None:
         revealed_at=1795780805.123457,
         vote_delay_s=3.0,
         comments=(Comment("ok", T + 6),),
+        turns=(
+            Turn(
+                number=1,
+                audio_ref=f"audio/{BID}.ogg",
+                audio_seconds=3.25,
+                started_at=1795780800.123457,
+                replies=replies,
+                answered_at=1795780802.123457,
+            ),
+        ),
     )
     people = replay_participants(events)
     assert people[P] == Participant(

@@ -74,6 +74,8 @@ def test_the_dynamic_items_register_these_templates() -> None:
     assert templates == {
         "VoteButton": ids.VOTE_TEMPLATE,
         "CommentButton": ids.COMMENT_TEMPLATE,
+        "LossReasonSelect": ids.LOSS_REASON_TEMPLATE,
+        "VoiceReasonButton": ids.VOICE_REASON_TEMPLATE,
         "JoinButton": ids.JOIN_TEMPLATE,
         "ConsentButton": ids.CONSENT_TEMPLATE,
         "AboutYouButton": ids.ABOUT_TEMPLATE,

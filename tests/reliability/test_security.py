@@ -101,7 +101,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def mod(driver: StudyDriver) -> User:
-    return await driver.open_study(daily_quota=10_000)
+    # One turn per battle: these tests send several messages before voting, as separate rounds.
+    return await driver.open_study(daily_quota=10_000, max_turns=1)
 
 
 @ON_STACK
