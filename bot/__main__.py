@@ -11,6 +11,7 @@ import time
 import numpy as np
 import redis
 
+from bot import metrics as bot_metrics
 from bot.core import Study, connect
 from bot.discord_app.app import ParleyBot, StartupError, load_consent, point_at
 from contract.modelsfile import ModelsFileError, load_models_file
@@ -45,8 +46,18 @@ async def run(settings: Settings) -> int:
         log.error("%s", exc)
         return 2
     except redis.RedisError as exc:
-        log.error("cannot reach Redis at %s: %s", settings.redis_url, exc)
+        # Host and port only: the URL may hold an ACL user's password.
+        where = rq_conn.connection_pool.connection_kwargs
+        log.error("cannot reach Redis at %s:%s: %s", where.get("host"), where.get("port"), exc)
         return 2
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = bot_metrics.start(
+            settings.redis_url,
+            models.models,
+            port=settings.metrics_port,
+            addr=settings.metrics_addr,
+        )
     bot = ParleyBot(
         settings=settings,
         study=study,
@@ -62,6 +73,8 @@ async def run(settings: Settings) -> int:
         async with bot:
             await bot.start(token.get_secret_value())
     finally:
+        if metrics is not None:
+            metrics.stop()
         await redis_client.aclose()
         rq_conn.close()
     return 0

@@ -6,6 +6,10 @@ crashed worker's entry is not deleted, it goes stale: an entry whose `heartbeat_
 `STALE_AFTER_S` old belongs to a dead worker. Three missed beats, so one slow Redis round trip
 does not declare a busy worker dead.
 
+A worker running several jobs at once (`--concurrency N`) has one entry, for its process; its
+N RQ workers ("slots") are named `<name>`, `<name>~1`, ... (`contract.queueing.slot_name`), and
+`is_alive` reads a slot's liveness from its process's entry.
+
 Synchronous `redis.Redis` (bytes or decoded replies both work): workers and the sweeper are.
 """
 
@@ -19,6 +23,9 @@ from dataclasses import dataclass
 import redis
 
 from contract.keys import WORKERS_KEY
+
+# Mirrors contract.queueing.SLOT_SEPARATOR (this module must not import rq); a test checks both.
+SLOT_SEPARATOR = "~"
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +43,21 @@ class WorkerEntry:
     models: tuple[str, ...]
     started_at: float  # unix time the worker started
     heartbeat_at: float  # unix time of the last beat
+    concurrency: int = 1  # jobs this worker keeps in flight at most (its RQ slots)
 
     def to_json(self) -> str:
         """The hash value (the name is the field, not repeated here)."""
-        return json.dumps(
-            {
-                "host": self.host,
-                "pid": self.pid,
-                "models": list(self.models),
-                "started_at": self.started_at,
-                "heartbeat_at": self.heartbeat_at,
-            }
-        )
+        data: dict[str, object] = {
+            "host": self.host,
+            "pid": self.pid,
+            "models": list(self.models),
+            "started_at": self.started_at,
+            "heartbeat_at": self.heartbeat_at,
+        }
+        if self.concurrency != 1:
+            # Only when it says something: a one-job worker's entry reads as it always did.
+            data["concurrency"] = self.concurrency
+        return json.dumps(data)
 
     @classmethod
     def parse(cls, name: bytes | str, raw: bytes | str) -> WorkerEntry:
@@ -67,6 +77,8 @@ class WorkerEntry:
                 models=tuple(str(m) for m in models),
                 started_at=float(data["started_at"]),
                 heartbeat_at=float(data["heartbeat_at"]),
+                # Entries written before workers had slots carry no concurrency.
+                concurrency=int(data.get("concurrency", 1)),
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"worker entry {name!r} is not a heartbeat: {exc!r}") from exc
@@ -95,12 +107,17 @@ def entry(conn: redis.Redis, name: str) -> WorkerEntry | None:
         return None
 
 
+def process_name(worker_name: str) -> str:
+    """The heartbeat name of the process an RQ worker (slot) belongs to."""
+    return worker_name.split(SLOT_SEPARATOR, 1)[0]
+
+
 def is_alive(
     conn: redis.Redis, name: str, *, now: float, stale_after_s: float = STALE_AFTER_S
 ) -> bool:
     """Whether the worker's heartbeat is fresh. A clean exit deletes the entry only after the
     worker's current job, so a worker with no (readable) entry is taken for dead."""
-    found = entry(conn, name)
+    found = entry(conn, process_name(name))
     return found is not None and found.is_fresh(now, stale_after_s)
 
 

@@ -10,8 +10,9 @@ sweeper and the workers. What Parley needs from RQ:
   typed `JobSnapshot` (`fetch_job`);
 - take an abandoned job out of RQ's hands (`retire`), so neither a worker nor RQ's own registry
   cleanup runs it again;
-- the worker (`ParleyWorker`, a `SimpleWorker`; `run_worker`) and what a running job needs
-  (`current_job`, `JobTimeout`, `RunningJob`).
+- the worker (`ParleyWorker`, a `SimpleWorker`; `run_worker`), the concurrent worker
+  (`WorkerSlots`: N `SlotWorker`s in threads of one process; `run_slots`) and what a running job
+  needs (`current_job`, `JobTimeout`, `RunningJob`).
 
 RQ is synchronous and stores pickled bytes: every function takes a plain `redis.Redis` that does
 not decode responses. Queues are per model (`contract.keys.queue_name`); the adapter takes
@@ -23,6 +24,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import logging
+import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,14 +35,16 @@ from typing import Any
 
 import redis
 from rq import Callback, Queue, Retry, SimpleWorker
-from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import DeserializationError, InvalidJobOperation, NoSuchJobError, StopRequested
 from rq.job import Job, JobStatus, get_current_job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.results import Result
-from rq.timeouts import JobTimeoutException
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 
 from contract.keys import queue_name
 from contract.protocol import JOB_FUNCTION, TRANSCRIBE_FUNCTION, JobRequest, TranscribeRequest
+
+log = logging.getLogger(__name__)
 
 FAILURE_CALLBACK = "workers.jobs.report_failure"
 # RQ bookkeeping only: the result itself travels on the results stream.
@@ -338,6 +344,146 @@ def build_worker(
     if not queues:
         raise ValueError("a worker needs at least one model to serve")
     return ParleyWorker(queues, connection=conn, name=name, job_timeout_s=job_timeout_s)
+
+
+# How often an idle slot looks up from its queues to see whether it was asked to stop.
+SLOT_STOP_POLL_S = 2
+# Slot k > 0 of worker `name` is named `name` + SLOT_SEPARATOR + k (slot 0 is `name` itself), so
+# a job's RQ worker name leads back to the process's heartbeat (`contract.heartbeat`). Host
+# names cannot contain it.
+SLOT_SEPARATOR = "~"
+
+
+def slot_name(name: str, slot: int) -> str:
+    if slot < 0:
+        raise ValueError(f"slot must be >= 0, got {slot}")
+    return name if slot == 0 else f"{name}{SLOT_SEPARATOR}{slot}"
+
+
+class SlotWorker(ParleyWorker):
+    """One of the `WorkerSlots` of a process: a ParleyWorker that runs in a thread of its own.
+
+    Two things of RQ's worker only work in the main thread, and are replaced here: signal
+    handlers (the main thread owns SIGINT/SIGTERM and asks every slot to stop) and the job
+    timeout (SIGALRM; here RQ's `TimerDeathPenalty` raises `JobTimeout` in the slot's thread).
+    An idle slot waits on its queues at most `SLOT_STOP_POLL_S` at a time, so a stop request
+    reaches it within that, not after RQ's ~7-minute dequeue timeout."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass  # the main thread's handlers call request_warm_stop()
+
+    def request_warm_stop(self) -> None:
+        """Stop after the job in hand (now, if idle)."""
+        self._stop_requested = True
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        if timeout is None or max_idle_time is not None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while True:
+            if self._stop_requested:
+                raise StopRequested()
+            wait = min(timeout, SLOT_STOP_POLL_S)
+            # max_idle_time makes RQ's loop return None after one empty wait instead of waiting
+            # again on its own.
+            found = super().dequeue_job_and_maintain_ttl(wait, max_idle_time=wait)
+            if found is not None:
+                return found
+
+
+@dataclass
+class WorkerSlots:
+    """Up to `len(workers)` jobs in flight in one process: one `SlotWorker` per thread, all
+    serving the same queues. Each slot is an RQ worker of its own (its own registration, started
+    jobs, retries and failure callbacks), so everything RQ and the sweeper know about a worker
+    holds per slot."""
+
+    name: str
+    workers: list[SlotWorker]
+
+    @property
+    def concurrency(self) -> int:
+        return len(self.workers)
+
+
+def build_slots(
+    conn: redis.Redis,
+    model_ids: Iterable[str],
+    *,
+    job_timeout_s: int,
+    name: str,
+    concurrency: int,
+) -> WorkerSlots:
+    """`concurrency` slot workers serving these models' queues, named by `slot_name`."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    ids = list(model_ids)
+    if not ids:
+        raise ValueError("a worker needs at least one model to serve")
+    workers = [
+        SlotWorker(
+            [Queue(queue_name(model_id), connection=conn) for model_id in ids],
+            connection=conn,
+            name=slot_name(name, slot),
+            job_timeout_s=job_timeout_s,
+        )
+        for slot in range(concurrency)
+    ]
+    return WorkerSlots(name=name, workers=workers)
+
+
+def run_slots(
+    slots: WorkerSlots,
+    *,
+    burst: bool = False,
+    with_scheduler: bool = False,
+    log_level: str = "INFO",
+) -> bool:
+    """Run every slot in its own thread until stopped; call from the main thread.
+
+    SIGINT/SIGTERM: every slot finishes the job in hand and stops (warm); a second signal exits
+    at once (cold: the jobs in flight are left to the sweeper). A slot that ends on its own
+    outside burst mode (RQ quits on an unhandled error or a Redis timeout) stops the others,
+    so the supervisor restarts a whole worker instead of keeping a crippled one. Only slot 0
+    runs RQ's scheduler. Returns whether any slot did a job."""
+    worked = [False] * slots.concurrency
+    stopping = threading.Event()
+
+    def serve(index: int, worker: SlotWorker) -> None:
+        worked[index] = worker.work(
+            burst=burst, with_scheduler=with_scheduler and index == 0, logging_level=log_level
+        )
+
+    def warm_stop(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            raise SystemExit(f"cold shutdown on signal {signum}")
+        log.info("worker %s: warm shutdown requested (signal %d)", slots.name, signum)
+        stopping.set()
+        for worker in slots.workers:
+            worker.request_warm_stop()
+
+    previous = {sig: signal.signal(sig, warm_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    threads = [
+        threading.Thread(target=serve, args=(i, w), name=f"parley-slot-{i}", daemon=True)
+        for i, w in enumerate(slots.workers)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(0.2)  # (a sleep, unlike a join, lets the signal handler run at once)
+            if not burst and not stopping.is_set() and not all(t.is_alive() for t in threads):
+                log.error("worker %s: a slot stopped on its own; stopping the others", slots.name)
+                stopping.set()
+                for worker in slots.workers:
+                    worker.request_warm_stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return any(worked)
 
 
 def run_worker(

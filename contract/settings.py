@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     job_timeout_s: int = Field(180, validation_alias="PARLEY_JOB_TIMEOUT")
     # Seconds between two passes of the abandoned-job sweeper (bot/sweeper.py).
     sweep_interval_s: float = Field(30.0, validation_alias="PARLEY_SWEEP_INTERVAL")
+    # Prometheus /metrics (bot and worker); off unless a port is set. A worker's --metrics-port
+    # overrides it (several workers on one host need a port each).
+    metrics_port: int | None = Field(None, validation_alias="PARLEY_METRICS_PORT")
+    metrics_addr: str = Field("0.0.0.0", validation_alias="PARLEY_METRICS_ADDR")
 
     @field_validator("redis_url")
     @classmethod
@@ -59,6 +63,13 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://", "ws://", "wss://")):
             raise ValueError(f"must be an http(s):// or ws(s):// URL, got {value!r}")
+        return value
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 65535:
+            raise ValueError(f"must be a TCP port 0..65535, got {value}")
         return value
 
     @field_validator("secret")

@@ -1,6 +1,11 @@
 """Local aiohttp servers that speak the OpenAI chat completions, OpenAI speech (`/audio/speech`)
 and Gemini generateContent APIs.
 
+The OpenAI side also answers what vLLM's OpenAI-compatible server adds for the ASR pipeline's
+remote stages: text-only chat completions (the LLM stage) and `POST /v1/audio/transcriptions`
+(multipart, as OpenAI and vLLM take it; the ASR stage). `answer_delay_s` gives every generation
+and transcription a fixed latency, served concurrently (the concurrency test's 1 s server).
+
 They check requests the way the real services document them (auth header, audio part shape,
 base64 WAV) and answer in the documented formats, errors included. A test steers a server with a
 `script`: behaviours consumed one per generation request (an HTTP error with a JSON body and
@@ -23,7 +28,7 @@ import wave
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from devstack.redis_servers import free_port
 
@@ -163,6 +168,7 @@ class FakeApiServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1/models", self._openai_models)
         app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/v1/audio/transcriptions", self._openai_transcribe)
         app.router.add_post("/v1/audio/speech", self._openai_speech)
         app.router.add_get("/v1beta/models/{name}", self._gemini_model)
         app.router.add_post("/v1beta/models/{name}", self._gemini_generate)
@@ -192,7 +198,10 @@ class FakeApiServer:
         return [r for r in self.requests if r["json"] is not None]
 
     async def _record(self, request: web.Request) -> dict[str, Any] | None:
-        body = await request.json() if request.can_read_body else None
+        if request.content_type == "multipart/form-data":
+            body = await self._form(request)
+        else:
+            body = await request.json() if request.can_read_body else None
         self.requests.append(
             {"path": request.path_qs, "headers": dict(request.headers), "json": body}
         )
@@ -225,6 +234,34 @@ class FakeApiServer:
     @staticmethod
     def reply_for(seconds: float, history_turns: int) -> str:
         return f"I heard {seconds:.1f} seconds of audio after {history_turns} earlier turns."
+
+    @staticmethod
+    def reply_to_text(text: str, history_turns: int) -> str:
+        return f"You said: {text} ({history_turns} earlier turns)."
+
+    @staticmethod
+    def transcript_for(seconds: float) -> str:
+        return f"a spoken question of {seconds:.1f} seconds"
+
+    @staticmethod
+    async def _form(request: web.Request) -> dict[str, Any]:
+        """A multipart body as {field: text}, files as {field: {"filename", "content_type",
+        "data" (base64)}}, so it can be recorded like a JSON body."""
+        form: dict[str, Any] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                continue
+            data = await part.read()
+            if part.filename is not None:
+                form[part.name] = {
+                    "filename": part.filename,
+                    "content_type": part.headers.get("Content-Type"),
+                    "data": base64.b64encode(data).decode("ascii"),
+                }
+            else:
+                form[part.name] = data.decode("utf-8")
+        return form
 
     def _chunks(self, text: str) -> list[str]:
         words = text.split(" ")
@@ -321,8 +358,13 @@ class FakeApiServer:
                 raise TypeError(f"the body must be a JSON object, got {type(body).__name__}")
             model = body["model"]
             messages = body["messages"]
-            audio_part = messages[-1]["content"][0]
-            if audio_part["type"] == "input_audio":
+            last = messages[-1]["content"]
+            # A text turn (the ASR pipeline's LLM stage) has string content.
+            audio_part = {"type": "text", "text": last} if isinstance(last, str) else last[0]
+            seconds = 0.0
+            if audio_part["type"] == "text":
+                pass
+            elif audio_part["type"] == "input_audio":
                 if audio_part["input_audio"]["format"] != "wav":
                     raise ValueError("format must be wav")
                 seconds = wav_seconds(audio_part["input_audio"]["data"])
@@ -356,7 +398,10 @@ class FakeApiServer:
         if broken is not None:
             return broken
         history = sum(1 for m in messages if m["role"] in ("user", "assistant")) - 1
-        text = self.replies.get(model) or self.reply_for(seconds, history)
+        if audio_part["type"] == "text":
+            text = self.replies.get(model) or self.reply_to_text(audio_part["text"], history)
+        else:
+            text = self.replies.get(model) or self.reply_for(seconds, history)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -423,6 +468,52 @@ class FakeApiServer:
                 }
             )
         return await self._sse(request, events, done=True)
+
+    async def _openai_transcribe(self, request: web.Request) -> web.Response:
+        """OpenAI's (and vLLM's) transcription endpoint: multipart `file`, `model`, optional
+        `language`, `response_format` json (the default) or text."""
+        form = await self._record(request)
+        if (denied := self._openai_auth(request)) is not None:
+            return denied
+        scripted = await self._scripted(
+            lambda status: openai_error(f"scripted error {status}", "server_error")
+        )
+        if scripted is not None:
+            return scripted
+        try:
+            model = form["model"]  # type: ignore[index]
+            upload = form["file"]  # type: ignore[index]
+            if not isinstance(upload, dict):
+                raise ValueError("file must be a file part")
+            seconds = wav_seconds(upload["data"])
+            response_format = form.get("response_format", "json")  # type: ignore[union-attr]
+            if response_format not in ("json", "text"):
+                raise ValueError(f"unsupported response_format {response_format!r}")
+        except (KeyError, TypeError, ValueError, wave.Error) as exc:
+            return web.json_response(
+                openai_error(f"Invalid request: {exc}", "invalid_request_error"), status=400
+            )
+        if model not in self.models:
+            return web.json_response(
+                openai_error(
+                    f"The model `{model}` does not exist",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+                status=404,
+            )
+        broken = await self._per_model(
+            model,
+            web.json_response(
+                openai_error("The model crashed.", "invalid_request_error"), status=400
+            ),
+        )
+        if broken is not None:
+            return broken
+        text = self.transcript_for(seconds)
+        if response_format == "text":
+            return web.Response(text=text)
+        return web.json_response({"text": text})
 
     # --- Gemini -------------------------------------------------------------------------------
 

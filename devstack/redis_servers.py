@@ -1,7 +1,10 @@
 """Real Redis servers for tests: the shared one, and private `redis-server` processes.
 
 Private servers run on a free port in a temp dir, optionally with AOF, and can be killed with
-SIGKILL and restarted on the same files to test durability.
+SIGKILL and restarted on the same files to test durability. A server can also speak only TLS
+(`tls=make_tls_files(dir)`: a throwaway CA and a server certificate for 127.0.0.1, made with the
+openssl command) and admit only an ACL user (`acl_user=(name, password)`), as a managed Redis
+does; its `url` is then `rediss://name:password@127.0.0.1:port/0?ssl_ca_certs=...`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -33,6 +37,38 @@ def redis_server_binary() -> str:
     return binary
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def make_tls_files(directory: Path, *, days: int = 2) -> TlsFiles:
+    """A throwaway CA and a server certificate it signed for 127.0.0.1 / localhost."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the openssl command is not installed (Debian/Ubuntu: openssl)")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
+    key, csr, cert = directory / "redis.key", directory / "redis.csr", directory / "redis.crt"
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n", encoding="ascii")
+
+    def run(*args: str) -> None:
+        done = subprocess.run([openssl, *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.strip()[-1000:]}")
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+        str(ca_cert), "-days", str(days), "-subj", "/CN=Parley test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")  # fmt: skip
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", str(days), "-extfile", str(ext))  # fmt: skip
+    return TlsFiles(ca_cert=ca_cert, server_cert=cert, server_key=key)
+
+
 @dataclass
 class RedisServer:
     """One private redis-server; `url` is stable across `kill()` / `start()`."""
@@ -41,17 +77,34 @@ class RedisServer:
     aof: bool = True
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # TLS only (no plain-text port) when set.
+    tls: TlsFiles | None = None
+    # (user, password): the default user is switched off and only this ACL user gets in.
+    acl_user: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = ""
+        if self.acl_user is not None:
+            user, password = self.acl_user
+            auth = f"{quote(user, safe='')}:{quote(password, safe='')}@"
+        if self.tls is not None:
+            ca = quote(str(self.tls.ca_cert), safe="/")
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={ca}"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
+        if self.tls is not None:
+            ports = ["--port", "0", "--tls-port", str(self.port)]
+            ports += ["--tls-cert-file", str(self.tls.server_cert)]
+            ports += ["--tls-key-file", str(self.tls.server_key)]
+            ports += ["--tls-ca-cert-file", str(self.tls.ca_cert), "--tls-auth-clients", "no"]
+        else:
+            ports = ["--port", str(self.port)]
         args = [
             redis_server_binary(),
-            "--port",
-            str(self.port),
+            *ports,
             "--bind",
             "127.0.0.1",
             "--dir",
@@ -63,6 +116,12 @@ class RedisServer:
             "--logfile",
             str(self.dir / "redis.log"),
         ]
+        if self.acl_user is not None:
+            user, password = self.acl_user
+            # What Parley needs (keys, RQ's pub/sub channels, every command); a managed Redis
+            # may grant less: see docs/running-a-study.md.
+            args += ["--user", "default", "off"]
+            args += ["--user", user, "on", f">{password}", "~*", "&*", "+@all"]
         if self.aof:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:

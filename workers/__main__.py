@@ -1,7 +1,8 @@
 """`python -m workers --models FILE [--serve id,id]`: a worker for the models it serves.
 
 Settings come from the environment / `.env` (contract.settings): REDIS_URL, PARLEY_MODELS (unless
---models is given), PARLEY_JOB_TIMEOUT, PARLEY_LOG_LEVEL. See docs/workers.md.
+--models is given), PARLEY_JOB_TIMEOUT, PARLEY_LOG_LEVEL, PARLEY_METRICS_PORT / PARLEY_METRICS_ADDR.
+See docs/workers.md.
 """
 
 from __future__ import annotations
@@ -33,7 +34,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run RQ's scheduler (needed only for retries enqueued with an interval)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="jobs kept in flight at once (default 1). API models (vLLM, OpenAI, Gemini) answer "
+        "them side by side; an in-process model answers its jobs one at a time",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port (default: $PARLEY_METRICS_PORT; off)",
+    )
+    args = parser.parse_args(argv)
+    if args.concurrency < 1:
+        parser.error(f"--concurrency must be at least 1, got {args.concurrency}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["PARLEY_MODELS"] = args.models
         if args.redis_url:
             overrides["REDIS_URL"] = args.redis_url
+        if args.metrics_port is not None:
+            overrides["PARLEY_METRICS_PORT"] = args.metrics_port
         settings = load_settings(**overrides).for_worker()
         models_file = load_models_file(settings.models_file or "")
     except (SettingsError, ModelsFileError) as exc:
@@ -77,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             warmup=not args.no_warmup,
             with_scheduler=args.with_scheduler,
             log_level=settings.log_level,
+            concurrency=args.concurrency,
+            metrics_port=settings.metrics_port,
+            metrics_addr=settings.metrics_addr,
         )
     except (ValueError, BackendError) as exc:
         # Bad model ids or settings, a missing API key, a model the server lacks: all named.

@@ -139,8 +139,12 @@ def run(
     audio = load(data, request.max_audio_seconds)
     timings["decode_audio"] = time.perf_counter() - started
     partials = PartialPublisher(connection, request)
-    model_started = time.perf_counter()
-    result = model.backend.answer(audio, list(request.history), partials)
+    with model.guard:
+        # Time spent waiting for another job on the same in-process model: `model_wait`.
+        model_started = time.perf_counter()
+        if model.guard.exclusive:
+            timings["model_wait"] = model_started - started - timings["decode_audio"]
+        result = model.backend.answer(audio, list(request.history), partials)
     done = time.perf_counter()
     for key, value in result.timings.items():
         if key == "total":
@@ -191,14 +195,20 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     if job is None:
         raise RuntimeError("workers.jobs.answer must run inside an RQ worker (no current job)")
     parsed = JobRequest.from_dict(request)
+    loaded = runtime.current()
+    metrics = loaded.metrics
+    if metrics is not None:
+        metrics.job_started(parsed.model_id)
     try:
-        message = run(
-            parsed, runtime.current(), job.connection, job_id=job.id, worker=job.worker_name
-        )
+        message = run(parsed, loaded, job.connection, job_id=job.id, worker=job.worker_name)
     except Exception as exc:
+        if metrics is not None:
+            metrics.job_failed(parsed.model_id, failure_kind(exc))
         if not (isinstance(exc, BackendError) and exc.transient):
             job.retries_left = 0  # permanent: a retry would fail the same way
         raise
+    if metrics is not None:
+        metrics.job_done(message)
     return publish(job.connection, message)
 
 

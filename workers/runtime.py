@@ -13,12 +13,16 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from contract.modelsfile import ModelsFile
-from workers.backends.base import Backend, BackendError
+from workers.backends.base import Backend, BackendError, ModelGuard
 from workers.backends.registry import build_backend, select_models
 from workers.memory import check_models_fit
 from workers.tts import Voice, load_voice
+
+if TYPE_CHECKING:
+    from workers.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +32,15 @@ class LoadedModel:
     backend: Backend
     load_s: float
     warmup_s: float
+    guard: ModelGuard = field(default_factory=lambda: ModelGuard(concurrent=False))
 
 
 @dataclass
 class Runtime:
     models_file: ModelsFile
     models: dict[str, LoadedModel] = field(default_factory=dict)
+    # Set by the worker when it exposes /metrics; jobs record into it.
+    metrics: WorkerMetrics | None = None
     # The study's voice (the models file's [tts]), for reply modes speech/both.
     voice: Voice | None = None
 
@@ -81,7 +88,12 @@ def load_runtime(
         if warmup:
             backend.warmup()
         done = time.perf_counter()
-        runtime.models[spec.id] = LoadedModel(backend, loaded_at - started, done - loaded_at)
+        runtime.models[spec.id] = LoadedModel(
+            backend,
+            loaded_at - started,
+            done - loaded_at,
+            ModelGuard(concurrent=bool(getattr(backend, "concurrent", False))),
+        )
         log.info(
             "model %s (%s) loaded in %.2f s, warmed up in %.2f s",
             spec.id,

@@ -361,3 +361,19 @@ async def test_a_finished_job_waiting_for_the_bot_is_not_run_again(
     actions = {a.side: a for a in await sweep.sweep()}
     assert actions["a"].action == "failed"
     assert "never reached the study" in actions["a"].reason
+
+
+async def test_a_slot_of_a_concurrent_worker_is_judged_by_its_process_heartbeat(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    """`--concurrency N`: slot k runs jobs as `<name>~k` and the process beats as `<name>`."""
+    battle = await enqueued_battle(study, conn)
+    sweep = sweeper(study, conn, clock)
+    slot = f"{DEAD}~3"
+    start_job_and_die(conn, queue_name(battle.model_a), worker=slot, heartbeat_at=None)
+    beat(conn, DEAD, clock.now)
+    assert await sweep.sweep() == [], "the process is alive, so is its slot"
+    clock.advance(16)  # the process's heartbeat is stale: every slot of it is dead
+    [action] = await sweep.sweep()
+    assert (action.battle_id, action.side, action.action) == (battle.battle_id, "a", "requeued")
+    assert slot in action.reason

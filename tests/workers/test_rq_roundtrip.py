@@ -61,7 +61,9 @@ def fake_server() -> Iterator[FakeApiServer]:
     server.stop()
 
 
-def start_worker(tmp_path: Path, redis_url: str, models: Path, serve: str) -> subprocess.Popen:
+def start_worker(
+    tmp_path: Path, redis_url: str, models: Path, serve: str, *extra: str
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -71,7 +73,7 @@ def start_worker(tmp_path: Path, redis_url: str, models: Path, serve: str) -> su
     }
     log = (tmp_path / f"worker-{serve}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "workers", "--serve", serve],
+        [sys.executable, "-m", "workers", "--serve", serve, *extra],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -120,18 +122,28 @@ def request(battle_id: str, model_id: str, **kwargs: object) -> JobRequest:
 
 
 @pytest.mark.slow
+# The same round trip with one job at a time (the main thread's SimpleWorker) and with four
+# slots in threads: failures, timeouts, retries and the clean stop behave the same.
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_worker_round_trip_successes_and_every_failure(
-    tmp_path: Path, redis_url: str, fake_server: FakeApiServer, speech_clips: dict[str, bytes]
+    tmp_path: Path,
+    redis_url: str,
+    fake_server: FakeApiServer,
+    speech_clips: dict[str, bytes],
+    concurrency: int,
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     models = write_models(tmp_path / "models.toml", models_toml(fake_server.openai_url))
     log = tmp_path / "worker-echo,slow,broken.log"
-    worker = start_worker(tmp_path, redis_url, models, "echo,slow,broken")
+    worker = start_worker(
+        tmp_path, redis_url, models, "echo,slow,broken", "--concurrency", str(concurrency)
+    )
     try:
         workers = wait_for(lambda: live_workers(client), 30, "the worker's heartbeat", log)
         (entry,) = workers
         assert entry.models == ("echo", "slow", "broken")
         assert entry.pid == worker.pid
+        assert entry.concurrency == concurrency
 
         # 1. A good job: reply, timings, partial text on the partials stream.
         client.set(audio_key("ok"), speech_clips["ogg"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 from contract.modelsfile import load_models_file
@@ -21,7 +22,19 @@ def test_demo_file_has_the_pipeline_on_real_tiny_en_and_at_least_three_models() 
 
 
 def test_study_file_has_the_six_talk_arena_configurations() -> None:
-    models = load_models_file(STUDY_MODELS)
+    everything = load_models_file(STUDY_MODELS)
+    # The six configurations, and the vLLM variants of the open models vLLM can serve.
+    vllm = {i: s for i, s in everything.models.items() if i.endswith("-vllm")}
+    assert set(vllm) == {"qwen2-audio-7b-vllm", "whisper-llama-3-8b-vllm"}
+    assert vllm["qwen2-audio-7b-vllm"].backend == "openai_compatible"
+    pipeline = vllm["whisper-llama-3-8b-vllm"].settings
+    assert pipeline["llm_base_url"].startswith("http")
+    assert pipeline["asr_base_url"].startswith("http")
+    for spec in vllm.values():
+        build_backend(spec)
+    models = dataclasses.replace(
+        everything, models={i: s for i, s in everything.models.items() if i not in vllm}
+    )
     assert len(models.models) == 6
     assert Counter(spec.backend for spec in models.models.values()) == {
         "openai_audio": 1,

@@ -15,9 +15,22 @@ Settings (defaults in brackets):
     vad                true | false [true]
     beam_size          [1]
     asr_max_tokens     most tokens Whisper writes per 30 s window [224]
-    llm_model          the chat LLM: hub id / path / `local:` (required)
+    llm_model          the chat LLM: hub id / path / `local:`, or the served name with
+                       llm_base_url (required)
     and the generation settings of workers.backends.textgen (device, dtype, system_prompt,
     max_new_tokens, temperature, top_p, static_cache, compile, max_cache_len, trust_remote_code).
+
+Either stage can run on an OpenAI-compatible server instead (vLLM; workers/backends/
+remote_stages.py), so a Whisper -> Llama pipeline needs no model in the worker at all:
+    llm_base_url       e.g. http://gpu1:8001/v1: the LLM stage is `POST /chat/completions`
+                       there, `llm_model` is the served model name [unset: in process]
+    asr_base_url       e.g. http://gpu1:8002/v1: the ASR stage is `POST /audio/transcriptions`
+                       there, `asr_model` is the served model name [unset: in process]
+    llm_api_key_env, asr_api_key_env   variables holding the servers' keys (vLLM --api-key)
+    stream [true], timeout_s [60], retries [2], backoff_s [0.5], check_on_start [true]: as for
+                       the openai_compatible backend, for both servers
+Remote stages take any number of jobs at once; a local stage takes one at a time (its own
+lock), so with `--concurrency` one job's transcription overlaps another's generation.
 """
 
 from __future__ import annotations
@@ -30,7 +43,9 @@ import numpy as np
 
 from contract.modelsfile import ModelSpec
 from workers.backends import textgen
-from workers.backends.base import SAMPLE_RATE, Answer, BackendError, PartialCallback
+from workers.backends.base import SAMPLE_RATE, Answer, BackendError, ModelGuard, PartialCallback
+from workers.backends.http import RetryPolicy
+from workers.backends.remote_stages import Endpoint, RemoteChat, RemoteTranscriber
 from workers.localmodels import resolve_model_ref
 
 log = logging.getLogger(__name__)
@@ -48,6 +63,15 @@ SETTINGS: dict[str, Any] = {
     "beam_size": 1,
     "asr_max_tokens": 224,
     "llm_model": None,
+    "llm_base_url": None,
+    "llm_api_key_env": None,
+    "asr_base_url": None,
+    "asr_api_key_env": None,
+    "stream": True,
+    "timeout_s": 60.0,
+    "retries": 2,
+    "backoff_s": 0.5,
+    "check_on_start": True,
 }
 # What the LLM hears when ASR found no words (silence, noise): it still gets a turn to answer.
 EMPTY_TRANSCRIPT = "(silence)"
@@ -57,6 +81,9 @@ CT2_ERRORS = (RuntimeError, OSError, ValueError)
 
 
 class AsrPipelineBackend:
+    # Several jobs may be inside answer() at once: each local stage lets one in at a time.
+    concurrent = True
+
     def __init__(self, spec: ModelSpec) -> None:
         textgen.check_keys(spec, SETTINGS)
         self.spec = spec
@@ -78,6 +105,25 @@ class AsrPipelineBackend:
             spec, "asr_max_tokens", SETTINGS["asr_max_tokens"], low=1, high=444
         )
         self.llm_model = textgen.get_str(spec, "llm_model", None)
+        self._asr_remote: RemoteTranscriber | None = None
+        self._llm_remote: RemoteChat | None = None
+        asr_base_url = textgen.get_optional_str(spec, "asr_base_url")
+        llm_base_url = textgen.get_optional_str(spec, "llm_base_url")
+        if asr_base_url is not None:
+            self._asr_remote = RemoteTranscriber(
+                self._endpoint("ASR", asr_base_url, self.asr_model, "asr_api_key_env"),
+                language=self.language,
+            )
+        if llm_base_url is not None:
+            self._llm_remote = RemoteChat(
+                self._endpoint("LLM", llm_base_url, self.llm_model, "llm_api_key_env"),
+                max_tokens=self.options.max_new_tokens,
+                temperature=self.options.temperature,
+                top_p=self.options.top_p,
+                stream=textgen.get_bool(spec, "stream", SETTINGS["stream"]),
+            )
+        self._asr_guard = ModelGuard(concurrent=False)
+        self._llm_guard = ModelGuard(concurrent=False)
         self.engine: str | None = None  # the ASR engine actually in use after load()
         self._whisper: Any = None
         self._hf_whisper: Any = None
@@ -85,10 +131,36 @@ class AsrPipelineBackend:
         self._llm: textgen.StreamingGenerator | None = None
         self._tokenizer: Any = None
 
+    def _endpoint(self, stage: str, base_url: str, model: str, key_setting: str) -> Endpoint:
+        spec = self.spec
+        if not base_url.startswith(("http://", "https://")):
+            raise textgen.setting_error(
+                spec, f"{stage.lower()}_base_url", f"must be an http(s) URL, got {base_url!r}"
+            )
+        return Endpoint(
+            label=f"asr_pipeline model {spec.id!r} ({stage} stage)",
+            base_url=base_url,
+            model=model,
+            api_key_env=textgen.get_optional_str(spec, key_setting),
+            timeout_s=textgen.get_float(
+                spec, "timeout_s", SETTINGS["timeout_s"], low=0.001, high=3600
+            ),
+            policy=RetryPolicy(
+                retries=textgen.get_int(spec, "retries", SETTINGS["retries"], low=0, high=10),
+                backoff_s=textgen.get_float(
+                    spec, "backoff_s", SETTINGS["backoff_s"], low=0.0, high=60.0
+                ),
+            ),
+            check_on_start=textgen.get_bool(spec, "check_on_start", SETTINGS["check_on_start"]),
+        )
+
     # -- loading ---------------------------------------------------------------------------
 
     def load(self) -> None:
-        if self.asr_engine == "faster_whisper":
+        if self._asr_remote is not None:
+            self._asr_remote.load(self.spec)
+            self.engine = "remote"
+        elif self.asr_engine == "faster_whisper":
             # Resolved outside the try: a bad reference is a config error, not a CUDA problem.
             path, is_local = resolve_model_ref(self.asr_model)
             try:
@@ -113,7 +185,10 @@ class AsrPipelineBackend:
         if self.engine is None:
             self._load_transformers_whisper(self.asr_hf_model or self.asr_model)
             self.engine = "transformers"
-        self._load_llm()
+        if self._llm_remote is not None:
+            self._llm_remote.load(self.spec)
+        else:
+            self._load_llm()
 
     def _load_faster_whisper(self, path: str, is_local: bool) -> None:
         from faster_whisper import WhisperModel
@@ -168,15 +243,30 @@ class AsrPipelineBackend:
         )
 
     def warmup(self) -> None:
+        # The servers are up and serve the models (free), before one whole answer.
+        for remote in (self._asr_remote, self._llm_remote):
+            if remote is not None:
+                remote.check()
         # One second of low noise: exercises ASR and one full generation (and compilation).
         rng = np.random.default_rng(0)
         self.answer((rng.standard_normal(SAMPLE_RATE) * 1e-3).astype(np.float32), [])
 
     # -- answering -------------------------------------------------------------------------
 
+    def close(self) -> None:
+        for remote in (self._asr_remote, self._llm_remote):
+            if remote is not None:
+                remote.close()
+
     def transcribe(self, audio: np.ndarray) -> str:
         if self.engine is None:
             raise BackendError(f"model {self.spec.id!r}: answer() before load()")
+        if self._asr_remote is not None:
+            return self._asr_remote.transcribe(audio)
+        with self._asr_guard:
+            return self._transcribe_local(audio)
+
+    def _transcribe_local(self, audio: np.ndarray) -> str:
         if self.engine == "faster_whisper":
             segments, _info = self._whisper.transcribe(
                 audio,
@@ -227,7 +317,7 @@ class AsrPipelineBackend:
         history: list[dict[str, str]],
         on_partial: PartialCallback | None = None,
     ) -> Answer:
-        if self._llm is None:
+        if self._llm is None and self._llm_remote is None:
             raise BackendError(f"model {self.spec.id!r}: answer() before load()")
         started = time.perf_counter()
         transcript = self.transcribe(np.asarray(audio, dtype=np.float32))
@@ -235,10 +325,20 @@ class AsrPipelineBackend:
         messages = textgen.chat_messages(
             self.options.system_prompt, history, transcript or EMPTY_TRANSCRIPT
         )
-        inputs = self._tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.options.device)
-        generated = self._llm.generate(dict(inputs), on_partial)
+        if self._llm_remote is not None:
+            remote = self._llm_remote.generate(messages, on_partial)
+            total = time.perf_counter() - started
+            timings = {"total": total, "asr": asr_s, "generate": remote.generate_s}
+            if remote.tokens is not None:
+                timings["tokens"] = float(remote.tokens)
+            if remote.first_token_s is not None:
+                timings["first_token"] = asr_s + remote.first_token_s
+            return Answer(reply=remote.text, transcript=transcript, timings=timings)
+        with self._llm_guard:
+            inputs = self._tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            ).to(self.options.device)
+            generated = self._llm.generate(dict(inputs), on_partial)  # type: ignore[union-attr]
         total = time.perf_counter() - started
         timings = {
             "total": total,

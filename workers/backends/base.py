@@ -6,8 +6,10 @@ answers many clips (`answer`). Loading happens in the worker process at start, n
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +43,8 @@ class BackendError(Exception):
 
 class Backend(Protocol):
     spec: ModelSpec
+    # A backend whose `answer` may run in several threads at once says so with a class
+    # attribute `concurrent = True` (read with getattr: the default is one job at a time).
 
     def __init__(self, spec: ModelSpec) -> None:
         """Validate the model's settings; load nothing (the registry builds every backend so)."""
@@ -59,3 +63,40 @@ class Backend(Protocol):
     ) -> Answer:
         """`audio`: 16 kHz mono float32 in [-1, 1]. `history`: earlier turns, oldest first."""
         ...
+
+
+# How long one try to take a model's guard lasts (see ModelGuard.__enter__).
+GUARD_POLL_S = 0.05
+
+
+class ModelGuard:
+    """Lets one job at a time into a backend (or a stage of one) that cannot take two at once.
+
+    A backend says it can (`concurrent = True`: the API backends, whose servers batch; the
+    pipeline, which guards its own local stages); every other one (in-process transformers
+    models: one static KV cache, one set of compiled graphs) gets a lock. With one job in flight
+    per worker the lock is never contended."""
+
+    def __init__(self, concurrent: bool) -> None:
+        self._lock = None if concurrent else threading.Lock()
+
+    @property
+    def exclusive(self) -> bool:
+        return self._lock is not None
+
+    def __enter__(self) -> None:
+        if self._lock is None:
+            return
+        # In short tries: a job timeout in a slot thread is an exception raised asynchronously
+        # in that thread, delivered between bytecodes, never inside one long blocking acquire.
+        while not self._lock.acquire(timeout=GUARD_POLL_S):
+            pass
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._lock is not None:
+            self._lock.release()

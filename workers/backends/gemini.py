@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -67,6 +67,9 @@ def candidate_text(response: dict[str, Any]) -> tuple[str, str | None]:
 
 
 class GeminiBackend:
+    # Answers share one ApiClient, which runs any number of requests at once.
+    concurrent: ClassVar[bool] = True
+
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         s = SpecSettings(spec, SETTINGS)

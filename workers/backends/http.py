@@ -1,8 +1,10 @@
 """The HTTP client every API backend shares: timeouts, retries with backoff, SSE, no leaked keys.
 
 Backends are synchronous (the RQ job calls `answer`), so each `ApiClient` owns a private asyncio
-event loop and runs its aiohttp calls to completion on it. One loop and one `ClientSession` per
-backend instance keep connections (TLS) alive between jobs.
+event loop, running in a thread of its own, and each call waits for its coroutine there. One loop
+and one `ClientSession` per backend instance keep connections (TLS) alive between jobs, and
+several jobs of a concurrent worker (`--concurrency N`) share them: their requests run side by
+side on the loop, and a batching server (vLLM) sees them at once.
 
 Retries: 429 and 5xx answers, timeouts and connection errors are retried with exponential backoff
 (a `Retry-After` header, in seconds or as an HTTP date, wins, capped by `max_retry_after_s`). Any
@@ -16,10 +18,11 @@ scrubbed of the secrets the client was given, in case a server echoes them back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import email.utils
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_ERROR_CHARS = 300
+# How long a caller waits for its request in one go (see ApiClient.run), and at most for a
+# cancelled request to wind down.
+_WAIT_SLICE_S = 0.05
+_CANCEL_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -134,32 +141,54 @@ class ApiClient:
         self._secrets = tuple(s for s in secrets if s)
         self._loop = asyncio.new_event_loop()
         self._session: aiohttp.ClientSession | None = None
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"parley-http-{name}", daemon=True
+        )
+        self._thread.start()
 
     def __repr__(self) -> str:
         return f"ApiClient(name={self.name!r}, timeout_s={self.timeout_s})"
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the client's loop and wait for it; safe from any number of threads."""
         if self._loop.is_closed():
             coro.close()
             raise BackendError(f"{self.name}: client is closed")
-        task = self._loop.create_task(coro)
+        finished = threading.Event()
+
+        async def guarded() -> T:
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        future = asyncio.run_coroutine_threadsafe(guarded(), self._loop)
         try:
-            return self._loop.run_until_complete(task)
+            # In short waits: a job timeout arrives as an exception raised in this thread (by a
+            # signal handler in the main thread, asynchronously in a slot thread), and both are
+            # delivered between bytecodes, not inside one long blocking wait.
+            while True:
+                try:
+                    return future.result(timeout=_WAIT_SLICE_S)
+                except concurrent.futures.TimeoutError:
+                    continue
         except BaseException:
-            # An RQ job timeout arrives as an exception raised by a signal handler in the middle
-            # of the loop. Cancel the request now, or it would wake up inside the next job.
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    self._loop.run_until_complete(task)
+            # Cancel the request now, so it stops talking to the server (and calling back
+            # into a job that has ended).
+            if not future.done():
+                future.cancel()
+                finished.wait(_CANCEL_GRACE_S)
             raise
 
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        if self._session is not None:
-            self._loop.run_until_complete(self._session.close())
-            self._session = None
+        if self._loop.is_running():
+            if self._session is not None:
+                asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(10)
+                self._session = None
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
         self._loop.close()
 
     def scrub(self, text: str) -> str:
@@ -216,15 +245,43 @@ class ApiClient:
     ) -> dict[str, Any]:
         return await self._request("POST", url, payload, headers)
 
+    async def post_multipart(
+        self,
+        url: str,
+        fields: Mapping[str, str],
+        files: Mapping[str, tuple[str, bytes, str]],
+        headers: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """POST a multipart/form-data body (`files`: field -> (filename, bytes, content type)),
+        as OpenAI's `/audio/transcriptions` takes it; the JSON answer."""
+
+        def form() -> aiohttp.FormData:
+            # A FormData is consumed by one request: each attempt builds its own.
+            data = aiohttp.FormData()
+            for name, value in fields.items():
+                data.add_field(name, value)
+            for name, (filename, content, content_type) in files.items():
+                data.add_field(name, content, filename=filename, content_type=content_type)
+            return data
+
+        return await self._request("POST", url, None, headers, form=form)
+
     async def _request(
-        self, method: str, url: str, payload: dict[str, Any] | None, headers: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        payload: dict[str, Any] | None,
+        headers: Mapping[str, str],
+        *,
+        form: Callable[[], aiohttp.FormData] | None = None,
     ) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
 
         async def once() -> dict[str, Any]:
+            body_args: dict[str, Any] = {"data": form()} if form is not None else {"json": payload}
             try:
                 async with self._session_for_loop().request(
-                    method, url, json=payload, headers=dict(headers), timeout=timeout
+                    method, url, headers=dict(headers), timeout=timeout, **body_args
                 ) as response:
                     await self._check(response)
                     body = await response.read()

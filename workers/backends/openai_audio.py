@@ -57,6 +57,8 @@ class ChatCompletionsBackend:
     """Shared by openai_audio and openai_compatible: the chat completions API with audio in."""
 
     extra_settings: ClassVar[tuple[str, ...]] = ()
+    # Answers share one ApiClient, which runs any number of requests at once.
+    concurrent: ClassVar[bool] = True
     default_base_url: ClassVar[str | None] = "https://api.openai.com/v1"
     default_api_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     # OpenAI renamed max_tokens to max_completion_tokens; servers such as vLLM take either.
