@@ -167,7 +167,7 @@ async def test_participant_info_block_unblock_withdraw(
     assert "is unblocked" in text
     progress = await driver.ask(quinn, dm, voice_ogg)
     battle_id = await driver.wait_vote_buttons(progress["id"])
-    text = await driver.moderate(mod, "withdraw", group="participant", member=quinn)
+    text = await driver.moderator_withdraw(mod, quinn)  # asks, then confirmed
     assert "was withdrawn" in text
     late = await driver.vote(quinn, progress["id"], battle_id, "a")
     assert late.type != UPDATE_MESSAGE
