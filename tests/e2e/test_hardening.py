@@ -262,7 +262,13 @@ async def test_a_zero_width_comment_is_refused(
     message, battle_id = await driver.battle(user, thread, voice_ogg)
     answer = await driver.comment(user, message, battle_id, "\u200b\u200d\u2060 \u200b")
     assert "Your comment was empty, so nothing was saved." in texts(answer)
-    assert not json.loads(battle_record(stack, battle_id).get("comments") or "[]")
+    assert not [field for field in battle_record(stack, battle_id) if field.startswith("comment:")]
+    # A comment that mentions people is saved and pings no one.
+    pings_before = len(stack.standin.world.pings)
+    saved = await driver.comment(user, message, battle_id, f"<@{mod.id}> @everyone look")
+    assert "comment" in texts(saved).lower()
+    assert "@everyone look" in json.loads(battle_record(stack, battle_id)["comment:1"])["text"]
+    assert stack.standin.world.pings[pings_before:] == []
 
 
 async def test_demographics_cannot_break_participant_info(
@@ -277,6 +283,10 @@ async def test_demographics_cannot_break_participant_info(
     content = response.original["content"] if response.original else texts(response)
     assert content.count("```") == 2, content
     assert outside_code(content).count("**Participant") == 0
+    # The participant's own /mydata holds the same text, contained the same way.
+    mine = await driver.command(user, "mydata")
+    shown = mine.original["content"] if mine.original else texts(mine)
+    assert shown.count("```") == 2, shown
     assert stack.standin.world.pings[pings_before:] == []
 
 
