@@ -111,6 +111,8 @@ def fake_speech(text: str, voice: str, response_format: str) -> tuple[bytes, str
     with av.open(buffer, "w", format=container) as out:
         out.metadata["title"] = f"voice {voice}"  # what a real server might put there
         stream = out.add_stream(codec, rate=48_000 if codec == "libopus" else SPEECH_RATE)
+        if not isinstance(stream, av.AudioStream):
+            raise TypeError(f"codec {codec!r} made a {type(stream).__name__}, not an audio stream")
         stream.layout = "mono"
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
@@ -197,7 +199,9 @@ class FakeApiServer:
     def generation_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["json"] is not None]
 
-    async def _record(self, request: web.Request) -> dict[str, Any] | None:
+    async def _record(self, request: web.Request) -> object:
+        """The request's body (any JSON value, a form as a dict, or None), recorded."""
+        body: object
         if request.content_type == "multipart/form-data":
             body = await self._form(request)
         else:
@@ -335,7 +339,8 @@ class FakeApiServer:
             body = await request.json()
         except ValueError:
             return web.json_response(
-                openai_error("We could not parse the JSON body.", "invalid_request_error"), 400
+                openai_error("We could not parse the JSON body.", "invalid_request_error"),
+                status=400,
             )
         problem = speech_request_problem(body, self.speech_models)
         if problem is not None:
@@ -360,7 +365,9 @@ class FakeApiServer:
             messages = body["messages"]
             last = messages[-1]["content"]
             # A text turn (the ASR pipeline's LLM stage) has string content.
-            audio_part = {"type": "text", "text": last} if isinstance(last, str) else last[0]
+            audio_part: dict[str, Any] = (
+                {"type": "text", "text": last} if isinstance(last, str) else last[0]
+            )
             seconds = 0.0
             if audio_part["type"] == "text":
                 pass
@@ -481,12 +488,14 @@ class FakeApiServer:
         if scripted is not None:
             return scripted
         try:
-            model = form["model"]  # type: ignore[index]
-            upload = form["file"]  # type: ignore[index]
+            if not isinstance(form, dict):
+                raise TypeError(f"the body must be a multipart form, got {type(form).__name__}")
+            model = form["model"]
+            upload = form["file"]
             if not isinstance(upload, dict):
                 raise ValueError("file must be a file part")
             seconds = wav_seconds(upload["data"])
-            response_format = form.get("response_format", "json")  # type: ignore[union-attr]
+            response_format = form.get("response_format", "json")
             if response_format not in ("json", "text"):
                 raise ValueError(f"unsupported response_format {response_format!r}")
         except (KeyError, TypeError, ValueError, wave.Error) as exc:
