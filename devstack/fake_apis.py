@@ -503,7 +503,7 @@ class FakeApiServer:
             )
         fmt = audio.get("format")
         allowed = ("pcm16",) if body.get("stream") else ("wav", "mp3", "flac", "opus", "pcm16")
-        if fmt not in allowed:
+        if not isinstance(fmt, str) or fmt not in allowed:
             return web.json_response(
                 openai_error(f"audio.format must be one of {allowed}", "invalid_request_error"),
                 status=400,
