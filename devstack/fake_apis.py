@@ -553,7 +553,7 @@ class FakeApiServer:
             for i in range(0, len(pcm), step)
         ]
         events.append(chunk({}, "stop"))
-        return await self._sse(request, events, done=True)
+        return await self._sse(request, events, done=True, model=model)
 
     async def _openai_transcribe(self, request: web.Request) -> web.Response:
         """OpenAI's (and vLLM's) transcription endpoint: multipart `file`, `model`, optional
