@@ -363,6 +363,24 @@ class FakeApiServer:
         audio, content_type = fake_speech(body["input"], body["voice"], body["response_format"])
         return web.Response(body=audio, content_type=content_type)
 
+    async def _openai_model_problem(self, model: str) -> web.Response | None:
+        """OpenAI's answer for a model it does not serve, or one scripted to be broken."""
+        if model not in self.models:
+            return web.json_response(
+                openai_error(
+                    f"The model `{model}` does not exist",
+                    "invalid_request_error",
+                    "model_not_found",
+                ),
+                status=404,
+            )
+        return await self._per_model(
+            model,
+            web.json_response(
+                openai_error("The model crashed.", "invalid_request_error"), status=400
+            ),
+        )
+
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
         if (denied := self._openai_auth(request)) is not None:
@@ -401,23 +419,9 @@ class FakeApiServer:
             return web.json_response(
                 openai_error(f"Invalid request: {exc}", "invalid_request_error"), status=400
             )
-        if model not in self.models:
-            return web.json_response(
-                openai_error(
-                    f"The model `{model}` does not exist",
-                    "invalid_request_error",
-                    "model_not_found",
-                ),
-                status=404,
-            )
-        broken = await self._per_model(
-            model,
-            web.json_response(
-                openai_error("The model crashed.", "invalid_request_error"), status=400
-            ),
-        )
-        if broken is not None:
-            return broken
+        refused = await self._openai_model_problem(model)
+        if refused is not None:
+            return refused
         history = sum(1 for m in messages if m["role"] in ("user", "assistant")) - 1
         if audio_part["type"] == "text":
             text = self.replies.get(model) or self.reply_to_text(audio_part["text"], history)
@@ -581,23 +585,9 @@ class FakeApiServer:
             return web.json_response(
                 openai_error(f"Invalid request: {exc}", "invalid_request_error"), status=400
             )
-        if model not in self.models:
-            return web.json_response(
-                openai_error(
-                    f"The model `{model}` does not exist",
-                    "invalid_request_error",
-                    "model_not_found",
-                ),
-                status=404,
-            )
-        broken = await self._per_model(
-            model,
-            web.json_response(
-                openai_error("The model crashed.", "invalid_request_error"), status=400
-            ),
-        )
-        if broken is not None:
-            return broken
+        refused = await self._openai_model_problem(model)
+        if refused is not None:
+            return refused
         text = self.transcript_for(seconds)
         if response_format == "text":
             return web.Response(text=text)
