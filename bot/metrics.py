@@ -38,6 +38,7 @@ from contract.metrics import (
     LATENCY_BUCKETS,
     QUEUE_WAIT_BUCKETS,
     QueueDepthCollector,
+    observe_timings,
     serve_metrics,
 )
 
@@ -101,13 +102,13 @@ class BotMetrics:
             model_id = result.model_id
             if result.ok:
                 self.replies.labels(model_id, "ok").inc()
-                timings = result.timings
-                if "total" in timings:
-                    self.reply_seconds.labels(model_id).observe(timings["total"])
-                if "first_token" in timings:
-                    self.first_token.labels(model_id).observe(timings["first_token"])
-                if "queue_wait" in timings:
-                    self.queue_wait.labels(model_id).observe(timings["queue_wait"])
+                observe_timings(
+                    model_id,
+                    result.timings,
+                    total=self.reply_seconds,
+                    first_token=self.first_token,
+                    queue_wait=self.queue_wait,
+                )
             else:
                 kind = result.error_kind or "unknown"
                 self.replies.labels(model_id, kind).inc()

@@ -10,11 +10,11 @@ See docs/running-a-study.md ("Metrics").
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from wsgiref.simple_server import WSGIServer
 
 import redis
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -65,3 +65,22 @@ def serve_metrics(registry: CollectorRegistry, port: int, addr: str) -> WSGIServ
     server, _thread = start_http_server(port, addr=addr, registry=registry)
     log.info("metrics at http://%s:%d/metrics", addr, server.server_port)
     return server
+
+
+def observe_timings(
+    model_id: str,
+    timings: Mapping[str, float],
+    *,
+    total: Histogram,
+    first_token: Histogram,
+    queue_wait: Histogram,
+) -> None:
+    """A reply's timings (contract.protocol.ResultMessage.timings) into per-model histograms;
+    the bot and the worker each keep their own, from their own side of the queue."""
+    for histogram, key in (
+        (total, "total"),
+        (first_token, "first_token"),
+        (queue_wait, "queue_wait"),
+    ):
+        if key in timings:
+            histogram.labels(model_id).observe(timings[key])

@@ -26,6 +26,7 @@ from contract.metrics import (
     LATENCY_BUCKETS,
     QUEUE_WAIT_BUCKETS,
     QueueDepthCollector,
+    observe_timings,
 )
 from contract.protocol import ResultMessage
 
@@ -92,13 +93,13 @@ class WorkerMetrics:
         model_id = message.model_id
         self.in_flight.labels(model_id).dec()
         self.jobs.labels(model_id, "ok").inc()
-        timings = message.timings
-        if "total" in timings:
-            self.latency.labels(model_id).observe(timings["total"])
-        if "first_token" in timings:
-            self.first_token.labels(model_id).observe(timings["first_token"])
-        if "queue_wait" in timings:
-            self.queue_wait.labels(model_id).observe(timings["queue_wait"])
+        observe_timings(
+            model_id,
+            message.timings,
+            total=self.latency,
+            first_token=self.first_token,
+            queue_wait=self.queue_wait,
+        )
 
     def job_failed(self, model_id: str, kind: str) -> None:
         self.in_flight.labels(model_id).dec()
