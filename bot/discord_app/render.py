@@ -1,7 +1,11 @@
 """Every text a participant or moderator reads, built from plain data (no Discord calls here).
 
-Battle messages never name a model before the vote: sides are "Model A" / "Model B" only, and a
-model's error text (which may name it) is never shown, only that it failed.
+Battle messages do not name a model before the vote: sides are "Model A" / "Model B" only, and a
+model's error text (which may name it) is never shown, only that it failed. A reply that names a
+model itself reaches this module already masked: the core's identity guard (bot/core/identity.py)
+replaces every model's id, display name, `aliases` and the `[identity] extra_words` with
+"[name hidden]" in stored replies, and the result listener masks streamed partials with the same
+guard; such battles are flagged `identity_leak`. Words the guard does not know still get through.
 """
 
 from __future__ import annotations
