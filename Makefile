@@ -32,10 +32,12 @@ system-deps:
 
 test: install system-deps
 	$(PY) -m ruff check contract bot workers analysis devstack tests benchmarks scripts
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check contract bot workers analysis devstack tests benchmarks scripts
+	$(PY) -m mypy
 	$(PY) -m ruff format --check contract bot workers analysis devstack tests benchmarks scripts
 
 demo: install system-deps

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +124,9 @@ def flag_names(value: object) -> frozenset[str]:
     if isinstance(value, str):
         text = value.strip().strip("[]()")
         return frozenset(p.strip().strip("'\"") for p in text.split(",") if p.strip())
-    return frozenset(str(v) for v in value)  # type: ignore[attr-defined]
+    if isinstance(value, Iterable):
+        return frozenset(str(v) for v in value)
+    raise TypeError(f"a flags cell must be text or a list of names, got {value!r}")
 
 
 def flagged_with(battles: pd.DataFrame, names: tuple[str, ...]) -> dict[str, np.ndarray]:

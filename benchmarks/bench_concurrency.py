@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             fake = FakeApiServer(
                 api_key=None, models=(args.model,), answer_delay_s=args.fake_latency
             ).start()
-        base_url = args.base_url or fake.openai_url  # type: ignore[union-attr]
+            base_url = fake.openai_url
+        else:
+            base_url = args.base_url
         client = redis.Redis.from_url(server.url)
         worker: subprocess.Popen[bytes] | None = None
         try:

@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
@@ -100,8 +101,21 @@ def bench_model(spec: ModelSpec, audio: np.ndarray, runs: int) -> dict[str, obje
     }
 
 
+class LlamaShape(TypedDict):
+    """The LlamaConfig arguments that size a synthetic model."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    max_position_embeddings: int
+    rope_theta: NotRequired[float]
+
+
 # Meta-Llama-3-8B's shape; the tiny one exercises the same code on a CPU.
-SHAPES: dict[str, dict[str, object]] = {
+SHAPES: dict[str, LlamaShape] = {
     "llama-8b": {
         "hidden_size": 4096,
         "intermediate_size": 14336,
@@ -158,10 +172,11 @@ def bench_synthetic(
     from workers.backends.textgen import GENERATION_DEFAULTS, GenerationOptions, StreamingGenerator
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    config = LlamaConfig(**SHAPES[shape], bos_token_id=0, eos_token_id=None, pad_token_id=0)
+    # rope_theta is transformers 4's argument; transformers 5 still takes it (into rope_parameters).
+    config = LlamaConfig(**SHAPES[shape], bos_token_id=0, eos_token_id=None, pad_token_id=0)  # type: ignore[misc]  # transformers 5 types LlamaConfig's fields without rope_theta, which it accepts
     started = time.perf_counter()
     with torch.device(device):
-        model = LlamaForCausalLM(config).to(dtype).eval()
+        model = LlamaForCausalLM(config).to(dtype).eval()  # type: ignore[arg-type]  # PreTrainedModel.to is @functools.wraps'd; typeshed's _Wrapped does not bind self
     build_s = time.perf_counter() - started
     options = GenerationOptions(
         device=device,
@@ -284,10 +299,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.asr:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        row = bench_asr(args.asr, ten_seconds(synthesized_speech()), device=device, runs=args.runs)
+        asr = bench_asr(args.asr, ten_seconds(synthesized_speech()), device=device, runs=args.runs)
         print(
-            f"# bench_gpu --asr {args.asr} on {device}: load {row['load_s']:.2f} s, "
-            f"{row['audio_s']:.0f} s clip transcribed in {1000 * row['transcribe_s']:.0f} ms "
+            f"# bench_gpu --asr {args.asr} on {device}: load {asr['load_s']:.2f} s, "
+            f"{asr['audio_s']:.0f} s clip transcribed in {1000 * asr['transcribe_s']:.0f} ms "
             f"(median of {args.runs})"
         )
         return 0

@@ -144,7 +144,8 @@ class EventTail:
     def start(self) -> EventTail:
         # Fix the starting point before returning, so no event written after start() is missed.
         newest = self.conn.xrevrange(EVENTS, count=1)
-        self.last_id = newest[0][0] if newest else "0-0"
+        newest_id = newest[0][0] if newest else None
+        self.last_id = newest_id if newest_id is not None else "0-0"
         self._thread.start()
         return self
 
@@ -154,9 +155,12 @@ class EventTail:
 
     def poll(self, block_ms: int | None = TAIL_BLOCK_MS) -> int:
         """Read and count what is new; returns how many entries were read."""
-        replies = self.conn.xread({EVENTS: self.last_id}, count=TAIL_BATCH, block=block_ms)
+        replies = self.conn.xread({EVENTS: self.last_id}, count=TAIL_BATCH, block=block_ms) or []
+        # redis-py types the reply as the union of its RESP2 and RESP3 shapes; ours is RESP2.
+        if not isinstance(replies, list):
+            raise TypeError(f"expected a RESP2 stream reply (a list), got {replies!r:.200}")
         read = 0
-        for _stream, entries in replies or []:
+        for _stream, entries in replies:
             for entry_id, fields in entries:
                 self.last_id = entry_id
                 read += 1

@@ -423,6 +423,4 @@ class Sweeper:
             finished_at=now,
             turn=battle.turn,
         )
-        # redis-py types xadd's fields as the invariant dict[FieldT, EncodableT], which no narrower
-        # dict matches; it accepts any str -> str mapping.
-        self.conn.xadd(RESULTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+        self.conn.xadd(RESULTS_STREAM, message.to_fields())

@@ -236,4 +236,4 @@ def _asr_model(path: Path, data: dict[str, Any], models: dict[str, ModelSpec]) -
             f"{path}: [asr] model {model_id!r} must be a model of this file with a backend that "
             f"transcribes ({', '.join(ASR_BACKENDS)})"
         )
-    return model_id
+    return spec.id

@@ -137,7 +137,8 @@ class TranscriptMessage:
     seconds: float = 0.0
     error: str | None = None
 
-    def to_fields(self) -> dict[str, str]:
+    def to_fields(self) -> dict[FieldT, EncodableT]:
+        """Flat string fields for XADD (typed as redis-py's XADD takes them: an invariant dict)."""
         return {"data": json.dumps(asdict(self), ensure_ascii=False)}
 
     @classmethod

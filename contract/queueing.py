@@ -283,7 +283,8 @@ def job_record_keys(job_id: str) -> tuple[str, ...]:
 
     A caller without a synchronous connection (the bot's result listener) deletes these with its
     own client; registries keep only the bare id, which the next RQ cleanup drops."""
-    return (Job.key_for(job_id), Result.get_key(job_id), Job.dependents_key_for(job_id))
+    results_key: str = Result.get_key(job_id)  # type: ignore[no-untyped-call]  # rq leaves Result.get_key unannotated
+    return (Job.key_for(job_id), results_key, Job.dependents_key_for(job_id))
 
 
 def forget_jobs(conn: redis.Redis, job_ids: Iterable[str]) -> int:

@@ -96,21 +96,31 @@ def speech_request_problem(body: object, models: tuple[str, ...]) -> str | None:
     return None
 
 
-def fake_speech(text: str, voice: str, response_format: str) -> tuple[bytes, str]:
-    """A tone at the voice's pitch, 0.25 s per word with short gaps, in the asked format."""
-    import av
+def speech_pcm16(text: str, voice: str) -> bytes:
+    """The fake voice as raw 16-bit little-endian mono PCM at SPEECH_RATE: a tone at the voice's
+    pitch, 0.25 s per word with short gaps (what OpenAI streams as `pcm16` audio deltas)."""
     import numpy as np
 
-    container, codec, content_type = SPEECH_FORMATS[response_format]
     beat = np.arange(int(0.2 * SPEECH_RATE)) / SPEECH_RATE
     word = 0.4 * np.sin(2 * np.pi * voice_pitch(voice) * beat)
     gap = np.zeros(int(0.05 * SPEECH_RATE))
     samples = np.concatenate([np.concatenate([word, gap]) for _ in text.split()] or [gap])
-    pcm = (samples * 32767).astype("<i2").reshape(1, -1)
+    return bytes((samples * 32767).astype("<i2").tobytes())
+
+
+def fake_speech(text: str, voice: str, response_format: str) -> tuple[bytes, str]:
+    """`speech_pcm16` in the asked container format."""
+    import av
+    import numpy as np
+
+    container, codec, content_type = SPEECH_FORMATS[response_format]
+    pcm = np.frombuffer(speech_pcm16(text, voice), dtype="<i2").reshape(1, -1)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as out:
         out.metadata["title"] = f"voice {voice}"  # what a real server might put there
         stream = out.add_stream(codec, rate=48_000 if codec == "libopus" else SPEECH_RATE)
+        if not isinstance(stream, av.AudioStream):
+            raise TypeError(f"codec {codec!r} made a {type(stream).__name__}, not an audio stream")
         stream.layout = "mono"
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
@@ -147,6 +157,8 @@ class FakeApiServer:
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "json"}
         # The JSON bodies of /v1/audio/speech requests (kept apart from generation requests).
         self.speech_requests: list[dict[str, Any]] = []
+        # The bodies of chat requests that asked for the reply as audio (`modalities` audio).
+        self.audio_out_requests: list[dict[str, Any]] = []
         self.speech_models = ("gpt-4o-mini-tts", "tts-1")
         self._stream_fault: str | None = None
         self.port = free_port()
@@ -197,7 +209,9 @@ class FakeApiServer:
     def generation_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["json"] is not None]
 
-    async def _record(self, request: web.Request) -> dict[str, Any] | None:
+    async def _record(self, request: web.Request) -> object:
+        """The request's body (any JSON value, a form as a dict, or None), recorded."""
+        body: object
         if request.content_type == "multipart/form-data":
             body = await self._form(request)
         else:
@@ -335,7 +349,8 @@ class FakeApiServer:
             body = await request.json()
         except ValueError:
             return web.json_response(
-                openai_error("We could not parse the JSON body.", "invalid_request_error"), 400
+                openai_error("We could not parse the JSON body.", "invalid_request_error"),
+                status=400,
             )
         problem = speech_request_problem(body, self.speech_models)
         if problem is not None:
@@ -360,7 +375,9 @@ class FakeApiServer:
             messages = body["messages"]
             last = messages[-1]["content"]
             # A text turn (the ASR pipeline's LLM stage) has string content.
-            audio_part = {"type": "text", "text": last} if isinstance(last, str) else last[0]
+            audio_part: dict[str, Any] = (
+                {"type": "text", "text": last} if isinstance(last, str) else last[0]
+            )
             seconds = 0.0
             if audio_part["type"] == "text":
                 pass
@@ -402,6 +419,8 @@ class FakeApiServer:
             text = self.replies.get(model) or self.reply_to_text(audio_part["text"], history)
         else:
             text = self.replies.get(model) or self.reply_for(seconds, history)
+        if "audio" in (body.get("modalities") or ()):
+            return await self._openai_chat_audio_out(request, body, model, text)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -469,6 +488,69 @@ class FakeApiServer:
             )
         return await self._sse(request, events, done=True)
 
+    async def _openai_chat_audio_out(
+        self, request: web.Request, body: dict[str, Any], model: str, text: str
+    ) -> web.StreamResponse:
+        """Chat completions with `modalities: ["text", "audio"]`: the reply spoken by the fake
+        voice. Whole (`message.audio.data`, base64 in `audio.format`) or streamed
+        (`delta.audio.transcript` pieces and base64 `delta.audio.data` of pcm16 at 24 kHz, the
+        only streaming format OpenAI allows); the text is the audio's transcript."""
+        audio = body.get("audio")
+        if not isinstance(audio, dict) or not isinstance(audio.get("voice"), str):
+            return web.json_response(
+                openai_error("audio.voice is required with audio output", "invalid_request_error"),
+                status=400,
+            )
+        fmt = audio.get("format")
+        allowed = ("pcm16",) if body.get("stream") else ("wav", "mp3", "flac", "opus", "pcm16")
+        if not isinstance(fmt, str) or fmt not in allowed:
+            return web.json_response(
+                openai_error(f"audio.format must be one of {allowed}", "invalid_request_error"),
+                status=400,
+            )
+        self.audio_out_requests.append(body)
+        voice = audio["voice"]
+        if not body.get("stream"):
+            data = speech_pcm16(text, voice) if fmt == "pcm16" else fake_speech(text, voice, fmt)[0]
+            message = {
+                "role": "assistant",
+                "content": None,
+                "audio": {
+                    "id": "audio_1",
+                    "data": base64.b64encode(data).decode("ascii"),
+                    "expires_at": 0,
+                    "transcript": text,
+                },
+            }
+            return web.json_response(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion",
+                    "model": model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"completion_tokens": len(text.split())},
+                }
+            )
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        pcm = speech_pcm16(text, voice)
+        step = max(2, len(pcm) // 4 // 2 * 2)  # a few audio deltas, whole samples each
+        events = [chunk({"role": "assistant", "content": None, "audio": {"id": "audio_1"}})]
+        events += [chunk({"audio": {"transcript": piece}}) for piece in self._chunks(text)]
+        events += [
+            chunk({"audio": {"data": base64.b64encode(pcm[i : i + step]).decode("ascii")}})
+            for i in range(0, len(pcm), step)
+        ]
+        events.append(chunk({}, "stop"))
+        return await self._sse(request, events, done=True)
+
     async def _openai_transcribe(self, request: web.Request) -> web.Response:
         """OpenAI's (and vLLM's) transcription endpoint: multipart `file`, `model`, optional
         `language`, `response_format` json (the default) or text."""
@@ -481,12 +563,14 @@ class FakeApiServer:
         if scripted is not None:
             return scripted
         try:
-            model = form["model"]  # type: ignore[index]
-            upload = form["file"]  # type: ignore[index]
+            if not isinstance(form, dict):
+                raise TypeError(f"the body must be a multipart form, got {type(form).__name__}")
+            model = form["model"]
+            upload = form["file"]
             if not isinstance(upload, dict):
                 raise ValueError("file must be a file part")
             seconds = wav_seconds(upload["data"])
-            response_format = form.get("response_format", "json")  # type: ignore[union-attr]
+            response_format = form.get("response_format", "json")
             if response_format not in ("json", "text"):
                 raise ValueError(f"unsupported response_format {response_format!r}")
         except (KeyError, TypeError, ValueError, wave.Error) as exc:

@@ -150,22 +150,36 @@ def _zlib_or_none(raw: bytes) -> bytes | None:
         return None
 
 
+def _as_bytes(value: object) -> bytes:
+    # redis-py types replies `bytes | str` (decode_responses is not part of the client's type),
+    # and a zset's as members or (member, score) pairs; a bytes client's members are bytes.
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"expected a bytes or str reply, got {value!r:.200}")
+
+
 def _redis_values(client: redis.Redis, key: bytes) -> list[bytes]:
-    kind = client.type(key).decode()
+    kind = _as_bytes(client.type(key)).decode()
     if kind == "string":
         value = client.get(key)
-        return [] if value is None else [value]
+        return [] if value is None else [_as_bytes(value)]
     if kind == "hash":
-        return [part for pair in client.hgetall(key).items() for part in pair]
+        return [_as_bytes(part) for pair in client.hgetall(key).items() for part in pair]
     if kind == "list":
-        return list(client.lrange(key, 0, -1))
+        return [_as_bytes(v) for v in client.lrange(key, 0, -1)]
     if kind == "set":
-        return list(client.smembers(key))
+        return [_as_bytes(v) for v in client.smembers(key)]
     if kind == "zset":
-        return [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+        return [_as_bytes(member) for member in client.zrange(key, 0, -1)]
     if kind == "stream":
         return [
-            part for _, fields in client.xrange(key) for pair in fields.items() for part in pair
+            _as_bytes(part)
+            for _, fields in client.xrange(key) or []
+            if fields
+            for pair in fields.items()
+            for part in pair
         ]
     return []
 

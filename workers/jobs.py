@@ -236,7 +236,12 @@ def run_transcribe(
         data = connection.get(request.audio_key)
         if data is None:
             raise AudioError("empty", "The recording is no longer available.")
-        audio = load(data, request.max_audio_seconds)  # type: ignore[arg-type]
+        if not isinstance(data, bytes):
+            raise TypeError(
+                f"audio at {request.audio_key!r} read as {type(data).__name__}, not bytes: "
+                "the worker's Redis connection must not decode responses"
+            )
+        audio = load(data, request.max_audio_seconds)
         text: str | None = transcribe(audio)
         error = None
     # Reported rather than raised: the bot then drops the clip and tells nobody's reason is kept.
@@ -270,7 +275,7 @@ def transcribe(request: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("workers.jobs.transcribe must run inside an RQ worker (no current job)")
     parsed = TranscribeRequest.from_dict(request)
     message = run_transcribe(parsed, runtime.current(), job.connection)
-    job.connection.xadd(TRANSCRIPTS_STREAM, message.to_fields())  # type: ignore[arg-type]
+    job.connection.xadd(TRANSCRIPTS_STREAM, message.to_fields())
     return {"battle_id": message.battle_id, "purpose": message.purpose, "ok": not message.error}
 
 

@@ -203,9 +203,15 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are plain float32 tensors now; only the GGUF quantizer's marks remain, and they
     # would make transformers refuse to save (and try GGUF again when loading the copy).
-    model.hf_quantizer = None
-    model.is_quantized = False
-    model.quantization_method = None
+    # setattr: transformers sets these undeclared, and torch types Module.__setattr__'s value
+    # as Tensor | Module although it stores any plain attribute.
+    marks: dict[str, object] = {
+        "hf_quantizer": None,
+        "is_quantized": False,
+        "quantization_method": None,
+    }
+    for name, value in marks.items():
+        setattr(model, name, value)
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

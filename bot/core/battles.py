@@ -212,7 +212,13 @@ class Battles:
         raw = await self._ctx.redis.mget(
             [keys.reply_audio_key(battle_id, side) for side in ("a", "b")]
         )
-        return {side: data for side, data in zip(("a", "b"), raw, strict=True) if data}
+        # Audio is stored as bytes and our client does not decode replies: `bytes` narrows
+        # redis-py's `bytes | str | None`.
+        return {
+            side: data
+            for side, data in zip(("a", "b"), raw, strict=True)
+            if isinstance(data, bytes) and data
+        }
 
     async def battle(self, battle_id: str) -> Battle | None:
         raw = await self._ctx.redis.hgetall(keys.battle(battle_id))

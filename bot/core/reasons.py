@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from bot.core.codec import battle_from_hash
+from bot.core.codec import as_text, battle_from_hash
 from bot.core.context import StudyContext
 from bot.core.refusals import refused
 from bot.core.scripts import AddComment, AwaitReason, SetLossReason, TakeReason
@@ -62,7 +62,7 @@ class Reasons:
         raw = await self._ctx.redis.get(keys.reason_pending(self._ctx.pseudonym(discord_id)))
         if raw is None:
             return None
-        battle_id, _, where = raw.decode().partition("|")
+        battle_id, _, where = as_text(raw).partition("|")
         return battle_id if where == str(place) else None
 
     async def take_voice_reason(
@@ -93,7 +93,7 @@ class Reasons:
         limit = (await self._config.config()).limits.comment_max_chars
         commented = Commented(
             battle_id=battle_id,
-            participant=participant.decode(),
+            participant=as_text(participant),
             text=text.strip()[:limit] or "(silence)",
             at=self._ctx.clock(),
             source="voice",

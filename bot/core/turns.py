@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core import audio_files
 from bot.core.battles import ui_fields
-from bot.core.codec import battle_from_hash
+from bot.core.codec import as_text, battle_from_hash
 from bot.core.context import StudyContext
 from bot.core.reading import read_battles
 from bot.core.refusals import refused
@@ -35,8 +35,8 @@ class Turns:
         """The participant's newest unvoted battle whose message is in `place` (a channel id):
         the battle their next voice message there continues."""
         p = self._ctx.pseudonym(discord_id)
-        members = await self._ctx.redis.sinter(keys.participant_battles(p), keys.OPEN_BATTLES)
-        battles = await read_battles(self._ctx.redis, sorted(m.decode() for m in members))
+        members = await self._ctx.redis.sinter([keys.participant_battles(p), keys.OPEN_BATTLES])
+        battles = await read_battles(self._ctx.redis, sorted(as_text(m) for m in members))
         here = [
             b
             for b in battles
@@ -110,7 +110,7 @@ class Turns:
             SetTranscript(
                 transcribed=TurnTranscribed(
                     battle_id=battle_id,
-                    participant=participant.decode(),
+                    participant=as_text(participant),
                     turn=turn,
                     text=text,
                     at=self._ctx.clock(),

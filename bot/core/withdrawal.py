@@ -33,7 +33,7 @@ class Withdrawal:
         """
         p = self._ctx.pseudonym(discord_id)
         members = await self._ctx.redis.smembers(keys.participant_battles(p))
-        job_ids = await _job_ids(self._ctx.redis, sorted(m.decode() for m in members))
+        job_ids = await _job_ids(self._ctx.redis, sorted(as_text(m) for m in members))
         event = Withdrawn(participant=p, at=self._ctx.clock())
         battle_ids = await self._ctx.scripts.run(Withdraw(withdrawn=event))
         # Audio files of an earlier, interrupted withdrawal are deleted again: harmless.

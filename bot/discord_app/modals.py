@@ -79,7 +79,7 @@ class CommentModal(discord.ui.Modal, title="Add a comment"):
 
     # discord.py's Modal.on_error drops the `item` parameter of BaseView.on_error, which it
     # overrides; this is Modal's own signature.
-    async def on_error(  # type: ignore[override]
+    async def on_error(  # type: ignore[override]  # discord.py's own Modal signature (above)
         self, interaction: discord.Interaction, error: Exception
     ) -> None:
         await _on_error(interaction, error)
@@ -132,7 +132,7 @@ class DemographicsModal(discord.ui.Modal, title="About you (all optional)"):
 
     # discord.py's Modal.on_error drops the `item` parameter of BaseView.on_error, which it
     # overrides; this is Modal's own signature.
-    async def on_error(  # type: ignore[override]
+    async def on_error(  # type: ignore[override]  # discord.py's own Modal signature (above)
         self, interaction: discord.Interaction, error: Exception
     ) -> None:
         await _on_error(interaction, error)

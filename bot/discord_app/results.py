@@ -452,7 +452,7 @@ class ResultListener:
                 await asyncio.sleep(1.0)
                 cursor = "0"
                 continue
-            entries = response[0][1] if response else []
+            entries = _entries(response)
             if cursor != ">" and not entries:
                 cursor = ">"
                 continue
@@ -464,7 +464,7 @@ class ResultListener:
                 last = entries[-1][0]
                 cursor = last.decode() if isinstance(last, bytes) else str(last)
 
-    async def handle_transcript(self, fields: dict[bytes, bytes]) -> None:
+    async def handle_transcript(self, fields: StreamFields) -> None:
         try:
             message = TranscriptMessage.from_fields(fields)
         except (ValueError, TypeError) as exc:

@@ -203,7 +203,7 @@ class CommentButton(
 
 
 class LossReasonSelect(
-    discord.ui.DynamicItem[discord.ui.Select],
+    discord.ui.DynamicItem[discord.ui.Select[Any]],
     template=custom_ids.LOSS_REASON_TEMPLATE,
 ):
     """After the vote, optional: why the loser lost (Talk Arena / Voice Showdown's reasons)."""
@@ -226,15 +226,16 @@ class LossReasonSelect(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Select, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> LossReasonSelect:
         return cls(match["battle_id"])
 
     @polite
     async def callback(self, interaction: discord.Interaction) -> None:
-        values = (interaction.data or {}).get("values") or [""]
+        # discord.py fills the select's values from the interaction before calling back.
+        values = self.item.values
         outcome = await parley(interaction).service.battles.loss_reason(
-            interaction.user.id, self.battle_id, str(values[0])
+            interaction.user.id, self.battle_id, str(values[0]) if values else ""
         )
         if isinstance(outcome, Refusal):
             await tell(interaction, outcome.message)
@@ -244,7 +245,7 @@ class LossReasonSelect(
 
 
 class VoiceReasonButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.VOICE_REASON_TEMPLATE,
 ):
     """After the vote: the participant's next voice message here is the reason for it."""
@@ -263,7 +264,7 @@ class VoiceReasonButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> VoiceReasonButton:
         return cls(match["battle_id"])
 
@@ -438,7 +439,7 @@ class WithdrawButton(
 
 
 class ModWithdrawButton(
-    discord.ui.DynamicItem[discord.ui.Button],
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=custom_ids.MOD_WITHDRAW_TEMPLATE,
 ):
     """`/participant withdraw`'s confirmation, for the moderator who asked."""
@@ -458,7 +459,7 @@ class ModWithdrawButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> ModWithdrawButton:
         return cls(int(match["member_id"]), int(match["moderator_id"]), match["action"])
 

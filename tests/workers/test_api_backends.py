@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from contract.audio import load
+from contract.audio import load, probe
 from contract.modelsfile import ModelSpec
 from devstack.fake_apis import Behaviour, FakeApiServer, gemini_error, openai_error
 from workers.backends.api_settings import api_key
@@ -116,6 +116,40 @@ def test_openai_without_streaming(
     body = fake_api.generation_requests()[-1]["json"]
     assert "stream" not in body
     assert body["temperature"] == 0.2
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_openai_audio_out_gives_the_models_own_speech(
+    fake_api: FakeApiServer,
+    api_key_env: str,
+    audio: np.ndarray,
+    loaded: list[Backend],
+    stream: bool,
+) -> None:
+    """`audio_out`: the model speaks its reply (streamed pcm16 or a whole WAV); the text is the
+    audio's transcript, the audio a playable WAV of the model's own voice."""
+    backend = ready(loaded, openai(fake_api, stream=stream, audio_out=True, audio_voice="verse"))
+    partials: list[str] = []
+    answer = backend.answer(audio, [], partials.append)
+    assert answer.reply == FakeApiServer.reply_for(audio.size / 16_000, 0)
+    assert answer.audio is not None
+    assert answer.audio[:4] == b"RIFF"
+    info = probe(answer.audio)
+    assert info.duration_s == pytest.approx(0.25 * len(answer.reply.split()), abs=0.05)
+    if stream:
+        assert partials
+        assert partials[-1].strip() == answer.reply
+    body = fake_api.audio_out_requests[-1]
+    assert body["modalities"] == ["text", "audio"]
+    assert body["audio"] == {"voice": "verse", "format": "pcm16" if stream else "wav"}
+
+
+def test_openai_text_only_by_default(
+    fake_api: FakeApiServer, api_key_env: str, audio: np.ndarray, loaded: list[Backend]
+) -> None:
+    answer = ready(loaded, openai(fake_api)).answer(audio, [])
+    assert answer.audio is None
+    assert "modalities" not in fake_api.generation_requests()[-1]["json"]
 
 
 def test_wrong_key_is_permanent_and_never_echoed(

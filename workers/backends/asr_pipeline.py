@@ -334,11 +334,14 @@ class AsrPipelineBackend:
             if remote.first_token_s is not None:
                 timings["first_token"] = asr_s + remote.first_token_s
             return Answer(reply=remote.text, transcript=transcript, timings=timings)
+        local = self._llm
+        if local is None:  # checked above; the local LLM answers when no remote one does
+            raise BackendError(f"model {self.spec.id!r}: answer() before load()")
         with self._llm_guard:
             inputs = self._tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             ).to(self.options.device)
-            generated = self._llm.generate(dict(inputs), on_partial)  # type: ignore[union-attr]
+            generated = local.generate(dict(inputs), on_partial)
         total = time.perf_counter() - started
         timings = {
             "total": total,

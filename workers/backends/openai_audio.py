@@ -16,6 +16,10 @@ Settings (all but `model` optional):
                      or model name fails at start
                      (default true)
     extra_body       a table merged into the request (provider-specific parameters)
+    audio_out        (openai_audio) true: the model speaks its reply itself (`modalities`
+                     ["text", "audio"]); in reply modes speech/both the participant hears that
+                     audio instead of the study's voice (default false: text only)
+    audio_voice      the model's own voice with audio_out (default "alloy")
 
 `OpenAiCompatibleBackend` (openai_compatible.py) reuses all of this for any server that speaks
 the same API.
@@ -79,6 +83,9 @@ class ChatCompletionsBackend:
             if "audio_part" in self.extra_settings
             else self.audio_parts[0]
         )
+        if "audio_out" in self.extra_settings:
+            self.audio_out = bool(s.flag("audio_out", False))
+            self.audio_voice = str(s.text("audio_voice", "alloy"))
         self._key: str | None = None
         self._client: ApiClient | None = None
 
@@ -128,6 +135,10 @@ class ChatCompletionsBackend:
 
     # --- requests --------------------------------------------------------------------------
 
+    # Audio out (a model that speaks for itself): off here; OpenAiAudioBackend reads settings.
+    audio_out: bool = False
+    audio_voice: str = "alloy"
+
     def audio_content(self, wav_b64: str) -> dict[str, Any]:
         if self.audio_part == "audio_url":
             return {"type": "audio_url", "audio_url": {"url": f"data:audio/wav;base64,{wav_b64}"}}
@@ -155,6 +166,13 @@ class ChatCompletionsBackend:
             body["stream"] = True
             if self.stream_usage:
                 body["stream_options"] = {"include_usage": True}
+        if self.audio_out:
+            # OpenAI streams audio only as raw pcm16 (24 kHz mono); whole answers come as WAV.
+            body["modalities"] = ["text", "audio"]
+            body["audio"] = {
+                "voice": self.audio_voice,
+                "format": "pcm16" if self.api.stream else "wav",
+            }
         body.update(self.extra_body)
         return body
 
@@ -174,13 +192,18 @@ class ChatCompletionsBackend:
         finish: list[str] = []
         refusal: list[str] = []
         usage: dict[str, Any] = {}
+        speech: list[bytes] = []  # the model's own audio (audio_out): pcm16 pieces, or one WAV
         if self.api.stream:
 
             def on_event(event: dict[str, Any]) -> None:
                 usage.update(event.get("usage") or {})
                 for choice in event.get("choices") or []:
                     refusal.append((choice.get("delta") or {}).get("refusal") or "")
-                    delta = (choice.get("delta") or {}).get("content")
+                    spoken = (choice.get("delta") or {}).get("audio") or {}
+                    if spoken.get("data"):
+                        speech.append(_b64(spoken["data"], self.spec.id))
+                    # With audio out the words arrive as the audio's transcript.
+                    delta = (choice.get("delta") or {}).get("content") or spoken.get("transcript")
                     if delta:
                         if not pieces:
                             timings["first_token"] = time.perf_counter() - started
@@ -198,7 +221,10 @@ class ChatCompletionsBackend:
             if not choices:
                 raise BackendError(f"model {self.spec.id!r}: answer has no choices")
             message = choices[0].get("message") or {}
-            pieces.append(message.get("content") or "")
+            spoken = message.get("audio") or {}
+            if spoken.get("data"):
+                speech.append(_b64(spoken["data"], self.spec.id))
+            pieces.append(message.get("content") or spoken.get("transcript") or "")
             refusal.append(message.get("refusal") or "")
             if choices[0].get("finish_reason"):
                 finish.append(choices[0]["finish_reason"])
@@ -216,8 +242,33 @@ class ChatCompletionsBackend:
         timings["total"] = time.perf_counter() - started
         if "completion_tokens" in usage:
             timings["tokens"] = float(usage["completion_tokens"])
-        return Answer(reply=reply, transcript=None, timings=timings)
+        own_audio: bytes | None = None
+        if self.audio_out:
+            if not speech:
+                raise BackendError(f"model {self.spec.id!r} was asked to speak but sent no audio")
+            own_audio = _pcm16_wav(b"".join(speech)) if self.api.stream else speech[0]
+        return Answer(reply=reply, transcript=None, timings=timings, audio=own_audio)
+
+
+# OpenAI's streamed `pcm16` audio: 16-bit little-endian mono at 24 kHz.
+PCM16_RATE = 24_000
+
+
+def _b64(data: object, model_id: str) -> bytes:
+    try:
+        return base64.b64decode(str(data), validate=True)
+    except ValueError:
+        # Never the data itself: it is the model's speech.
+        raise BackendError(f"model {model_id!r} sent audio that is not base64") from None
+
+
+def _pcm16_wav(pcm: bytes) -> bytes:
+    """Raw pcm16 pieces as one WAV file (what the worker stores and Discord plays)."""
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    return encode_wav(samples, PCM16_RATE)
 
 
 class OpenAiAudioBackend(ChatCompletionsBackend):
-    """OpenAI's own API."""
+    """OpenAI's own API; its audio models can also speak their reply (`audio_out`)."""
+
+    extra_settings: ClassVar[tuple[str, ...]] = ("audio_out", "audio_voice")
