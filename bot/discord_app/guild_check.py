@@ -8,6 +8,8 @@ time later (a private thread it cannot open, a moderator whose role it cannot fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 
 from bot.discord_app.checks import role_matches
@@ -27,7 +29,7 @@ NEEDED_IN_STUDY_CHANNEL: tuple[str, ...] = (
 
 
 def study_channel_of(
-    channels: list[discord.abc.GuildChannel], wanted: str
+    channels: Sequence[discord.abc.GuildChannel], wanted: str
 ) -> discord.TextChannel | None:
     """PARLEY_STUDY_CHANNEL (an id, a name or #name) among the guild's text channels."""
     wanted = wanted.strip().lstrip("#")
@@ -42,7 +44,7 @@ def study_channel_of(
 def problems_in(
     settings: Settings,
     guild: discord.Guild,
-    channels: list[discord.abc.GuildChannel],
+    channels: Sequence[discord.abc.GuildChannel],
     me: discord.Member,
 ) -> list[str]:
     """Every problem of this guild for the study, one message each (empty: all is well)."""
