@@ -15,8 +15,9 @@ import discord
 from bot.discord_app.checks import role_matches
 from contract.settings import Settings
 
-# What the bot does in the study channel: reads and posts there (embeds, files), opens a
-# private thread per participant and writes in it, reads history when it restarts.
+# What the bot does in the study channel (docs/discord-setup.md's table): reads and posts there
+# (embeds, files), opens a private thread per participant, adds them and writes in it, replies to
+# voice messages. Pinning (`/study post`) is left out: a study runs without it.
 NEEDED_IN_STUDY_CHANNEL: tuple[str, ...] = (
     "view_channel",
     "send_messages",
@@ -25,6 +26,7 @@ NEEDED_IN_STUDY_CHANNEL: tuple[str, ...] = (
     "read_message_history",
     "create_private_threads",
     "send_messages_in_threads",
+    "manage_threads",
 )
 
 
