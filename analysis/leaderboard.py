@@ -24,7 +24,7 @@ def _quantiles(samples: np.ndarray, level: float = CI_LEVEL) -> tuple[np.ndarray
 
 
 def leaderboard(ratings: Ratings, level: float = CI_LEVEL) -> pd.DataFrame:
-    """One row per model, best first; columns as DESIGN.md's leaderboard.csv.
+    """One row per model, best first; columns as docs/interfaces.md's leaderboard.csv.
 
     Without bootstrap rounds the interval collapses to the point rating (and ranks are by
     rating alone).

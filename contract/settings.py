@@ -1,7 +1,7 @@
 """Parley's one settings object, read from the environment and `.env`.
 
 Every process (bot, worker, export, demo) builds a `Settings` with `load_settings()` and passes
-it down; nothing else reads the environment. Names are the ones in DESIGN.md.
+it down; nothing else reads the environment. Names are the ones in docs/interfaces.md.
 """
 
 from __future__ import annotations

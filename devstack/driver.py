@@ -261,6 +261,17 @@ class StudyDriver:
         confirm = ids.withdraw(user.id, "confirm")
         return await self.answer(await self.standin.click(user, asked.original, confirm))
 
+    async def moderator_withdraw(self, mod: User, member: User, *, confirm: bool = True) -> str:
+        """`/participant withdraw member` as `mod`, then confirm (or cancel); returns what the
+        moderator reads last (the refusal, when the bot asks nothing)."""
+        asked = await self.command(mod, "participant", "withdraw", options={"member": member})
+        action = "confirm" if confirm else "cancel"
+        custom_id = ids.mod_withdraw(member.id, mod.id, action)
+        if asked.original is None or custom_id not in custom_ids(asked.original):
+            return self.read(asked)
+        click = await self.standin.click(mod, asked.original, custom_id)
+        return self.read(await self.answer(click))
+
     # -- battles ------------------------------------------------------------------------------
 
     async def send_voice(

@@ -151,6 +151,9 @@ class FakeApiServer:
         self.script: list[Behaviour] = []
         self.slow_models: dict[str, float] = {}
         self.broken_models: set[str] = set()
+        # Served model -> the fault its every streamed answer breaks with (a `Behaviour`
+        # stream_fault: "error", "garbage", "cut"), until removed; a scripted step's fault wins.
+        self.stream_faults: dict[str, str] = {}
         # Served model -> the reply it gives instead of `reply_for` (hostile markdown, a model
         # naming itself, ...).
         self.replies: dict[str, str] = {}
@@ -286,11 +289,12 @@ class FakeApiServer:
         ]
 
     async def _sse(
-        self, request: web.Request, events: list[dict[str, Any]], done: bool
+        self, request: web.Request, events: list[dict[str, Any]], done: bool, *, model: str
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         fault, self._stream_fault = self._stream_fault, None
+        fault = fault or self.stream_faults.get(model)
         for i, event in enumerate(events):
             if i == 2 and fault == "error":
                 error = {"error": {"message": "The server had an error", "type": "server_error"}}
@@ -486,7 +490,7 @@ class FakeApiServer:
                     },
                 }
             )
-        return await self._sse(request, events, done=True)
+        return await self._sse(request, events, done=True, model=model)
 
     async def _openai_chat_audio_out(
         self, request: web.Request, body: dict[str, Any], model: str, text: str
@@ -549,7 +553,7 @@ class FakeApiServer:
             for i in range(0, len(pcm), step)
         ]
         events.append(chunk({}, "stop"))
-        return await self._sse(request, events, done=True)
+        return await self._sse(request, events, done=True, model=model)
 
     async def _openai_transcribe(self, request: web.Request) -> web.Response:
         """OpenAI's (and vLLM's) transcription endpoint: multipart `file`, `model`, optional
@@ -678,4 +682,4 @@ class FakeApiServer:
         events = [
             response(p, "STOP" if i == len(chunks) - 1 else None) for i, p in enumerate(chunks)
         ]
-        return await self._sse(request, events, done=False)
+        return await self._sse(request, events, done=False, model=name)

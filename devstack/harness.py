@@ -187,7 +187,7 @@ class Stack:
         return self.workdir / "data"
 
     def env(self) -> dict[str, str]:
-        """The environment of the bot and the worker: only DESIGN.md's variables."""
+        """The environment of the bot and the worker: only the variables of docs/interfaces.md."""
         env = {
             key: value
             for key, value in os.environ.items()

@@ -190,7 +190,7 @@ def check_fit(
                 log.warning(
                     "model %s: cannot estimate the weights of %r (not a local checkpoint and not "
                     "in the Hugging Face cache yet); loading it unchecked. Download it first "
-                    "(huggingface-cli download %s) to have it checked.",
+                    "(hf download %s) to have it checked.",
                     need.model_id,
                     need.ref,
                     need.ref,

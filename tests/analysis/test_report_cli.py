@@ -1,4 +1,4 @@
-"""The CLI as DESIGN.md states it, and the HTML report on the real static table."""
+"""The CLI as docs/interfaces.md states it, and the HTML report on the real static table."""
 
 from __future__ import annotations
 

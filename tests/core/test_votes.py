@@ -130,17 +130,22 @@ async def test_comments_before_and_after_the_vote_bounded(study: Study, clock: C
         assert info.value.code == code
     with pytest.raises(Refused, match="at most 1000 characters"):
         await study.comment(1001, battle.battle_id, "x" * 1001)
+    # Exactly the limit is allowed (mutation survivor: `>=` for `>`).
+    at_limit = await study.comment(1001, battle.battle_id, "y" * 1000)
+    assert at_limit.comments[-1].text == "y" * 1000
     with pytest.raises(ValueError, match="comment must be a string, got int"):
         await study.comment(1001, battle.battle_id, 42)  # type: ignore[arg-type]
     # Stored as UTF-8 JSON, not \u escapes (the export and `/mydata` read it as written).
     await study.comment(1001, battle.battle_id, "Très naturel ✓")
-    raw = await study.redis.hget(keys.battle(battle.battle_id), "comment:3")
+    raw = await study.redis.hget(keys.battle(battle.battle_id), "comment:4")
     assert "Très naturel ✓".encode() in raw
-    for i in range(7):
+    for i in range(6):
         await study.comment(1001, battle.battle_id, f"more {i}")
     with pytest.raises(Refused) as info:
         await study.comment(1001, battle.battle_id, "one too many")
     assert info.value.code == "too_many_comments"
+    # The refusal names the limit (mutation survivor: the limit left out of the message).
+    assert "(10)" in str(info.value)
     assert len((await study.battle(battle.battle_id)).comments) == 10
 
 
@@ -183,3 +188,5 @@ def test_spoken_replies_count_by_listening_time() -> None:
     }
     assert vote_needs_seconds(spoken, Limits()) == 10.0  # half of 20 s, not 1000 chars / 50
     assert vote_needs_seconds(spoken, Limits(fast_vote_listen_share=0)) is None
+    # A share above 1 (a Limits built past the core's range check) counts as the whole length.
+    assert vote_needs_seconds(spoken, Limits(fast_vote_listen_share=1.5)) == 20.0

@@ -259,6 +259,9 @@ async def test_gateway_drop_misses_no_voice_message(
     progress = await driver.ask(gus, thread, voice_ogg)
     battle_id = await driver.wait_vote_buttons(progress["id"], timeout=30)
     assert battle_id
+    # Voted, so the next voice message starts a new battle (before a vote it would be the
+    # battle's next turn).
+    await driver.vote(gus, progress["id"], battle_id, "a")
     # An op 7 RECONNECT right before a voice message: the same.
     await standin.send_reconnect()
     _, again = await driver.battle(gus, thread, voice_ogg)

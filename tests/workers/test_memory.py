@@ -89,7 +89,7 @@ def test_unknown_sizes_are_loaded_unchecked(caplog: pytest.LogCaptureFixture) ->
     totals = check_fit([Need("x", "org/not-downloaded", "cuda:0", None)], {"cuda:0": 1})
     assert totals == {"cuda:0": 0}
     assert "cannot estimate" in caplog.text
-    assert "huggingface-cli download" in caplog.text
+    assert "hf download" in caplog.text
 
 
 def _huge_models_file(tmp_path: Path) -> Path:

@@ -131,7 +131,7 @@ def test_missing_key_and_wrong_key(models: Path, clip: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_pipeline_on_real_speech(tmp_path: Path, speech_clips: dict[str, bytes]) -> None:
-    """The DESIGN's example: the demo ASR pipeline (real Whisper tiny.en) on a spoken question."""
+    """The interfaces example: the demo ASR pipeline (real Whisper tiny.en) on a question."""
     clip = tmp_path / "question.ogg"
     clip.write_bytes(speech_clips["ogg"])
     models = REPO / "examples" / "models.demo.toml"
