@@ -185,8 +185,10 @@ class ParleyBot(commands.Bot):
             )
         )
         self.tree.error(self.on_app_command_error)
-        # Commands live in the study's guild only: they show up at once (global commands take
-        # up to an hour) and nobody outside the study server sees them.
+        # Commands live in the study's guild: they show up at once (global commands take up to
+        # an hour) and nobody outside the study server sees them. Only /withdraw and /mydata
+        # stay global, because a participant must be able to leave from a DM; they act on the
+        # caller's own data only.
         self.tree.copy_global_to(guild=self.guild_object)
         for name in DM_COMMANDS:
             # Global only: a guild copy would show the command twice in the server.
