@@ -7,6 +7,7 @@ tables behind it are written next to it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.behaviour import agreement, loss_reasons, position_bias, vote_times
-from analysis.filters import FilterConfig
+from analysis.filters import FilterConfig, apply_filters
 from analysis.leaderboard import data_warnings, leaderboard, matrix, pairwise
 from analysis.precision import (
     DIFFER_MUCH,
@@ -26,6 +27,7 @@ from analysis.precision import (
     resampling_table,
     votes_needed_table,
 )
+from analysis.quality import participant_quality
 from analysis.static import (
     StaticTable,
     correlate,
@@ -144,7 +146,8 @@ def build_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     options = options if options is not None else RatingOptions(rounds=rounds, seed=seed)
-    study = rate_battles(normalise_battles(battles_df), filters, options, progress=progress)
+    normalised = normalise_battles(battles_df)
+    study = rate_battles(normalised, filters, options, progress=progress)
     sig = study.signature
     ratings = study.ratings
     board = leaderboard(ratings)
@@ -182,6 +185,12 @@ def build_report(
     doc.h(2, "Data cleaning")
     doc.p("Each filter and how many battles it removed, in the order they were applied.")
     doc.table(study.filtered.table())
+    _cleaning_reasons(doc, study, normalised)
+
+    doc.h(2, "Vote quality per participant")
+    quality = _quality_table(normalised, study, filters)
+    write_table(quality, out, "participant_quality", sig)
+    _quality_section(doc, quality, study)
 
     doc.h(2, "Leaderboard")
     doc.figure(plots.png_bytes(plots.leaderboard_plot(board)), "leaderboard with intervals")
@@ -268,6 +277,93 @@ def build_report(
     path = out / "report.html"
     path.write_text(doc.render(title))
     return path
+
+
+def flag_counts(battles: pd.DataFrame) -> dict[str, int]:
+    """Battles carrying each flag of the export's comma-separated `flags` column."""
+    if "flags" not in battles.columns:
+        return {}
+    counts: dict[str, int] = {}
+    for cell in battles["flags"].fillna("").astype(str):
+        for name in {f.strip() for f in cell.split(",") if f.strip()}:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _cleaning_reasons(doc: _Doc, study: RatedStudy, battles: pd.DataFrame) -> None:
+    """Why battles were dropped, in words: each filter with its count and reason."""
+    items = []
+    for step in study.filtered.steps:
+        why = f" ({html.escape(step.note)})" if step.note else ""
+        items.append(f"<li><code>{html.escape(step.name)}</code>: {step.removed} dropped{why}</li>")
+    doc.parts.append("<ul>" + "".join(items) + "</ul>")
+    voted = battles[battles["winner"] != ""]
+    flags = flag_counts(voted)
+    if flags:
+        listed = ", ".join(f"{n} {html.escape(name)}" for name, n in flags.items())
+        dropped = any(s.name.startswith("flagged=") and s.removed for s in study.filtered.steps)
+        doc.p(
+            f"Flags on the voted battles of the export (a battle may carry several): {listed}. "
+            + (
+                "Battles with a dropped flag are left out of the ratings above."
+                if dropped
+                else "No flagged battle was dropped (--keep-flagged, or no dropped flag present)."
+            ),
+            "note",
+        )
+    else:
+        doc.p("No voted battle carries a flag.", "note")
+
+
+def _quality_table(
+    battles: pd.DataFrame, study: RatedStudy, filters: FilterConfig | None
+) -> pd.DataFrame:
+    """analysis.quality over the battles the other filters keep, anomalous participants
+    included (so they are listed even when --exclude-anomalous dropped them), against the
+    fitted ratings."""
+    config = dataclasses.replace(
+        filters if filters is not None else FilterConfig(),
+        exclude_anomalous=False,
+        exclude_participants=frozenset(),
+    )
+    kept = apply_filters(battles, config).battles
+    board = leaderboard(study.ratings)
+    elo = dict(zip(board["model"], board["rating"], strict=True))
+    return participant_quality(kept, elo)
+
+
+def _quality_section(doc: _Doc, quality: pd.DataFrame, study: RatedStudy) -> None:
+    doc.p(
+        "Per participant: votes, decisive votes, Fisher's combined p-value of their votes "
+        "against the leaderboard (small: they often prefer the model the board ranks lower), "
+        "the share of decisive votes for side A with its binomial p-value (A/B order is a fair "
+        "coin), and the median seconds from the replies to the vote. A participant is "
+        "<b>anomalous</b> when a test is significant after a Bonferroni correction, or their "
+        "median vote is implausibly fast; see analysis/quality.py.",
+        "note",
+    )
+    if quality.empty:
+        doc.p("No participant has a vote.", "note")
+        return
+    anomalous = quality[quality["anomalous"]]
+    excluded = next((s for s in study.filtered.steps if s.name.startswith("anomalous=")), None)
+    if anomalous.empty:
+        doc.p("No participant looks anomalous.")
+    elif excluded is not None:
+        doc.p(
+            f"⚠️ {len(anomalous)} anomalous participant(s); their {excluded.removed} votes are "
+            "left out of the ratings (--exclude-anomalous).",
+            "warning",
+        )
+    else:
+        doc.p(
+            f"⚠️ {len(anomalous)} anomalous participant(s), marked below; their votes are in "
+            "the ratings (--exclude-anomalous leaves them out).",
+            "warning",
+        )
+    shown = quality.copy()
+    shown.insert(0, "mark", np.where(shown["anomalous"], "⚠️ anomalous", ""))
+    doc.table(shown.sort_values(["anomalous", "participant"], ascending=[False, True]))
 
 
 def _style_section(doc: _Doc, study: RatedStudy, board: pd.DataFrame, out: Path) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
-from bot.core import Study, Winner, connect
+from bot.core import Study, StudyState, Winner, connect
 from bot.export import export_battles
 from contract import keys
 from contract.modelsfile import ModelsFile, ModelSpec
@@ -162,6 +162,7 @@ async def run(url: str, votes: int, concurrent: int, export_rows: int) -> bool:
             data_dir=Path(tmp) / "data",
             known_models=models_file(),
             rng=np.random.default_rng(0),
+            initial_state=StudyState.OPEN,
         )
         problems = await study.check_persistence(allow_volatile=True)
         print(f"redis {url}: {'durable (AOF)' if not problems else '; '.join(problems)}")

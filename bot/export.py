@@ -2,8 +2,10 @@
 
     python -m bot.export --out battles.parquet [--participants participants.csv]
 
-One row per battle, core columns named as in the Chatbot Arena (FastChat) battle format
-(battle_id, tstamp, participant, model_a, model_b, winner) plus what a researcher needs.
+One row per battle. The core columns follow the Chatbot Arena (FastChat) battle format except
+for two names: FastChat's `question_id` is our `battle_id` and its `judge` is our `participant`
+(`tstamp`, `model_a`, `model_b`, `winner` are the same). `--fastchat` writes those two columns
+under FastChat's names instead, for tools that expect them.
 Rows hold pseudonyms only: never Discord ids, usernames, Discord message refs or audio paths.
 Withdrawn participants' battles are gone from the store, so they are in no export.
 """
@@ -286,6 +288,18 @@ async def export_battles(
     return len(rows)
 
 
+# Our column -> FastChat's name for it (`--fastchat`); every other column keeps its name.
+FASTCHAT_NAMES = {"battle_id": "question_id", "participant": "judge"}
+
+
+def fastchat_named(
+    rows: list[dict[str, Any]], columns: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows and columns with FastChat's names for battle_id and participant."""
+    renamed = [{FASTCHAT_NAMES.get(k, k): v for k, v in row.items()} for row in rows]
+    return renamed, [FASTCHAT_NAMES.get(c, c) for c in columns]
+
+
 async def export_participants(source: Study | aioredis.Redis, path: Path | str) -> int:
     """Write the participants table (pseudonym, consent, demographics, status)."""
     path = Path(path)
@@ -296,11 +310,21 @@ async def export_participants(source: Study | aioredis.Redis, path: Path | str) 
 
 
 async def _run(
-    redis_url: str, out: Path, participants: Path | None, models: ModelsFile | None
+    redis_url: str,
+    out: Path,
+    participants: Path | None,
+    models: ModelsFile | None,
+    *,
+    fastchat: bool = False,
 ) -> None:
     client = connect(redis_url)
     try:
-        n = await export_battles(client, out, models)
+        if fastchat:
+            rows, columns = fastchat_named(await battle_rows(client, models), BATTLE_COLUMNS)
+            await asyncio.to_thread(write_rows, rows, columns, out)
+            n = len(rows)
+        else:
+            n = await export_battles(client, out, models)
         print(f"wrote {n} battles to {out}")
         if participants is not None:
             n = await export_participants(client, participants)
@@ -316,6 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="FILE.parquet, .csv or .jsonl")
     parser.add_argument("--participants", type=Path, help="also write the participants table here")
+    parser.add_argument(
+        "--fastchat",
+        action="store_true",
+        help="name battle_id and participant as FastChat does: question_id and judge",
+    )
     args = parser.parse_args(argv)
     for path in (args.out, args.participants):
         if path is not None and path.suffix.lower() not in SUFFIXES:
@@ -327,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ModelsFileError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    asyncio.run(_run(settings.redis_url, args.out, args.participants, models))
+    asyncio.run(
+        _run(settings.redis_url, args.out, args.participants, models, fastchat=args.fastchat)
+    )
     return 0
 
 

@@ -12,7 +12,9 @@ the side's current RQ job (the battle's `ui.jobs`, or the sweeper's own re-enque
 decides from its state:
 
 - waiting in the queue: fine, unless it waited longer than `max_queue_wait_s` (then failed:
-  enqueuing it again would not help);
+  enqueuing it again would not help), or longer than `unserved_wait_s` while no live worker
+  (heartbeat) serves its model (then failed at once: the participant is told in minutes, not
+  after half an hour, and `/study status` names the model nobody serves);
 - taken from the queue by a worker but never started (status queued, in no queue: the worker
   died between taking it and starting it) for longer than `margin_s`: abandoned;
 - started: fine while its worker's heartbeat (`WORKERS_KEY`) is fresh and the job is within
@@ -102,6 +104,7 @@ class Sweeper:
         interval_s: float = 30.0,
         margin_s: float = 60.0,
         max_queue_wait_s: float = 1800.0,
+        unserved_wait_s: float = 120.0,
         requeues: int = 1,
         job_retries: int = 1,
         stale_after_s: float = heartbeat.STALE_AFTER_S,
@@ -111,6 +114,7 @@ class Sweeper:
             ("job_timeout_s", job_timeout_s),
             ("interval_s", interval_s),
             ("max_queue_wait_s", max_queue_wait_s),
+            ("unserved_wait_s", unserved_wait_s),
             ("stale_after_s", stale_after_s),
         ):
             if value <= 0:
@@ -124,6 +128,9 @@ class Sweeper:
         self.interval_s = interval_s
         self.margin_s = margin_s
         self.max_queue_wait_s = max_queue_wait_s
+        self.unserved_wait_s = unserved_wait_s
+        # Models some live worker serves, read once per sweep.
+        self._served: set[str] = set()
         self.requeues = requeues
         self.job_retries = job_retries
         self.stale_after_s = stale_after_s
@@ -161,6 +168,10 @@ class Sweeper:
         battles = await self.study.open_battles()
         await asyncio.to_thread(self._forget_closed, {b.battle_id for b in battles})
         self._taken_now = set()
+        live = await asyncio.to_thread(
+            heartbeat.live_workers, self.conn, now=self.clock(), stale_after_s=self.stale_after_s
+        )
+        self._served = {model for worker in live for model in worker.models}
         for battle in battles:
             if battle.status is not BattleStatus.QUEUED:
                 continue
@@ -207,7 +218,8 @@ class Sweeper:
         if attempt.failed_at is not None:
             return None  # the failure is on the stream: the bot's result path records it
         job = queueing.fetch_job(self.conn, attempt.job_id) if attempt.job_id else None
-        verdict = self._judge(attempt, job, now)
+        model = battle.model_a if side == "a" else battle.model_b
+        verdict = self._judge(attempt, job, now, model)
         if verdict is None:
             return None
         if verdict.requeue and attempt.attempt < self.requeues:
@@ -240,7 +252,9 @@ class Sweeper:
             job_id = str(jobs[SIDES.index(side)])
         return _Attempt(job_id, 0, battle.created_at)
 
-    def _judge(self, attempt: _Attempt, job: JobSnapshot | None, now: float) -> _Verdict | None:
+    def _judge(
+        self, attempt: _Attempt, job: JobSnapshot | None, now: float, model: str = ""
+    ) -> _Verdict | None:
         """Why this side's job will never publish a result, or None while it still may."""
         waited = now - attempt.since
         if job is None:
@@ -261,6 +275,13 @@ class Sweeper:
                 True,
             )
         if job.waiting:
+            if waited > self.unserved_wait_s and model and model not in self._served:
+                return _Verdict(
+                    f"no live worker serves model {model!r} (job {job.job_id} waited "
+                    f"{waited:.0f} s)",
+                    "timeout",
+                    False,
+                )
             if waited <= self.max_queue_wait_s:
                 return None
             return _Verdict(

@@ -24,9 +24,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import redis
 
+from bot.core import Study, StudyState, connect
 from contract import heartbeat
+from contract.modelsfile import load_models_file
 from devstack.fake_apis import FakeApiServer
 from devstack.redis_servers import RedisServer
 from devstack.standin.server import StandIn
@@ -117,6 +120,10 @@ class Stack:
     start_worker_at_start: bool = True
     # With the e2e models: a [tts] table (openai_speech on the fake server) for spoken replies.
     tts: bool = False
+    # A real study starts closed until a moderator runs `/study open`; most tests are about a
+    # study that runs, so the stack creates it open (roster: the whole models file). False:
+    # closed, as in production (the demo and the tests of the closed start).
+    open_at_start: bool = True
 
     redis_server: RedisServer | None = None
     standin: StandIn = field(default_factory=StandIn)
@@ -143,6 +150,8 @@ class Stack:
             self.models_file.write_text(
                 e2e_models_toml(self.fake_api.openai_url, tts=self.tts), "utf-8"
             )
+        if self.open_at_start:
+            await self._create_open_study()
         await self.start_bot(timeout=timeout)
         if self.start_worker_at_start:
             await self.start_worker(timeout=timeout)
@@ -206,6 +215,24 @@ class Stack:
 
     def redis_client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
+
+    async def _create_open_study(self) -> None:
+        """The study's first config, open, written by the core before the bot starts."""
+        if self.models_file is None:
+            raise RuntimeError("the stack has no models file yet")
+        client = connect(self.redis_url)
+        try:
+            study = Study(
+                client,
+                secret=self.env()["PARLEY_SECRET"].encode(),
+                data_dir=self.data_dir,
+                known_models=load_models_file(self.models_file),
+                rng=np.random.default_rng(0),
+                initial_state=StudyState.OPEN,
+            )
+            await study.config()
+        finally:
+            await client.aclose()
 
     # -- the bot ------------------------------------------------------------------------------
 

@@ -243,7 +243,12 @@ async def run(args: argparse.Namespace) -> int:
     # One core for torch in the worker, the other for the bot, the stand-in and Redis: torch
     # takes every core by default, and a starved bot would miss Discord's 3 s answer window.
     stack = Stack(
-        workdir, models_file=models_path, worker_args=[], extra_env={"OMP_NUM_THREADS": "1"}
+        workdir,
+        models_file=models_path,
+        worker_args=[],
+        extra_env={"OMP_NUM_THREADS": "1"},
+        # As in a real study: closed until the moderator below runs /study open.
+        open_at_start=False,
     )
     study_redis = None
     try:

@@ -81,6 +81,9 @@ local function eligibility(config_key, roster_key, participant_key, daily_key, n
   local c = redis.call('HMGET', config_key, 'state', 'limit.daily_quota',
                        'limit.min_seconds_between')
   if not c[1] then error('study config is not initialised') end
+  if c[1] == 'closed' and redis.call('HEXISTS', config_key, 'opened_at') == 0 then
+    return 'not_open_yet', ''
+  end
   if c[1] ~= 'open' then return c[1], '' end
   if redis.call('SCARD', roster_key) < 2 then return 'roster_too_small', '' end
   local quota = tonumber(c[2])
@@ -433,6 +436,9 @@ local n = tonumber(n_fields)
 local fields = {}
 for i = 1, 2 * n do fields[#fields + 1] = rest[i] end
 redis.call('HSET', config_key, unpack(fields))
+if redis.call('HGET', config_key, 'state') == 'open' then
+  redis.call('HSETNX', config_key, 'opened_at', '1')
+end
 for i = 2 * n + 1, #rest do redis.call('SADD', roster_key, rest[i]) end
 redis.call('XADD', events_key, '*', 'type', event_type, 'data', event_data)
 return 1
@@ -451,6 +457,10 @@ if n > 0 then
   local fields = {}
   for i = 1, 2 * n do fields[#fields + 1] = rest[i] end
   redis.call('HSET', config_key, unpack(fields))
+end
+-- Once opened, a closed study is "closed", no longer "not open yet".
+if redis.call('HGET', config_key, 'state') == 'open' then
+  redis.call('HSETNX', config_key, 'opened_at', '1')
 end
 if replace_roster == '1' then
   redis.call('DEL', roster_key)

@@ -12,6 +12,10 @@ _MESSAGES = {
     "blocked": "You cannot start new battles in this study. Please contact a moderator.",
     "paused": "The study is paused for now; please try again later.",
     "closed": "The study is closed and takes no new battles. Thank you for taking part!",
+    "not_open_yet": (
+        "The study is not open yet: the moderators will open it soon. Thank you for your "
+        "patience; please come back then!"
+    ),
     "roster_too_small": "The study has fewer than two models right now; please try again later.",
     "daily_quota": "You have reached today's limit of battles. Thank you! You can go on {when}.",
     "rate_limited": "Please wait a little before the next battle: you can go on {when}.",

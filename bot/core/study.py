@@ -60,7 +60,10 @@ class Study:
         known_models: ModelsFile,
         rng: np.random.Generator,
         clock: Callable[[], float] = time.time,
+        initial_state: StudyState = StudyState.CLOSED,
     ) -> None:
+        # `initial_state` is the state of a study's first config only (a study that exists keeps
+        # its own): closed in production; test and benchmark stacks may start one open.
         self._ctx = StudyContext(
             redis=redis,
             secret=secret,
@@ -71,7 +74,7 @@ class Study:
         )
         self._participants = Participants(self._ctx)
         self._withdrawal = Withdrawal(self._ctx, self._participants)
-        self._study_config = ConfigStore(self._ctx)
+        self._study_config = ConfigStore(self._ctx, initial_state)
         self._battles = Battles(self._ctx, self._study_config)
         self._votes = Votes(self._ctx, self._study_config)
         self._turns = Turns(self._ctx, self._study_config)

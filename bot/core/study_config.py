@@ -31,18 +31,20 @@ LIMIT_RANGES: dict[str, tuple[float, float]] = {
 
 
 class ConfigStore:
-    def __init__(self, ctx: StudyContext) -> None:
+    def __init__(self, ctx: StudyContext, initial_state: StudyState = StudyState.CLOSED) -> None:
         self._ctx = ctx
+        self._initial_state = StudyState(initial_state)
         self._ready = False
 
     async def ensure(self) -> None:
-        """The first start of a study: open, uniform, default limits, every known model."""
+        """The first start of a study: closed (until a moderator runs `/study open`), uniform,
+        default limits, and every known model as the proposed roster."""
         if self._ready:
             return
         initial = ConfigChanged(
             by="parley",
             at=self._ctx.clock(),
-            state=StudyState.OPEN,
+            state=self._initial_state,
             strategy=Strategy.UNIFORM,
             roster=tuple(sorted(self._ctx.known_models.models)),
             limits=dataclasses.asdict(Limits()),

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from bot.core import Study
 from bot.discord_app import checks, views
 from bot.discord_app.common import NO_MENTIONS, SOMETHING_WRONG, STORAGE_DOWN, tell
+from bot.discord_app.guild_check import guild_problems
 from bot.discord_app.moderator import Moderator
 from bot.discord_app.participant import Participant
 from bot.discord_app.places import PrivateThreads
@@ -41,6 +42,12 @@ discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
 CONSENT_MAX_CHARS = 4096
+
+# Global commands (they work in DMs with the bot, and in the study's server); every other
+# command lives in the study's server only.
+DM_COMMANDS = ("withdraw", "mydata")
+# The Redis key of the global command set's hash: keys.commands_synced of no guild.
+GLOBAL_SCOPE = 0
 
 
 def intents() -> discord.Intents:
@@ -156,6 +163,15 @@ class ParleyBot(commands.Bot):
         return discord.Object(id=int(self.settings.guild_id or 0))
 
     async def setup_hook(self) -> None:
+        # Before anything else: a server set up wrongly stops the bot with every problem named.
+        problems = await guild_problems(self, self.settings)
+        for problem in problems:
+            log.error("%s", problem)
+        if problems:
+            raise StartupError(
+                f"{len(problems)} problem(s) with the study's server (PARLEY_GUILD_ID="
+                f"{self.settings.guild_id}), listed above; the bot stops"
+            )
         self.add_dynamic_items(*views.DYNAMIC_ITEMS)
         await self.add_cog(
             Participant(self, settings=self.settings, service=self.service, editor=self.editor)
@@ -169,9 +185,17 @@ class ParleyBot(commands.Bot):
             )
         )
         self.tree.error(self.on_app_command_error)
-        # Commands live in the study's guild only: they show up at once (global commands take
-        # up to an hour) and nobody outside the study server sees them.
+        # Commands live in the study's guild: they show up at once (global commands take up to
+        # an hour) and nobody outside the study server sees them. Only /withdraw and /mydata
+        # stay global, because a participant must be able to leave from a DM; they act on the
+        # caller's own data only.
         self.tree.copy_global_to(guild=self.guild_object)
+        for name in DM_COMMANDS:
+            # Global only: a guild copy would show the command twice in the server.
+            self.tree.remove_command(name, guild=self.guild_object)
+        for name in [c.name for c in self.tree.get_commands()]:
+            if name not in DM_COMMANDS:
+                self.tree.remove_command(name)
         await self.sync_commands(force=False)
         await self.listener.ensure_group()
         self._background = [
@@ -212,23 +236,30 @@ class ParleyBot(commands.Bot):
                 log.exception("the %s loop failed; restarting it in 5 s", name)
                 await asyncio.sleep(5.0)
 
-    def commands_payload_hash(self) -> str:
-        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=self.guild_object)]
+    def commands_payload_hash(self, guild: discord.Object | None) -> str:
+        """The hash of a guild's command set, or of the global one (guild None)."""
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     async def sync_commands(self, *, force: bool) -> bool:
-        """Sync slash commands to the guild unless this exact set was synced before."""
-        key = keys.commands_synced(self.guild_object.id)
-        digest = self.commands_payload_hash()
-        stored = await self.redis.get(key)
-        if not force and stored == digest.encode():
-            log.info("slash commands already synced (version %s)", digest)
-            return False
-        synced = await self.tree.sync(guild=self.guild_object)
-        await self.redis.set(key, digest)
-        log.info("synced %d slash commands to guild %s", len(synced), self.guild_object.id)
-        return True
+        """Sync the guild's slash commands and the global ones (DM_COMMANDS), each unless this
+        exact set was synced before; True if either was synced."""
+        synced_any = False
+        for guild in (self.guild_object, None):
+            scope = GLOBAL_SCOPE if guild is None else guild.id
+            key = keys.commands_synced(scope)
+            digest = self.commands_payload_hash(guild)
+            stored = await self.redis.get(key)
+            where = "globally" if guild is None else f"to guild {guild.id}"
+            if not force and stored == digest.encode():
+                log.info("slash commands already synced %s (version %s)", where, digest)
+                continue
+            synced = await self.tree.sync(guild=guild)
+            await self.redis.set(key, digest)
+            log.info("synced %d slash commands %s", len(synced), where)
+            synced_any = True
+        return synced_any
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

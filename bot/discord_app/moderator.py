@@ -88,11 +88,16 @@ class Moderator(commands.Cog):
         if isinstance(outcome, Refusal):
             await self._answer(interaction, outcome.message)
         elif outcome.changed:
-            await self._answer(interaction, f"The study is now **{outcome.config.state.value}**.")
+            await self._answer(
+                interaction,
+                f"The study is now **{outcome.config.state.value}**."
+                + render.unserved_text(outcome.unserved),
+            )
         else:
             await self._answer(
                 interaction,
-                f"The study was already **{outcome.config.state.value}**; nothing changed.",
+                f"The study was already **{outcome.config.state.value}**; nothing changed."
+                + render.unserved_text(outcome.unserved),
             )
 
     @study.command(name="open", description="Open the study: participants can start rounds.")
@@ -128,6 +133,8 @@ class Moderator(commands.Cog):
                 or "none — no replies will come until a worker runs"
             )
         )
+        if report.unserved:
+            lines.append(render.unserved_text(report.unserved).strip())
         if report.oldest is not None:
             waited = render.duration(report.oldest.waited_s)
             lines.append(f"**Oldest waiting job:** `{report.oldest.model_id}` for {waited}")
@@ -236,24 +243,35 @@ class Moderator(commands.Cog):
 
     # --- data and messages -------------------------------------------------------------------
 
-    @study.command(name="export", description="Export every battle (attached if small).")
-    @app_commands.describe(fmt="File format (csv by default)")
+    @study.command(name="export", description="Export every battle to the bot's data dir.")
+    @app_commands.describe(
+        fmt="File format (csv by default)",
+        upload="Also attach the full export here (it holds transcripts, replies and comments)",
+    )
     @app_commands.choices(fmt=[app_commands.Choice(name=s, value=s) for s in EXPORT_FORMATS])
     @moderator_only()
     async def export(
         self,
         interaction: discord.Interaction,
         fmt: app_commands.Choice[str] | None = None,
+        upload: bool = False,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         exported = await self.moderation.export(fmt.value if fmt is not None else "csv")
-        size = exported.size
-        text = f"Exported {exported.rows} battles to `{exported.path}` ({render.megabytes(size)})."
-        if size <= ATTACH_MAX_BYTES:
-            await interaction.followup.send(text, file=discord.File(exported.path), ephemeral=True)
+        text = render.export_summary(exported)
+        # The export holds what participants said and heard: it stays on the bot's host unless
+        # a moderator asks for it here, knowingly.
+        if not upload:
+            await interaction.followup.send(text, ephemeral=True)
+        elif exported.size <= ATTACH_MAX_BYTES:
+            await interaction.followup.send(
+                text + "\n" + render.EXPORT_UPLOAD_WARNING,
+                file=discord.File(exported.path),
+                ephemeral=True,
+            )
         else:
             await interaction.followup.send(
-                text + " Too large to attach; fetch it from the bot's host.", ephemeral=True
+                text + "\nToo large to attach; fetch it from the bot's host.", ephemeral=True
             )
 
     @study.command(name="post", description="Post the pinned study message with a Join button.")

@@ -56,7 +56,10 @@ class Participant(commands.Cog):
     async def join(self, interaction: discord.Interaction) -> None:
         await views.start_join(interaction)
 
+    # /withdraw and /mydata are global commands allowed in DMs too: a participant who only ever
+    # talks to the bot in DMs must be able to leave and see their data (app.DM_COMMANDS).
     @app_commands.command(name="withdraw", description="Leave the study and delete your data.")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def withdraw_command(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(
             "Withdrawing deletes your recordings, votes, comments and answers from the study "
@@ -66,6 +69,7 @@ class Participant(commands.Cog):
         )
 
     @app_commands.command(name="mydata", description="See what the study stores about you.")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
     async def mydata(self, interaction: discord.Interaction) -> None:
         data = await self.service.participants.my_data(interaction.user.id)
         block = render.json_block(data)

@@ -1,7 +1,11 @@
 """Every text a participant or moderator reads, built from plain data (no Discord calls here).
 
-Battle messages never name a model before the vote: sides are "Model A" / "Model B" only, and a
-model's error text (which may name it) is never shown, only that it failed.
+Battle messages do not name a model before the vote: sides are "Model A" / "Model B" only, and a
+model's error text (which may name it) is never shown, only that it failed. A reply that names a
+model itself reaches this module already masked: the core's identity guard (bot/core/identity.py)
+replaces every model's id, display name, `aliases` and the `[identity] extra_words` with
+"[name hidden]" in stored replies, and the result listener masks streamed partials with the same
+guard; such battles are flagged `identity_leak`. Words the guard does not know still get through.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from bot.service.outcomes import (
     BadAudio,
     ConsentOutdated,
+    Exported,
     NotAudio,
     NotDispatched,
     Refusal,
@@ -335,6 +340,36 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 def megabytes(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
+
+
+def unserved_text(models: Sequence[str]) -> str:
+    """A warning line (with its leading newline) about roster models no worker serves."""
+    if not models:
+        return ""
+    named = ", ".join(f"`{m}`" for m in models)
+    return (
+        f"\n⚠️ **No live worker serves:** {named}. Rounds drawing these models fail that side "
+        "after about two minutes (participants are told); start a worker for them, or take "
+        "them off the roster with `/study models`."
+    )
+
+
+EXPORT_UPLOAD_WARNING = (
+    "⚠️ The attached export holds every transcript, reply and comment of the study (under "
+    "pseudonyms), and Discord keeps attachments on its servers: share the file only as the "
+    "study's ethics approval allows."
+)
+
+
+def export_summary(exported: Exported) -> str:
+    """What `/study export` answers: where the file is and what it holds, never its content."""
+    flags = ", ".join(f"{name} {n}" for name, n in exported.flags.items()) or "none"
+    return (
+        f"Exported {exported.rows} battles ({exported.voted} voted, {exported.participants} "
+        f"participants) to `{exported.path}` on the bot's host ({megabytes(exported.size)}).\n"
+        f"Flagged battles (kept in the export, column `flags`): {flags}.\n"
+        "The file stays on the bot's host; run `/study export upload:True` to attach it here."
+    )
 
 
 def too_big(size: int, limit: int) -> str:

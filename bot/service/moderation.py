@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from bot import dispatch
@@ -23,6 +25,7 @@ from bot.service.outcomes import (
     Withdrawn,
 )
 from bot.service.participants import Participants
+from contract.heartbeat import WorkerEntry
 from contract.pairing import neighbour_gaps
 from contract.records import (
     ParticipantStatus,
@@ -34,6 +37,12 @@ from contract.records import (
 )
 
 EXPORT_FORMATS = ("csv", "parquet", "jsonl")
+
+
+def unserved(roster: Sequence[str], workers: Sequence[WorkerEntry]) -> list[str]:
+    """The roster's models that none of these (live) workers serves."""
+    served = {model for worker in workers for model in worker.models}
+    return [model for model in sorted(roster) if model not in served]
 
 
 class Moderation:
@@ -54,12 +63,19 @@ class Moderation:
         """Open, pause or close; saying so, and writing nothing, when it already is."""
         current = await self.deps.study.config()
         if current.state == state:
-            return StateSet(current, changed=False)
+            return StateSet(current, changed=False, unserved=await self._unserved(current))
         try:
             config = await self.deps.study.set_state(state, self._by(moderator_id))
         except Refused as refused:
             return Refusal.of(refused)
-        return StateSet(config, changed=True)
+        return StateSet(config, changed=True, unserved=await self._unserved(config))
+
+    async def _unserved(self, config: StudyConfig) -> list[str]:
+        """Roster models of an open study that no live worker serves."""
+        if config.state is not StudyState.OPEN:
+            return []
+        workers = await asyncio.to_thread(dispatch.live_workers, self.deps.rq_conn)
+        return unserved(config.roster, workers)
 
     async def set_roster(self, roster: list[str], moderator_id: int) -> DesignView | Refusal:
         try:
@@ -107,20 +123,32 @@ class Moderation:
         oldest = await asyncio.to_thread(dispatch.oldest_waiting, conn, models)
         outcomes = await self.deps.study.pair_outcomes()
         gaps = neighbour_gaps(design.config.roster, outcomes) if outcomes else []
-        return StatusReport(design, summary, depths, workers, oldest, gaps)
+        missing = unserved(design.config.roster, workers)
+        return StatusReport(design, summary, depths, workers, oldest, gaps, missing)
 
     async def export(self, fmt: str = "csv") -> Exported:
         """Every battle to `<data dir>/exports/battles-<UTC time>.<fmt>`."""
         if fmt not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
         # Imported on use: pandas and pyarrow would slow every bot start for a rare command.
-        from bot.export import export_battles
+        from bot.export import BATTLE_COLUMNS, battle_rows, write_rows
 
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.deps.clock()))
         out = self.deps.data_dir / "exports" / f"battles-{stamp}.{fmt}"
         out.parent.mkdir(parents=True, exist_ok=True)
-        rows = int(await export_battles(self.deps.study, out))
-        return Exported(out, rows, out.stat().st_size)
+        rows = await battle_rows(self.deps.study)
+        await asyncio.to_thread(write_rows, rows, BATTLE_COLUMNS, out)
+        flags: Counter[str] = Counter()
+        for row in rows:
+            flags.update(f for f in str(row.get("flags") or "").split(",") if f)
+        return Exported(
+            out,
+            len(rows),
+            out.stat().st_size,
+            voted=sum(1 for row in rows if row.get("winner")),
+            participants=len({row.get("participant") for row in rows}),
+            flags=dict(sorted(flags.items())),
+        )
 
     async def info(self, member_id: int) -> ParticipantData:
         study = self.deps.study

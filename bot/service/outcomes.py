@@ -258,6 +258,8 @@ class StatusReport:
     oldest: WaitingJob | None
     # Adjacent models of the running ranking and the votes each pair still needs to separate.
     gaps: list[NeighbourGap] = field(default_factory=list)
+    # Roster models no live worker serves: their sides fail after the sweeper's short wait.
+    unserved: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,10 @@ class Exported:
     path: Path
     rows: int
     size: int
+    voted: int = 0
+    participants: int = 0
+    # Flag name -> battles carrying it (a battle may carry several).
+    flags: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,8 @@ class StateSet:
 
     config: StudyConfig
     changed: bool
+    # When opening: roster models no live worker serves (the moderator is told).
+    unserved: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,7 @@ class World:
         bot_role = self._add_role(
             self.snowflakes.next(), bot_name, ADMINISTRATOR_PERMISSIONS, position=2
         )
+        self.bot_role_id = bot_role
         self.roles[bot_role]["managed"] = True
         self.roles[bot_role]["tags"] = {"bot_id": self.bot.id}
         self.bot.member_roles = [bot_role]
@@ -214,6 +215,11 @@ class World:
         for role_id in user.member_roles or []:
             bits |= int(self.roles[role_id]["permissions"])
         return ALL_PERMISSIONS if bits & ADMINISTRATOR else bits
+
+    def set_bot_permissions(self, permissions: str) -> None:
+        """What the bot's integration role allows (default: administrator), e.g. to test the
+        bot's start-up check of a server where it lacks permissions."""
+        self.roles[self.bot_role_id]["permissions"] = str(int(permissions))
 
     def add_role(self, name: str, *, permissions: str = EVERYONE_PERMISSIONS) -> dict[str, Any]:
         role_id = self._add_role(

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-from bot.core import Battle, Study
+from bot.core import Battle, Study, StudyState
 from contract.modelsfile import ModelsFile
 from contract.protocol import ResultMessage
 
@@ -55,6 +55,9 @@ def make_study(
         known_models=models_file,
         rng=np.random.default_rng(seed),
         clock=clock,
+        # The core's tests are about a study that runs; tests/core/test_study_state.py starts
+        # one closed, as production does.
+        initial_state=StudyState.OPEN,
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from bot.core import StorageNotDurable, Study, Winner
+from bot.core import StorageNotDurable, Study, StudyState, Winner
 from contract.modelsfile import ModelsFile
 from devstack.redis_servers import RedisServer
 from tests.core.helpers import AUDIO, SECRET, Clock, result_for
@@ -23,6 +23,7 @@ def _study(client: aioredis.Redis, models: ModelsFile, data_dir: Path, clock: Cl
         known_models=models,
         rng=np.random.default_rng(0),
         clock=clock,
+        initial_state=StudyState.OPEN,
     )
 
 

@@ -120,6 +120,28 @@ async def test_cli_writes_battles_and_participants(
     assert len(pd.read_parquet(people)) == 1
 
 
+async def test_cli_fastchat_names(
+    study: Study, clock: Clock, tmp_path: Path, redis_url: str
+) -> None:
+    await _study_with_battles(study, clock)
+    out = tmp_path / "arena.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.export", "--out", str(out), "--fastchat"],
+        cwd=tmp_path,
+        env={**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3
+    assert list(rows[0])[:6] == ["question_id", "tstamp", "judge", "model_a", "model_b", "winner"]
+    assert "battle_id" not in rows[0]
+    assert "participant" not in rows[0]
+    assert "flags" in rows[0]
+
+
 def test_cli_refuses_bad_suffix(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bot.export", "--out", str(tmp_path / "x.txt")],

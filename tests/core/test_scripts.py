@@ -260,6 +260,8 @@ async def test_config_scripts(redis_client: aioredis.Redis) -> None:
         b"strategy": b"uniform",
         b"limit.daily_quota": b"2",
         b"limit.min_seconds_between": b"0.0",
+        # It has been open: once closed it says "closed", not "not open yet".
+        b"opened_at": b"1",
     }
     change = ConfigChanged(by="mod", at=T + 2, roster=("alpha", "gamma"), state=StudyState.PAUSED)
     assert await scripts.run(ChangeConfig(change=change)) is True

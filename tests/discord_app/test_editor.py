@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from bot.core import Study, connect
+from bot.core import Study, StudyState, connect
 from bot.discord_app.results import BattleEditor
 from contract.modelsfile import load_models_file
 from contract.protocol import ResultMessage
@@ -70,6 +70,7 @@ async def study(redis_url: str, tmp_path: Path) -> AsyncIterator[Study]:
         data_dir=tmp_path,
         known_models=load_models_file(models),
         rng=np.random.default_rng(7),
+        initial_state=StudyState.OPEN,
     )
     await redis.aclose()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.discord_app import render
@@ -9,6 +11,7 @@ from bot.service.clips import audio_suffix, looks_like_audio
 from bot.service.outcomes import (
     BadAudio,
     ConsentOutdated,
+    Exported,
     NotAudio,
     NotDispatched,
     Refusal,
@@ -184,3 +187,26 @@ def test_clip_answer_texts() -> None:
         "Sorry, I couldn't pass your message to the models right now. "
         "Please try again in a little while."
     )
+
+
+def test_unserved_models_are_named_with_what_to_do() -> None:
+    assert render.unserved_text([]) == ""
+    text = render.unserved_text(["alpha", "beta"])
+    assert text.startswith("\n")
+    assert "`alpha`, `beta`" in text
+    assert "/study models" in text
+
+
+def test_export_summary_names_path_counts_and_flags_never_content(tmp_path: Path) -> None:
+    path = tmp_path / "exports" / "battles-20261129-120000.csv"
+    exported = Exported(
+        path, 5, 2_500_000, voted=4, participants=2, flags={"fast_vote": 1, "identity_leak": 2}
+    )
+    text = render.export_summary(exported)
+    assert "Exported 5 battles (4 voted, 2 participants)" in text
+    assert f"`{path}`" in text
+    assert "2.5 MB" in text
+    assert "fast_vote 1, identity_leak 2" in text
+    assert "upload:True" in text
+    empty = render.export_summary(Exported(path, 0, 10))
+    assert "Flagged battles (kept in the export, column `flags`): none." in empty

@@ -109,13 +109,22 @@ async def test_status(stack: Stack, driver: StudyDriver, mod: User) -> None:
     assert '"by_status"' in text or "status" in text
 
 
-async def test_export_attaches_the_battles(stack: Stack, driver: StudyDriver, mod: User) -> None:
+async def test_export_writes_to_the_data_dir_and_uploads_only_on_request(
+    stack: Stack, driver: StudyDriver, mod: User
+) -> None:
     response = await driver.command(mod, "study", "export")
     text = driver.read(response)
-    assert "Exported 1 battles" in text
+    assert "Exported 1 battles (" in text
+    assert "1 participants)" in text
+    assert str(stack.data_dir / "exports") in text
+    assert "Flagged battles" in text
+    # By default no transcripts, replies or comments go into Discord.
+    assert attached_text(stack, response) == ""
+    response = await driver.command(mod, "study", "export", options={"upload": True})
+    assert "ethics approval" in driver.read(response)
     exported = attached_text(stack, response)
     assert exported.splitlines()[0].lstrip('"').startswith("battle_id")
-    assert len(list((stack.data_dir / "exports").glob("battles-*.csv"))) == 1
+    assert len(list((stack.data_dir / "exports").glob("battles-*.csv"))) >= 1
     text = await driver.moderate(mod, "export", fmt="jsonl")
     assert ".jsonl" in text
 

@@ -6,6 +6,7 @@ clock the sweeper reads is moved by hand, starting at the real time RQ stamps it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +23,8 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from bot import dispatch
 from bot.core import Battle, Study
 from bot.sweeper import SWEEPER_NAME, Sweeper
-from contract import keys
+from contract import heartbeat, keys
+from contract.heartbeat import WorkerEntry
 from contract.keys import RESULTS_STREAM, queue_name
 from contract.modelsfile import load_models_file
 from contract.protocol import JobRequest, ResultMessage
@@ -377,3 +379,27 @@ async def test_a_slot_of_a_concurrent_worker_is_judged_by_its_process_heartbeat(
     [action] = await sweep.sweep()
     assert (action.battle_id, action.side, action.action) == (battle.battle_id, "a", "requeued")
     assert slot in action.reason
+
+
+async def test_a_side_no_live_worker_serves_fails_after_the_short_wait(
+    study: Study, conn: redis.Redis, clock: Clock
+) -> None:
+    """Participants are not left waiting half an hour for a model nobody serves: its side fails
+    `unserved_wait_s` after the battle; a model a live worker serves keeps waiting."""
+    battle = await enqueued_battle(study, conn)
+    sweep = sweeper(study, conn, clock, unserved_wait_s=120.0)
+    serving = WorkerEntry(
+        "serves-b", "test", 1, (battle.model_b,), started_at=0.0, heartbeat_at=clock.now
+    )
+    heartbeat.write(conn, serving)
+    clock.advance(100)
+    heartbeat.write(conn, dataclasses.replace(serving, heartbeat_at=clock.now))
+    assert await sweep.sweep() == []
+    clock.advance(30)
+    heartbeat.write(conn, dataclasses.replace(serving, heartbeat_at=clock.now))
+    [action] = await sweep.sweep()
+    assert (action.battle_id, action.side, action.action) == (battle.battle_id, "a", "failed")
+    assert f"no live worker serves model {battle.model_a!r}" in action.reason
+    [failure] = results(conn)
+    assert failure.side == "a"
+    assert "no live worker" in (failure.error or "")

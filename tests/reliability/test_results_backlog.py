@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from bot.core import Study, connect
+from bot.core import Study, StudyState, connect
 from bot.discord_app.results import RESULTS_GROUP, ResultListener
 from contract.keys import RESULTS_STREAM
 from contract.modelsfile import load_models_file
@@ -73,6 +73,7 @@ async def test_results_of_one_read_are_shown_together(
         data_dir=tmp_path,
         known_models=load_models_file(models),
         rng=np.random.default_rng(11),
+        initial_state=StudyState.OPEN,
     )
     battle_ids = []
     for person in range(1, BATTLES + 1):

@@ -87,6 +87,34 @@ async def test_status_reads_queues_and_workers(
     )
     assert report.summary == await study.summary()
     assert report.design.config == await study.config()
+    # Only alpha has a live worker: the rest of the roster is named as unserved.
+    roster = (await study.config()).roster
+    assert report.unserved == [m for m in roster if m != "alpha"]
+
+
+async def test_opening_names_the_models_no_live_worker_serves(
+    service: StudyService, study: Study, rq_conn: redis.Redis
+) -> None:
+    await service.moderation.set_state(StudyState.CLOSED, 1)
+    roster = list((await study.config()).roster)
+    heartbeat.write(
+        rq_conn,
+        WorkerEntry(
+            name="w1",
+            host="gpu1",
+            pid=1,
+            models=(roster[0],),
+            started_at=T0,
+            heartbeat_at=T0 + 1e9,
+        ),
+    )
+    opened = await service.moderation.set_state(StudyState.OPEN, 1)
+    assert isinstance(opened, StateSet)
+    assert opened.changed
+    assert opened.unserved == roster[1:]
+    closed = await service.moderation.set_state(StudyState.CLOSED, 1)
+    assert isinstance(closed, StateSet)
+    assert closed.unserved == [], "a closed study draws no model: nothing to warn about"
 
 
 async def test_export_writes_under_the_data_dir(
@@ -100,6 +128,9 @@ async def test_export_writes_under_the_data_dir(
     assert exported.path.suffix == ".csv"
     assert exported.size == exported.path.stat().st_size
     assert len(pd.read_csv(exported.path)) == 1
+    assert exported.participants == 1
+    assert exported.voted == 0
+    assert exported.flags == {}
 
 
 async def test_one_participant(service: StudyService, study: Study) -> None:

@@ -1,4 +1,5 @@
-"""The models file's optional static_name: parsed, looked up, and refused when malformed."""
+"""The models file's optional keys (static_name, aliases, [identity]): parsed, looked up, and
+refused when malformed."""
 
 from __future__ import annotations
 
@@ -40,3 +41,34 @@ def test_unknown_keys_name_static_name_among_the_allowed(tmp_path: Path) -> None
     path = _write(tmp_path, '[models.qwen]\nbackend = "gemini"\nstatic = "x"\n')
     with pytest.raises(ModelsFileError, match="static_name"):
         load_models_file(path)
+
+
+def test_aliases_and_identity_words_are_parsed(tmp_path: Path) -> None:
+    models = load_models_file(
+        _write(
+            tmp_path,
+            '[identity]\nextra_words = ["Alibaba Cloud", " Tongyi "]\n'
+            '[models.qwen]\nbackend = "hf_audio_lm"\ndisplay_name = "Qwen2 Audio"\n'
+            'aliases = ["Qwen", "Alibaba"]\n'
+            '[models.other]\nbackend = "gemini"\n',
+        )
+    )
+    assert models.get("qwen").aliases == ("Qwen", "Alibaba")
+    assert models.get("other").aliases == ()
+    assert models.identity_words == ("Alibaba Cloud", "Tongyi"), "stripped"
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ('[models.m]\nbackend = "gemini"\naliases = "Gemini"\n', "[models.m].aliases"),
+        ('[models.m]\nbackend = "gemini"\naliases = ["Gemini", ""]\n', "[models.m].aliases"),
+        ('[identity]\nextra_words = [1]\n[models.m]\nbackend = "gemini"\n', "extra_words"),
+        ('identity = "x"\n[models.m]\nbackend = "gemini"\n', "[identity] must be a table"),
+        ('[identity]\nwords = ["x"]\n[models.m]\nbackend = "gemini"\n', "unknown key(s)"),
+    ],
+)
+def test_malformed_aliases_and_identity_are_refused(tmp_path: Path, body: str, named: str) -> None:
+    with pytest.raises(ModelsFileError) as info:
+        load_models_file(_write(tmp_path, body))
+    assert named in str(info.value)
