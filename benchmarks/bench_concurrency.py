@@ -25,9 +25,9 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.bench_queue import Bot, wait_workers
 from devstack.clips import encode, speak
 from devstack.fake_apis import FakeApiServer
+from devstack.queue_client import Bot, wait_workers
 from devstack.redis_servers import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]

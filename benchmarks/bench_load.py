@@ -146,7 +146,9 @@ async def run(args: argparse.Namespace) -> int:
         # Answers wait behind hundreds of others; waiters poll at a gentler 20 ms.
         driver = StudyDriver(stack, timeout=60, poll_s=0.02)
         per_person = -(-args.messages // args.participants)
-        await driver.open_study(daily_quota=max(per_person, 1) + 1)
+        # One turn per battle: each voice message is a round of its own, even when a participant's
+        # next message arrives before their vote (otherwise it would be the battle's next turn).
+        await driver.open_study(daily_quota=max(per_person, 1) + 1, max_turns=1)
 
         started = time.monotonic()
         gate = asyncio.Semaphore(8)

@@ -25,12 +25,9 @@ from pathlib import Path
 
 import redis
 
-from contract.heartbeat import live_workers
-from contract.keys import RESULTS_STREAM, audio_key
-from contract.protocol import JobRequest, ResultMessage, Side
-from contract.queueing import enqueue_answer
 from devstack.clips import encode, speak
 from devstack.fake_apis import FakeApiServer
+from devstack.queue_client import Bot, wait_workers
 from devstack.redis_servers import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,60 +49,10 @@ stream = false
 """
 
 
-class Bot:
-    """What the bot does: enqueue, then read results off the stream."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.last_id = "0-0"
-        self.n = 0
-
-    def enqueue(self, model_id: str, clip: bytes, side: Side = "a") -> str:
-        self.n += 1
-        battle_id = f"bench{self.n}"
-        self.client.set(audio_key(battle_id), clip)
-        request = JobRequest(
-            battle_id=battle_id,
-            side=side,
-            model_id=model_id,
-            audio_key=audio_key(battle_id),
-            audio_format="ogg",
-            max_audio_seconds=60.0,
-        )
-        enqueue_answer(self.client, request, timeout_s=60, retries=0)
-        return battle_id
-
-    def next_results(self, count: int, timeout_s: float = 60.0) -> list[ResultMessage]:
-        out: list[ResultMessage] = []
-        deadline = time.monotonic() + timeout_s
-        while len(out) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(out)} of {count} results within {timeout_s} s")
-            reply = self.client.xread({RESULTS_STREAM: self.last_id}, block=1000)
-            if not isinstance(reply, list):  # RESP2: [[stream, entries], ...]
-                raise TypeError(f"XREAD replied {type(reply).__name__}; a RESP2 list was expected")
-            for _, entries in reply:
-                for entry_id, fields in entries:
-                    self.last_id = entry_id
-                    message = ResultMessage.from_fields(fields)
-                    if not message.ok:
-                        raise RuntimeError(f"job failed: {message.error}")
-                    out.append(message)
-        return out
-
-
 def start_worker(redis_url: str, models: Path, serve: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REDIS_URL": redis_url, "PARLEY_MODELS": str(models)}
     env["PARLEY_LOG_LEVEL"] = "WARNING"
     return subprocess.Popen([sys.executable, "-m", "workers", "--serve", serve], cwd=REPO, env=env)
-
-
-def wait_workers(client: redis.Redis, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while len(live_workers(client)) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{count} workers did not start")
-        time.sleep(0.05)
 
 
 def stop(workers: list[subprocess.Popen[bytes]]) -> None:
