@@ -41,6 +41,9 @@ from contract.records import Battle, BattleStatus, Refused
 log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = (".ogg", ".oga", ".opus", ".mp3", ".wav", ".m4a", ".aac", ".flac", ".webm")
+# Containers that usually hold a picture as well: their sound is taken (`read` keeps only the
+# audio stream, judged by the content), their picture never is.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 Admission = Admitted | TextOnly | NotAudio | Refusal | ConsentOutdated | TooBig | StillAnswering
 Reading = Clip | BadAudio | UnknownLength | TooLong
@@ -50,14 +53,14 @@ Start = Started | Refusal | NotDispatched | ReasonTaken
 def looks_like_audio(filename: str, content_type: str | None, *, voice_message: bool) -> bool:
     if voice_message:
         return True
-    if content_type and content_type.split(";")[0].strip().lower().startswith("audio/"):
+    if content_type and content_type.split(";")[0].strip().lower().startswith(("audio/", "video/")):
         return True
-    return filename.lower().endswith(AUDIO_SUFFIXES)
+    return filename.lower().endswith(AUDIO_SUFFIXES + VIDEO_SUFFIXES)
 
 
 def audio_suffix(filename: str, content_type: str | None) -> str:
     lowered = filename.lower()
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in AUDIO_SUFFIXES + VIDEO_SUFFIXES:
         if lowered.endswith(suffix):
             return suffix.lstrip(".")
     if content_type and "/" in content_type:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from bot.discord_app import render
-from bot.service.clips import audio_suffix, looks_like_audio
 from bot.service.outcomes import (
     BadAudio,
     ConsentOutdated,
@@ -116,30 +115,6 @@ def test_reveal_names_the_models_and_the_rest_of_the_day() -> None:
 )
 def test_progress_header(position: int | None, expected: str) -> None:
     assert render.progress_header(position) == expected
-
-
-@pytest.mark.parametrize(
-    ("filename", "content_type", "voice", "expected"),
-    [
-        ("voice-message.ogg", "audio/ogg", True, True),
-        ("clip.MP3", None, False, True),
-        ("notes.txt", "text/plain", False, False),
-        ("blob", "audio/x-wav", False, True),
-        ("image.png", "image/png", False, False),
-    ],
-)
-def test_looks_like_audio(
-    filename: str, content_type: str | None, voice: bool, expected: bool
-) -> None:
-    assert looks_like_audio(filename, content_type, voice_message=voice) is expected
-
-
-@pytest.mark.parametrize(
-    ("filename", "content_type", "expected"),
-    [("a.ogg", "audio/ogg", "ogg"), ("blob", "audio/x-wav", "xwav"), ("blob", None, "ogg")],
-)
-def test_audio_suffix(filename: str, content_type: str | None, expected: str) -> None:
-    assert audio_suffix(filename, content_type) == expected
 
 
 def test_split_text_prefers_line_breaks() -> None:

@@ -217,7 +217,13 @@ async def test_enqueue_failure_is_reported_not_raised(
         ("x.bin", None, True, True),
         ("x.bin", "audio/mpeg; codecs=mp3", False, True),
         ("REC.M4A", None, False, True),
+        ("clip.MP3", None, False, True),
+        ("blob", "audio/x-wav", False, True),
+        # A video's sound is taken; `read` keeps only its audio stream.
+        ("screen.mp4", "video/mp4", False, True),
+        ("take.mov", None, False, True),
         ("photo.png", "image/png", False, False),
+        ("notes.txt", "text/plain", False, False),
     ],
 )
 def test_looks_like_audio(
