@@ -363,6 +363,14 @@ class FakeApiServer:
         audio, content_type = fake_speech(body["input"], body["voice"], body["response_format"])
         return web.Response(body=audio, content_type=content_type)
 
+    async def _openai_gate(self, request: web.Request) -> web.Response | None:
+        """What every OpenAI route answers first: a bad key, or the next scripted error."""
+        if (denied := self._openai_auth(request)) is not None:
+            return denied
+        return await self._scripted(
+            lambda status: openai_error(f"scripted error {status}", "server_error")
+        )
+
     async def _openai_model_problem(self, model: str) -> web.Response | None:
         """OpenAI's answer for a model it does not serve, or one scripted to be broken."""
         if model not in self.models:
@@ -383,13 +391,8 @@ class FakeApiServer:
 
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        if (denied := self._openai_auth(request)) is not None:
-            return denied
-        scripted = await self._scripted(
-            lambda status: openai_error(f"scripted error {status}", "server_error")
-        )
-        if scripted is not None:
-            return scripted
+        if (refused := await self._openai_gate(request)) is not None:
+            return refused
         try:
             if not isinstance(body, dict):
                 raise TypeError(f"the body must be a JSON object, got {type(body).__name__}")
@@ -563,13 +566,8 @@ class FakeApiServer:
         """OpenAI's (and vLLM's) transcription endpoint: multipart `file`, `model`, optional
         `language`, `response_format` json (the default) or text."""
         form = await self._record(request)
-        if (denied := self._openai_auth(request)) is not None:
-            return denied
-        scripted = await self._scripted(
-            lambda status: openai_error(f"scripted error {status}", "server_error")
-        )
-        if scripted is not None:
-            return scripted
+        if (refused := await self._openai_gate(request)) is not None:
+            return refused
         try:
             if not isinstance(form, dict):
                 raise TypeError(f"the body must be a multipart form, got {type(form).__name__}")
